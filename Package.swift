@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// APT Fleet: Adaptive Precision Training on a federated fleet of edge devices.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "APTFleet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "APTCore", targets: ["APTCore"]),
+        .library(name: "APTProtocol", targets: ["APTProtocol"]),
+        .library(name: "APTNode", targets: ["APTNode"]),
+        .library(name: "APTCoordinator", targets: ["APTCoordinator"]),
+        .executable(name: "apt-node", targets: ["apt-node"]),
+        .executable(name: "apt-coord", targets: ["apt-coord"]),
+    ],
+    targets: [
+        // C system libraries from Debian packages; linked through their module maps.
+        .systemLibrary(name: "CZmq", path: "Sources/CZmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // The shared core: the APT training engine.
+        .target(name: "APTCore", dependencies: ["CZlib"], path: "Sources/APTCore", swiftSettings: strict),
+        // Command-line plumbing shared by the two executables (parsing, help, errors, logging).
+        .target(name: "APTCommandLine", path: "Sources/APTCommandLine", swiftSettings: strict),
+
+        // Wire format and ZeroMQ transport. Knows nothing of training loops or SQL.
+        .target(name: "APTProtocol", dependencies: ["CZmq"], path: "protocol/APTProtocol", swiftSettings: strict),
+
+        // The node agent and its executable.
+        .target(
+            name: "APTNode", dependencies: ["APTCore", "APTProtocol"], path: "node/APTNode",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "apt-node", dependencies: ["APTNode", "APTCore", "APTCommandLine"], path: "node/apt-node",
+            swiftSettings: strict),
+
+        // The coordinator, its ledger and its executable.
+        .target(
+            name: "APTCoordinator", dependencies: ["APTCore", "APTProtocol", "CSQLite"],
+            path: "coordinator/APTCoordinator", swiftSettings: strict),
+        .executableTarget(
+            name: "apt-coord", dependencies: ["APTCoordinator", "APTProtocol", "APTCore", "APTCommandLine"],
+            path: "coordinator/apt-coord", swiftSettings: strict),
+
+        .testTarget(name: "APTCoreTests", dependencies: ["APTCore"], swiftSettings: strict),
+        .testTarget(name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore"], swiftSettings: strict),
+        .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore"], swiftSettings: strict),
+        .testTarget(
+            name: "APTCoordinatorTests", dependencies: ["APTCoordinator", "APTProtocol"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["APTCore"], swiftSettings: strict),
+    ]
+)

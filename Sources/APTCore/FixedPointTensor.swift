@@ -1,0 +1,216 @@
+/// The backing store of a fixed-point tensor: the narrowest signed integer type that holds its bitwidth.
+public enum FixedPointStorage: Sendable, Equatable {
+    /// Codes of formats with at most 8 bits.
+    case int8([Int8])
+    /// Codes of formats with 9 to 16 bits.
+    case int16([Int16])
+
+    /// Number of stored codes.
+    public var count: Int {
+        switch self {
+        case .int8(let a): return a.count
+        case .int16(let a): return a.count
+        }
+    }
+
+    /// Bytes actually held by the codes.
+    public var byteCount: Int {
+        switch self {
+        case .int8(let a): return a.count
+        case .int16(let a): return a.count * 2
+        }
+    }
+
+    /// The code at `i`, widened.
+    @inline(__always) public subscript(i: Int) -> Int32 {
+        switch self {
+        case .int8(let a): return Int32(a[i])
+        case .int16(let a): return Int32(a[i])
+        }
+    }
+}
+
+/// A tensor of fixed-point values sharing one `FixedPointFormat` (a per-tensor power-of-two scale).
+///
+/// This is the engine's only copy of a quantised model's parameters: there is no float master copy. Storage
+/// shrinks with the format (`Int8` up to 8 bits, `Int16` up to 16 bits). The type is a plain value: it can be
+/// copied, compared, serialised as codes plus format, and re-quantised to another format.
+public struct FixedPointTensor: Sendable, Equatable {
+    /// Logical shape, outermost first.
+    public private(set) var shape: [Int]
+    /// The shared number format.
+    public private(set) var format: FixedPointFormat
+    /// The integer codes.
+    public internal(set) var storage: FixedPointStorage
+
+    /// Element count.
+    public var count: Int { storage.count }
+
+    /// Creates a tensor from codes that already fit `format` (checked).
+    public init(shape: [Int], format: FixedPointFormat, codes: [Int32]) {
+        precondition(shape.reduce(1, *) == codes.count, "shape \(shape) does not match \(codes.count) codes")
+        self.shape = shape
+        self.format = format
+        let m = format.maxCode
+        precondition(codes.allSatisfy { abs($0) <= m }, "codes exceed \(format)")
+        if format.bits <= 8 {
+            storage = .int8(codes.map { Int8(truncatingIfNeeded: $0) })
+        } else {
+            storage = .int16(codes.map { Int16(truncatingIfNeeded: $0) })
+        }
+    }
+
+    /// Quantises `values` into `format`. Returns the tensor; `clipped` counts saturated elements.
+    public init(
+        quantizing values: [Float], shape: [Int], format: FixedPointFormat, rounding: RoundingMode,
+        random: inout RandomSource
+    ) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not match \(values.count) values")
+        self.shape = shape
+        self.format = format
+        if format.bits <= 8 {
+            var out = [Int8](repeating: 0, count: values.count)
+            Quantizer.quantize(values, into: &out, format: format, rounding: rounding, random: &random)
+            storage = .int8(out)
+        } else {
+            var out = [Int16](repeating: 0, count: values.count)
+            Quantizer.quantize(values, into: &out, format: format, rounding: rounding, random: &random)
+            storage = .int16(out)
+        }
+    }
+
+    /// The real values `q · 2^-f`.
+    public func dequantized() -> [Float] {
+        let s = format.step
+        switch storage {
+        case .int8(let a): return a.map { Float($0) * s }
+        case .int16(let a): return a.map { Float($0) * s }
+        }
+    }
+
+    /// Bytes held by the codes.
+    public var byteCount: Int { storage.byteCount }
+
+    /// The largest stored magnitude.
+    public var maxAbsCode: Int32 {
+        switch storage {
+        case .int8(let a): return a.reduce(Int32(0)) { max($0, abs(Int32($1))) }
+        case .int16(let a): return a.reduce(Int32(0)) { max($0, abs(Int32($1))) }
+        }
+    }
+
+    /// Moves the tensor to `newFormat`. Finer steps (larger `f`) are exact shifts; coarser steps round with
+    /// `rounding`; values beyond the new range saturate. Returns how many codes saturated.
+    @discardableResult
+    public mutating func requantize(
+        to newFormat: FixedPointFormat, rounding: RoundingMode, random: inout RandomSource
+    ) -> Int {
+        if newFormat == format { return 0 }
+        let shift = newFormat.fractionBits - format.fractionBits
+        let m = newFormat.maxCode
+        var clipped = 0
+        var codes = [Int32](repeating: 0, count: count)
+        for i in 0..<count {
+            let q = storage[i]
+            var r: Int32
+            if shift >= 0 {
+                let wide = Int64(q) << Int64(min(shift, 40))
+                r = Int32(clamping: wide)
+            } else {
+                let s = -shift
+                if s >= 31 {
+                    r = 0
+                } else {
+                    switch rounding {
+                    case .nearest:
+                        // Round half to even on an arithmetic shift.
+                        let half = Int32(1) << (s - 1)
+                        let floor = q >> s
+                        let rem = q - (floor << s)
+                        if rem > half || (rem == half && (floor & 1) == 1) { r = floor + 1 } else { r = floor }
+                    case .stochastic:
+                        let floor = q >> s
+                        let rem = q - (floor << s)
+                        let threshold = Int32(truncatingIfNeeded: random.next() >> UInt64(64 - s))
+                        r = rem > threshold ? floor + 1 : floor
+                    }
+                }
+            }
+            if r > m || r < -m { clipped += 1 }
+            codes[i] = saturate(r, m)
+        }
+        self = FixedPointTensor(shape: shape, format: newFormat, codes: codes)
+        return clipped
+    }
+}
+
+/// Vectorised float → fixed-point conversion used by tensors and layers.
+public enum Quantizer {
+    /// The largest magnitude in `values` (NaN is treated as infinite).
+    @inline(__always)
+    public static func maxAbs(_ values: UnsafeBufferPointer<Float>) -> Float {
+        var m = SIMD16<Float>(repeating: 0)
+        var i = 0
+        let n = values.count
+        let base = values.baseAddress!
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self)
+            m = pointwiseMax(m, pointwiseMax(v, -v))
+            i += 16
+        }
+        var s = m.max()
+        while i < n {
+            s = max(s, abs(base[i]))
+            i += 1
+        }
+        return s
+    }
+
+    /// Quantises `values` into `out` with `format`; returns the number of saturated elements.
+    @discardableResult
+    @inline(__always)
+    public static func quantize<T: FixedWidthInteger & SignedInteger>(
+        _ values: [Float], into out: inout [T], format: FixedPointFormat, rounding: RoundingMode,
+        random: inout RandomSource
+    ) -> Int {
+        precondition(out.count == values.count)
+        return values.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                quantize(src, into: dst, format: format, rounding: rounding, random: &random)
+            }
+        }
+    }
+
+    /// Pointer form of `quantize(_:into:format:rounding:random:)`.
+    @inline(__always)
+    public static func quantize<T: FixedWidthInteger & SignedInteger>(
+        _ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<T>, format: FixedPointFormat,
+        rounding: RoundingMode, random: inout RandomSource
+    ) -> Int {
+        let n = src.count
+        let inv = format.inverseStep
+        let m = Float(format.maxCode)
+        var clipped = 0
+        switch rounding {
+        case .nearest:
+            for i in 0..<n {
+                var r = (src[i] * inv).rounded(.toNearestOrEven)
+                if !(abs(r) <= m) {
+                    clipped += 1
+                    r = r.isNaN ? 0 : (r > 0 ? m : -m)
+                }
+                dst[i] = T(r)
+            }
+        case .stochastic:
+            for i in 0..<n {
+                var r = (src[i] * inv + random.nextUnitFloat()).rounded(.down)
+                if !(abs(r) <= m) {
+                    clipped += 1
+                    r = r.isNaN ? 0 : (r > 0 ? m : -m)
+                }
+                dst[i] = T(r)
+            }
+        }
+        return clipped
+    }
+}

@@ -1,0 +1,257 @@
+/// A batch of float values flowing between layers: `count` samples, each of `shape` (e.g. `[C, H, W]`).
+public struct Batch: Sendable {
+    /// Row-major values, sample after sample.
+    public var values: [Float]
+    /// Number of samples.
+    public var count: Int
+    /// Per-sample shape.
+    public var shape: [Int]
+
+    /// Creates a batch; the value count must match.
+    public init(values: [Float], count: Int, shape: [Int]) {
+        precondition(values.count == count * shape.reduce(1, *), "batch values do not match \(count)×\(shape)")
+        self.values = values
+        self.count = count
+        self.shape = shape
+    }
+
+    /// Elements per sample.
+    public var sampleSize: Int { shape.reduce(1, *) }
+}
+
+/// Everything a layer needs from the run while it computes a pass.
+public struct StepContext: Sendable {
+    /// The arithmetic of the run.
+    public var mode: PrecisionMode
+    /// Bitwidths and rounding for fixed-point runs.
+    public var quantization: QuantizationSettings
+    /// Optimiser hyper-parameters.
+    public var hyper: UpdateHyperparameters
+    /// Randomness for stochastic rounding.
+    public var random: RandomSource
+    /// Where MACs and bytes are counted.
+    public var meter: EnergyMeter
+    /// Whether to keep what the backward pass needs.
+    public var training: Bool
+    /// Index of the layer being run (for the meter).
+    public var layerIndex: Int = 0
+
+    /// Creates a context.
+    public init(
+        mode: PrecisionMode, quantization: QuantizationSettings, hyper: UpdateHyperparameters,
+        random: RandomSource, meter: EnergyMeter, training: Bool
+    ) {
+        self.mode = mode
+        self.quantization = quantization
+        self.hyper = hyper
+        self.random = random
+        self.meter = meter
+        self.training = training
+    }
+}
+
+/// A layer of a sequential network. Backward passes are written by hand.
+public protocol Layer: Sendable {
+    /// A short name such as `linear(784→256)`.
+    var name: String { get }
+    /// The per-sample output shape for a per-sample input shape.
+    func outputShape(for input: [Int]) -> [Int]
+    /// Computes the output; keeps what `backward` needs when `context.training`.
+    mutating func forward(_ x: Batch, context: inout StepContext) -> Batch
+    /// Given the loss gradient w.r.t. the output, updates the parameters (if any) and returns the gradient
+    /// w.r.t. the input, or `nil` when `needsInputGradient` is false.
+    mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    /// Bytes currently held for the backward pass.
+    var savedBytes: Int { get }
+    /// Drops what was kept for the backward pass.
+    mutating func releaseSaved()
+    /// Bytes the layer would keep for the backward pass for `batch` samples of `input` shape.
+    func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
+    /// Largest transient buffer the layer's passes allocate, bytes.
+    func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
+    /// The priced operations of one training step on `batch` samples of `input` shape at the layer's current
+    /// bitwidths. The layer records exactly these figures as it runs each pass.
+    func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet
+}
+
+/// What pricing a step depends on besides the layer itself.
+public struct CostSettings: Sendable {
+    /// The arithmetic of the run.
+    public var mode: PrecisionMode
+    /// Bitwidths of activations, errors and momentum.
+    public var quantization: QuantizationSettings
+    /// Momentum coefficient (a momentum buffer is read and written when non-zero).
+    public var momentum: Float
+    /// Pricing.
+    public var profile: DeviceProfile
+    /// Creates settings.
+    public init(mode: PrecisionMode, quantization: QuantizationSettings, momentum: Float, profile: DeviceProfile) {
+        self.mode = mode
+        self.quantization = quantization
+        self.momentum = momentum
+        self.profile = profile
+    }
+}
+
+extension StepContext {
+    /// The pricing settings of this run.
+    public var costSettings: CostSettings {
+        CostSettings(mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile)
+    }
+}
+
+/// `2^(bits-1) - 1`.
+@inline(__always) func maxCode(bits: Int) -> Int32 { Int32((1 << (bits - 1)) - 1) }
+
+extension ParametricLayer {
+    /// Prices a layer computing `macs` MACs per product with the three products of a weighted layer.
+    func weightedLayerCost(
+        batch: Int, macs: Int, inputElements: Int, outputElements: Int, needsInputGradient: Bool,
+        settings s: CostSettings
+    ) -> CostSheet {
+        var sheet = CostSheet(profile: s.profile)
+        let q = s.quantization
+        let paramCount = weights.count + bias.count
+        let wBytes = weights.parameterBytes + bias.parameterBytes
+        let mBytes = weights.optimizerBytes(momentum: s.momentum) + bias.optimizerBytes(momentum: s.momentum)
+        if let wf = weights.format {
+            let ab = q.activationBits, eb = q.errorBits
+            let aBytes = inputElements * (ab <= 8 ? 1 : 2)
+            let eBytes = outputElements * (eb <= 8 ? 1 : 2)
+            sheet.integerMACs(macs, bitsA: ab, bitsB: wf.bits,
+                              accumulatorBits: accumulatorBits(maxA: maxCode(bits: ab), maxB: wf.maxCode), pass: .forward)
+            sheet.scalarOps(inputElements, pass: .forward)
+            sheet.traffic(tensorBytes: aBytes, pass: .forward)
+            sheet.traffic(tensorBytes: weights.parameterBytes, pass: .forward)
+            sheet.scalarOps(outputElements, pass: .backwardInput)  // error quantisation
+            if needsInputGradient {
+                sheet.integerMACs(macs, bitsA: eb, bitsB: wf.bits,
+                                  accumulatorBits: accumulatorBits(maxA: maxCode(bits: eb), maxB: wf.maxCode),
+                                  pass: .backwardInput)
+                sheet.traffic(tensorBytes: eBytes, pass: .backwardInput)
+                sheet.traffic(tensorBytes: weights.parameterBytes, pass: .backwardInput)
+                sheet.traffic(tensorBytes: inputElements * 4, pass: .backwardInput)
+            }
+            sheet.integerMACs(macs, bitsA: ab, bitsB: eb,
+                              accumulatorBits: accumulatorBits(maxA: maxCode(bits: ab), maxB: maxCode(bits: eb)),
+                              pass: .backwardWeights)
+            sheet.traffic(tensorBytes: aBytes, pass: .backwardWeights)
+            sheet.traffic(tensorBytes: eBytes, pass: .backwardWeights)
+        } else {
+            sheet.floatMACs(macs, pass: .forward)
+            sheet.traffic(tensorBytes: inputElements * 4, pass: .forward)
+            sheet.traffic(tensorBytes: weights.parameterBytes, pass: .forward)
+            if needsInputGradient {
+                sheet.floatMACs(macs, pass: .backwardInput)
+                sheet.traffic(tensorBytes: weights.parameterBytes, pass: .backwardInput)
+                sheet.traffic(tensorBytes: inputElements * 4, pass: .backwardInput)
+            }
+            sheet.floatMACs(macs, pass: .backwardWeights)
+            sheet.traffic(tensorBytes: inputElements * 4, pass: .backwardWeights)
+            sheet.traffic(tensorBytes: outputElements * 4, pass: .backwardWeights)
+        }
+        // Bias add and output write (the accumulator result, 32 bits either way).
+        sheet.scalarOps(outputElements, pass: .forward)
+        sheet.traffic(tensorBytes: outputElements * 4, pass: .forward)
+        // Update: gradient quantisation, momentum and weight arithmetic; read and write weights and momentum.
+        sheet.scalarOps(paramCount * 3, pass: .update)
+        sheet.traffic(tensorBytes: wBytes, pass: .update)
+        sheet.traffic(tensorBytes: wBytes, pass: .update)
+        sheet.traffic(tensorBytes: mBytes, pass: .update)
+        sheet.traffic(tensorBytes: mBytes, pass: .update)
+        return sheet
+    }
+}
+
+/// A layer with weights and a bias whose precision the controller adapts.
+public protocol ParametricLayer: Layer {
+    /// The weights.
+    var weights: ParameterBlock { get set }
+    /// The bias.
+    var bias: ParameterBlock { get set }
+    /// Multiply-accumulates per sample in the forward pass.
+    func forwardMACsPerSample(input: [Int]) -> Int
+}
+
+extension ParametricLayer {
+    /// Bytes of weights and bias.
+    public var parameterBytes: Int { weights.parameterBytes + bias.parameterBytes }
+}
+
+/// A quantised activation or error tensor kept between passes, with its format.
+struct SavedTensor: Sendable {
+    enum Storage: Sendable {
+        case float([Float])
+        case fixed(FixedPointTensor)
+    }
+    var storage: Storage
+    var byteCount: Int {
+        switch storage {
+        case .float(let a): return a.count * 4
+        case .fixed(let t): return t.byteCount
+        }
+    }
+}
+
+/// Bytes per stored element of a tensor kind with `bits` bits in `mode`.
+@inline(__always)
+func elementBytes(_ mode: PrecisionMode, bits: Int) -> Int {
+    mode == .fp32 ? 4 : (bits <= 8 ? 1 : 2)
+}
+
+/// Quantises a float buffer with a dynamic power-of-two scale covering its range.
+func quantizeDynamic(
+    _ values: [Float], shape: [Int], bits: Int, rounding: RoundingMode, random: inout RandomSource
+) -> FixedPointTensor {
+    let m = values.withUnsafeBufferPointer { Quantizer.maxAbs($0) }
+    let f = FixedPointFormat.covering(maxAbs: m, bits: bits)
+    return FixedPointTensor(quantizing: values, shape: shape, format: f, rounding: rounding, random: &random)
+}
+
+extension FixedPointStorage {
+    /// Transposes the codes of a `rows×cols` matrix.
+    func transposed(rows: Int, cols: Int) -> FixedPointStorage {
+        switch self {
+        case .int8(let a):
+            var out = [Int8](repeating: 0, count: a.count)
+            a.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: rows, cols: cols, src: s.baseAddress!, dst: d.baseAddress!) } }
+            return .int8(out)
+        case .int16(let a):
+            var out = [Int16](repeating: 0, count: a.count)
+            a.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: rows, cols: cols, src: s.baseAddress!, dst: d.baseAddress!) } }
+            return .int16(out)
+        }
+    }
+}
+
+/// `C (+)= alpha · A · B` over fixed-point storages of either width (dispatches the four combinations).
+func integerGEMM(
+    m: Int, n: Int, k: Int,
+    a: FixedPointStorage, aOffset: Int = 0, lda: Int, maxA: Int32,
+    b: FixedPointStorage, bOffset: Int = 0, ldb: Int, maxB: Int32,
+    c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
+) {
+    func go<TA: FixedWidthInteger & SignedInteger & SIMDScalar, TB: FixedWidthInteger & SignedInteger & SIMDScalar>(
+        _ pa: UnsafeBufferPointer<TA>, _ pb: UnsafeBufferPointer<TB>
+    ) {
+        GEMM.integer(m: m, n: n, k: k, a: pa.baseAddress! + aOffset, lda: lda, maxA: maxA,
+                     b: pb.baseAddress! + bOffset, ldb: ldb, maxB: maxB, c: c, ldc: ldc, alpha: alpha,
+                     accumulate: accumulate)
+    }
+    switch (a, b) {
+    case (.int8(let x), .int8(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
+    case (.int8(let x), .int16(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
+    case (.int16(let x), .int8(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
+    case (.int16(let x), .int16(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
+    }
+}
+
+/// Accumulator width the integer kernel uses for these operand bounds (32, or 64 where 32 would overflow).
+func accumulatorBits(maxA: Int32, maxB: Int32) -> Int {
+    GEMM.safeInt32Steps(maxA: maxA, maxB: maxB) >= 64 ? 32 : 64
+}
+
+/// `2^e` as a `Float`.
+@inline(__always) func pow2(_ e: Int) -> Float { Float(sign: .plus, exponent: e, significand: 1) }

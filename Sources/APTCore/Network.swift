@@ -1,0 +1,208 @@
+/// Precision of one weighted layer at a moment of training.
+public struct LayerPrecision: Hashable, Sendable, Codable {
+    /// Index of the layer in the network.
+    public var layer: Int
+    /// Layer name.
+    public var name: String
+    /// Weight bitwidth (32 for fp32).
+    public var bits: Int
+    /// Fractional length (0 for fp32).
+    public var fractionBits: Int
+}
+
+/// A sequential network built from a `ModelSpec` in one `PrecisionMode`: the single copy of the model.
+public struct Network: Sendable {
+    /// The description it was built from.
+    public let spec: ModelSpec
+    /// The arithmetic used.
+    public let mode: PrecisionMode
+    /// Bitwidths and rounding (fixed point).
+    public let quantization: QuantizationSettings
+    /// The layers.
+    public internal(set) var layers: [any Layer]
+    /// Per-sample input shape of each layer.
+    public let inputShapes: [[Int]]
+
+    /// Builds and initialises the network from `seed`.
+    public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, seed: UInt64) throws(ConfigurationError) {
+        let shapes = try spec.validate()
+        if mode.isFixedPoint { try quantization.validate() }
+        self.spec = spec
+        self.mode = mode
+        self.quantization = quantization
+        self.inputShapes = shapes
+        var random = RandomSource(seed: seed ^ 0x4150_5446_4C45_4554)
+        var built: [any Layer] = []
+        for (i, l) in spec.layers.enumerated() {
+            let shape = shapes[i]
+            switch l {
+            case .linear(let o):
+                built.append(Linear(inputs: shape.reduce(1, *), outputs: o, mode: mode, quantization: quantization,
+                                    random: &random))
+            case .conv(let ch, let k, let s, let p):
+                built.append(Conv2d(inChannels: shape[0], outChannels: ch, kernel: k, stride: s, padding: p,
+                                    mode: mode, quantization: quantization, random: &random))
+            case .relu: built.append(ReLU())
+            case .maxPool(let s): built.append(MaxPool2d(size: s))
+            case .flatten: built.append(Flatten())
+            }
+        }
+        layers = built
+    }
+
+    /// Indices of the layers with weights.
+    public var parametricIndices: [Int] { layers.indices.filter { layers[$0] is any ParametricLayer } }
+
+    /// Index of the first layer that has parameters (no input error is needed below it).
+    var firstParametric: Int { parametricIndices.first ?? 0 }
+
+    /// The weight precision of each weighted layer.
+    public var precision: [LayerPrecision] {
+        parametricIndices.map { i in
+            let p = layers[i] as! any ParametricLayer  // filtered above
+            let f = p.weights.format
+            return LayerPrecision(layer: i, name: p.name, bits: f?.bits ?? 32, fractionBits: f?.fractionBits ?? 0)
+        }
+    }
+
+    /// Number of trainable parameters.
+    public var parameterCount: Int {
+        parametricIndices.reduce(0) { s, i in
+            let p = layers[i] as! any ParametricLayer
+            return s + p.weights.count + p.bias.count
+        }
+    }
+
+    /// Bytes of all weights and biases as stored now.
+    public var parameterBytes: Int {
+        parametricIndices.reduce(0) { s, i in s + (layers[i] as! any ParametricLayer).parameterBytes }
+    }
+
+    /// Bytes of the optimiser state (momentum) for coefficient `momentum`.
+    public func optimizerBytes(momentum: Float) -> Int {
+        parametricIndices.reduce(0) { s, i in
+            let p = layers[i] as! any ParametricLayer
+            return s + p.weights.optimizerBytes(momentum: momentum) + p.bias.optimizerBytes(momentum: momentum)
+        }
+    }
+
+    /// Calls `body` on the weighted layer at `index`.
+    public mutating func withParametricLayer<R>(at index: Int, _ body: (inout any ParametricLayer) -> R) -> R {
+        guard var p = layers[index] as? any ParametricLayer else {
+            preconditionFailure("layer \(index) has no parameters")
+        }
+        layers[index] = Flatten()  // drop the reference so `p` is uniquely owned while mutated
+        let r = body(&p)
+        layers[index] = p
+        return r
+    }
+
+    /// Forward pass. With `context.training`, layers keep what the backward pass needs.
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        var h = x
+        for i in layers.indices {
+            context.layerIndex = i
+            h = layers[i].forward(h, context: &context)
+        }
+        return h
+    }
+
+    /// One SGD step on a batch: forward, loss, backward with in-place updates. Returns the mean loss.
+    public mutating func trainStep(_ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext) -> Float {
+        context.training = true
+        let logits = forward(x, context: &context)
+        let (loss, grad) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels)
+        var d: Batch? = grad
+        let first = firstParametric
+        for i in layers.indices.reversed() {
+            guard let dy = d else { break }
+            context.layerIndex = i
+            d = layers[i].backward(dy, needsInputGradient: i > first, context: &context)
+        }
+        for i in layers.indices { layers[i].releaseSaved() }
+        return loss
+    }
+
+    /// The priced operations of one training step on `batch` samples at the current bitwidths.
+    public func stepCost(batch: Int, settings: CostSettings) -> Double {
+        let first = firstParametric
+        var total = 0.0
+        for i in layers.indices {
+            total += layers[i].cost(batch: batch, input: inputShapes[i], needsInputGradient: i > first,
+                                    settings: settings).joules
+        }
+        return total
+    }
+
+    /// Peak bytes of a training step: parameters, optimiser state, everything kept for the backward pass, and
+    /// the largest transient workspace of any layer. `weightBits` overrides the stored width of every weighted
+    /// layer (to plan for the widest format APT may reach).
+    public func trainingMemory(batch: Int, momentum: Float, weightBits: Int? = nil) -> MemoryFootprint {
+        var params = 0
+        var optimizer = 0
+        var saved = 0
+        var workspace = 0
+        for i in layers.indices {
+            let l = layers[i]
+            saved += l.savedBytes(batch: batch, input: inputShapes[i], mode: mode, quantization: quantization)
+            workspace = max(workspace, l.workspaceBytes(batch: batch, input: inputShapes[i], mode: mode,
+                                                        quantization: quantization))
+            if let p = l as? any ParametricLayer {
+                if let wb = weightBits, mode.isFixedPoint {
+                    params += p.weights.count * (wb <= 8 ? 1 : 2) + p.bias.parameterBytes
+                } else {
+                    params += p.parameterBytes
+                }
+                optimizer += p.weights.optimizerBytes(momentum: momentum) + p.bias.optimizerBytes(momentum: momentum)
+            }
+        }
+        return MemoryFootprint(parameterBytes: params, optimizerBytes: optimizer, savedActivationBytes: saved,
+                               workspaceBytes: workspace)
+    }
+
+    /// Class scores for a batch (no state kept, no energy counted).
+    public mutating func logits(_ x: Batch, profile: DeviceProfile = .generic45nm) -> Batch {
+        var ctx = StepContext(mode: mode, quantization: quantization,
+                              hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
+                              random: RandomSource(seed: 7), meter: EnergyMeter(profile: profile, layers: layers.count),
+                              training: false)
+        return forward(x, context: &ctx)
+    }
+
+    /// Accuracy and mean loss on `data`, in batches of `batch`.
+    public mutating func evaluate(_ data: Dataset, batch: Int = 1000) -> (accuracy: Double, loss: Double) {
+        var correct = 0
+        var loss = 0.0
+        var start = 0
+        while start < data.count {
+            let n = min(batch, data.count - start)
+            let x = data.batch(indices: Array(start..<(start + n)))
+            let logits = self.logits(x)
+            let labels = data.labels[start..<(start + n)]
+            let (l, _) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels)
+            loss += Double(l) * Double(n)
+            let k = logits.sampleSize
+            for r in 0..<n {
+                var best = 0
+                for j in 1..<k where logits.values[r * k + j] > logits.values[r * k + best] { best = j }
+                if best == Int(data.labels[start + r]) { correct += 1 }
+            }
+            start += n
+        }
+        return (Double(correct) / Double(max(data.count, 1)), loss / Double(max(data.count, 1)))
+    }
+}
+
+/// What a training step holds in memory, by kind.
+public struct MemoryFootprint: Sendable, Codable, Equatable {
+    /// Weights and biases.
+    public var parameterBytes: Int
+    /// Momentum.
+    public var optimizerBytes: Int
+    /// Everything kept from the forward pass for the backward pass.
+    public var savedActivationBytes: Int
+    /// The largest transient buffer of any layer (outputs, gradient slice, unfolded patches).
+    public var workspaceBytes: Int
+    /// The peak: all of the above.
+    public var totalBytes: Int { parameterBytes + optimizerBytes + savedActivationBytes + workspaceBytes }
+}

@@ -1,0 +1,214 @@
+/// Rectified linear unit. Keeps a 1-bit mask of the positive outputs for the backward pass.
+public struct ReLU: Layer {
+    private var mask: [UInt64] = []
+
+    /// Creates the layer.
+    public init() {}
+
+    public var name: String { "relu" }
+    public func outputShape(for input: [Int]) -> [Int] { input }
+    public var savedBytes: Int { mask.count * 8 }
+    public mutating func releaseSaved() { mask = [] }
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        (batch * input.reduce(1, *) + 63) / 64 * 8
+    }
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        var sheet = CostSheet(profile: settings.profile)
+        let n = batch * input.reduce(1, *)
+        sheet.scalarOps(n, pass: .forward)
+        if needsInputGradient { sheet.scalarOps(n, pass: .backwardInput) }
+        return sheet
+    }
+
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        context.meter.record(cost(batch: x.count, input: x.shape, needsInputGradient: false,
+                                  settings: context.costSettings), pass: .forward, layer: context.layerIndex)
+        var y = x
+        let n = y.values.count
+        var m = context.training ? [UInt64](repeating: 0, count: (n + 63) / 64) : []
+        y.values.withUnsafeMutableBufferPointer { v in
+            for i in 0..<n where v[i] > 0 || v[i].isNaN {
+                if context.training { m[i >> 6] |= 1 << UInt64(i & 63) }
+            }
+            for i in 0..<n { v[i] = v[i] > 0 ? v[i] : (v[i].isNaN ? v[i] : 0) }
+        }
+        if context.training { mask = m }
+        return y
+    }
+
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        defer { mask = [] }
+        guard needsInputGradient else { return nil }
+        context.meter.record(cost(batch: dy.count, input: dy.shape, needsInputGradient: true,
+                                  settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
+        precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
+        var dx = dy
+        dx.values.withUnsafeMutableBufferPointer { v in
+            for i in 0..<v.count where mask[i >> 6] & (1 << UInt64(i & 63)) == 0 { v[i] = 0 }
+        }
+        return dx
+    }
+}
+
+/// Max pooling with a square window and stride equal to the window. Keeps the arg-max (one byte) per output.
+public struct MaxPool2d: Layer {
+    /// Window size and stride.
+    public let size: Int
+    private var argmax: [UInt8] = []
+    private var inputShape: [Int] = []
+
+    /// Creates a pooling layer with a `size × size` window (1...15).
+    public init(size: Int) {
+        precondition(size >= 1 && size <= 15, "MaxPool2d size must be in 1...15, got \(size)")
+        self.size = size
+    }
+
+    public var name: String { "maxpool\(size)" }
+    public func outputShape(for input: [Int]) -> [Int] {
+        precondition(input.count == 3 && input[1] >= size && input[2] >= size,
+                     "MaxPool2d(\(size)) expects [C, H, W] with H, W ≥ \(size), got \(input)")
+        return [input[0], input[1] / size, input[2] / size]
+    }
+    public var savedBytes: Int { argmax.count }
+    public mutating func releaseSaved() { argmax = [] }
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        batch * outputShape(for: input).reduce(1, *)
+    }
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        var sheet = CostSheet(profile: settings.profile)
+        let n = batch * input.reduce(1, *)
+        sheet.scalarOps(n, pass: .forward)
+        if needsInputGradient { sheet.scalarOps(batch * outputShape(for: input).reduce(1, *), pass: .backwardInput) }
+        return sheet
+    }
+
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        context.meter.record(cost(batch: x.count, input: x.shape, needsInputGradient: false,
+                                  settings: context.costSettings), pass: .forward, layer: context.layerIndex)
+        let os = outputShape(for: x.shape)
+        let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let (oh, ow) = (os[1], os[2])
+        let bsz = x.count
+        var y = [Float](repeating: 0, count: bsz * c * oh * ow)
+        var am = [UInt8](repeating: 0, count: context.training ? y.count : 0)
+        x.values.withUnsafeBufferPointer { xp in
+            var o = 0
+            for n in 0..<bsz {
+                for ch in 0..<c {
+                    let plane = xp.baseAddress! + (n * c + ch) * h * w
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var best = -Float.infinity
+                            var bi = 0
+                            for dy in 0..<size {
+                                for dx in 0..<size {
+                                    let v = plane[(oy * size + dy) * w + ox * size + dx]
+                                    if v > best || (bi == 0 && dy == 0 && dx == 0) { best = v; bi = dy * size + dx }
+                                }
+                            }
+                            y[o] = best
+                            if context.training { am[o] = UInt8(bi) }
+                            o += 1
+                        }
+                    }
+                }
+            }
+        }
+        if context.training {
+            argmax = am
+            inputShape = x.shape
+        }
+        return Batch(values: y, count: bsz, shape: os)
+    }
+
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        defer { argmax = [] }
+        guard needsInputGradient else { return nil }
+        precondition(argmax.count == dy.values.count, "MaxPool2d.backward without a matching forward pass")
+        context.meter.record(cost(batch: dy.count, input: inputShape, needsInputGradient: true,
+                                  settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        let (oh, ow) = (dy.shape[1], dy.shape[2])
+        var dx = [Float](repeating: 0, count: dy.count * c * h * w)
+        var o = 0
+        for n in 0..<dy.count {
+            for ch in 0..<c {
+                let base = (n * c + ch) * h * w
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let bi = Int(argmax[o])
+                        dx[base + (oy * size + bi / size) * w + ox * size + bi % size] += dy.values[o]
+                        o += 1
+                    }
+                }
+            }
+        }
+        return Batch(values: dx, count: dy.count, shape: inputShape)
+    }
+}
+
+/// Reshapes `[C, H, W]` samples to flat vectors (no data movement).
+public struct Flatten: Layer {
+    private var inputShape: [Int] = []
+    /// Creates the layer.
+    public init() {}
+    public var name: String { "flatten" }
+    public func outputShape(for input: [Int]) -> [Int] { [input.reduce(1, *)] }
+    public var savedBytes: Int { 0 }
+    public mutating func releaseSaved() {}
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        CostSheet(profile: settings.profile)
+    }
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        inputShape = x.shape
+        return Batch(values: x.values, count: x.count, shape: [x.sampleSize])
+    }
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        guard needsInputGradient else { return nil }
+        return Batch(values: dy.values, count: dy.count, shape: inputShape)
+    }
+}
+
+/// Softmax followed by cross-entropy against integer labels.
+public enum SoftmaxCrossEntropy {
+    /// Mean loss over the batch, and `softmax − onehot` per sample (the gradient of the summed loss).
+    public static func lossAndGradient(logits: Batch, labels: ArraySlice<UInt8>) -> (loss: Float, gradient: Batch) {
+        let k = logits.sampleSize
+        precondition(labels.count == logits.count, "\(labels.count) labels for \(logits.count) samples")
+        var grad = logits.values
+        var total: Double = 0
+        var li = labels.startIndex
+        for n in 0..<logits.count {
+            let base = n * k
+            var mx = -Float.infinity
+            for j in 0..<k { mx = max(mx, grad[base + j]) }
+            var sum: Float = 0
+            for j in 0..<k {
+                let e = _expf(grad[base + j] - mx)
+                grad[base + j] = e
+                sum += e
+            }
+            let label = Int(labels[li])
+            precondition(label < k, "label \(label) out of range for \(k) classes")
+            li += 1
+            for j in 0..<k { grad[base + j] /= sum }
+            total += Double(-_logf(max(grad[base + label], 1e-30)))
+            grad[base + label] -= 1
+        }
+        return (Float(total / Double(max(logits.count, 1))), Batch(values: grad, count: logits.count, shape: logits.shape))
+    }
+}

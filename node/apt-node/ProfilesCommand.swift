@@ -1,0 +1,39 @@
+import APTCommandLine
+import APTCore
+import Foundation
+
+/// `apt-node profiles`: the built-in device profiles.
+enum ProfilesCommand {
+    static let spec = CommandSpec(
+        name: "apt-node profiles", overview: "List the built-in device profiles (energy per operation and per byte).",
+        options: [.value("format", "text|json", "Output as a table or JSON (the file format --profile accepts).",
+                         default: "text")])
+
+    static func run(_ arguments: [String]) -> Never {
+        let args: ParsedArguments
+        do { args = try parseArguments(arguments, spec: spec) } catch { Terminal.usageFailure(error.message, spec: spec) }
+        if args.helpRequested {
+            Terminal.out(spec.helpText)
+            exit(0)
+        }
+        switch args["format"] ?? "text" {
+        case "json":
+            do {
+                Terminal.out(String(decoding: try jsonData(DeviceProfile.builtIn), as: UTF8.self) + "\n")
+            } catch {
+                Terminal.failure("cannot encode profiles: \(error)")
+            }
+        case "text":
+            var s = "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B\n"
+            for p in DeviceProfile.builtIn {
+                s += String(format: "%-14@ %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f\n", p.name as NSString,
+                            p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramBytes, p.sramPJPerByte,
+                            p.dramPJPerByte)
+            }
+            Terminal.out(s)
+        case let other:
+            Terminal.usageFailure("--format expects text or json, got '\(other)'", spec: spec)
+        }
+        exit(0)
+    }
+}

@@ -1,0 +1,255 @@
+import APTCommandLine
+import APTCore
+import Foundation
+
+/// `apt-node train`: local training on one device, no coordinator.
+enum TrainCommand {
+    static let spec = CommandSpec(
+        name: "apt-node train",
+        overview: "Train a model locally with Adaptive Precision Training (or an fp32/fixed-point baseline) and "
+            + "report accuracy, energy and memory.",
+        options: [
+            .value("data", "dir", "Directory with the IDX files (gzipped or plain).",
+                   default: "/usr/share/datasets/fashion-mnist"),
+            .value("model", "name|file", "mlp, lenet, or a JSON model spec file.", default: "mlp"),
+            .value("precision", "mode", "apt, fp32 or fixed:N (N in 2...16).", default: "apt"),
+            .value("tradeoff", "x", "APT knob in [0, 1]: higher saves more energy and memory, lower keeps accuracy.",
+                   default: "0.5"),
+            .value("epochs", "n", "Passes over the training data.", default: "3"),
+            .value("batch", "n", "Samples per step.", default: "64"),
+            .value("lr", "rate", "SGD learning rate.", default: "0.05"),
+            .value("momentum", "m", "SGD momentum in [0, 1).", default: "0.9"),
+            .value("profile", "name|file", "Device profile: generic-45nm, rpi4, jetson-nano, cortex-m7, or a JSON file.",
+                   default: "generic-45nm"),
+            .value("energy-budget", "joules", "Stop cleanly at the last step that fits this energy."),
+            .value("memory-budget", "bytes", "Refuse to start unless peak training memory fits (k/M/G suffixes)."),
+            .value("seed", "s", "Seed for initialisation, shuffling, rounding and partitioning.", default: "0"),
+            .value("shard", "i/n", "Train on shard i of n (0-based) of the training set."),
+            .value("partition", "spec", "How shards are cut: iid, labels:K or dirichlet:ALPHA.", default: "iid"),
+            .value("train-limit", "n", "Use only the first n training samples (after sharding)."),
+            .value("test-limit", "n", "Evaluate on only the first n test samples."),
+            .value("min-bits", "b", "APT: fewest weight bits.", default: "4"),
+            .value("max-bits", "b", "APT: most weight bits.", default: "16"),
+            .value("interval", "k", "APT: iterations between precision decisions.", default: "50"),
+            .value("activation-bits", "b", "Bits of activations (fixed point). Default from the precision and knob."),
+            .value("error-bits", "b", "Bits of back-propagated errors. Default from the precision and knob."),
+            .value("update-rounding", "mode", "Rounding of weight updates: nearest or stochastic.", default: "nearest"),
+            .value("error-rounding", "mode", "Rounding of errors: nearest or stochastic.", default: "stochastic"),
+            .value("report", "file", "Write the JSON report here (schema: docs/report-schema.md)."),
+            .value("format", "text|json", "Summary on stdout as text or JSON.", default: "text"),
+            .flag("quiet", "No progress display."),
+        ])
+
+    static func run(_ arguments: [String]) -> Never {
+        let args: ParsedArguments
+        do {
+            args = try parseArguments(arguments, spec: spec)
+        } catch {
+            Terminal.usageFailure(error.message, spec: spec)
+        }
+        if args.helpRequested {
+            Terminal.out(spec.helpText)
+            exit(0)
+        }
+        let config: TrainingConfiguration
+        let dataDir: String
+        let shard: (Int, Int)?
+        let partition: PartitionScheme
+        let format: String
+        do {
+            (config, dataDir, shard, partition, format) = try configuration(from: args)
+        } catch let e as UsageError {
+            Terminal.usageFailure(e.message, spec: spec)
+        } catch {
+            Terminal.usageFailure("\(error)", spec: spec)
+        }
+        var trainer: Trainer
+        do {
+            trainer = try Trainer(configuration: config)
+        } catch let e as ConfigurationError {
+            Terminal.usageFailure(e.message, spec: spec)
+        } catch {
+            Terminal.failure("\(error)")
+        }
+        var train: Dataset
+        var test: Dataset
+        do {
+            train = try Dataset.split(directory: dataDir, train: true)
+            test = try Dataset.split(directory: dataDir, train: false)
+        } catch {
+            Terminal.failure("\(error)")
+        }
+        do {
+            if let (i, n) = shard {
+                let shards = try Partitioner.shards(labels: train.labels, classes: 10, count: n, scheme: partition,
+                                                    seed: config.seed)
+                train = train.subset(shards[i])
+            }
+        } catch {
+            Terminal.usageFailure(error.message, spec: spec)
+        }
+        do {
+            if let l = try args.int("train-limit"), l < train.count { train = train.subset(Array(0..<max(l, 1))) }
+            if let l = try args.int("test-limit"), l < test.count { test = test.subset(Array(0..<max(l, 1))) }
+        } catch {
+            Terminal.usageFailure(error.message, spec: spec)
+        }
+        let showProgress = !args.flag("quiet") && Terminal.stderrIsTerminal
+        let report = trainer.run(train: train, test: test) { p in
+            guard showProgress else { return }
+            let done = Double((p.epoch - 1) * p.stepsPerEpoch + p.step) / Double(p.epochs * p.stepsPerEpoch)
+            let width = 24
+            let filled = Int(done * Double(width))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            Terminal.progress(String(format: "epoch %d/%d [%@] %3.0f%%  loss %.4f  bits %@  %.3g J",
+                                     p.epoch, p.epochs, bar, done * 100, p.loss,
+                                     p.bits.map(String.init).joined(separator: "/"), p.energyJ))
+        }
+        if showProgress { Terminal.endProgress() }
+        if report.stopReason == "energy_budget" {
+            Terminal.err(String(format: "Stopped: energy budget %.6g J reached after %d steps (%.6g J used).\n",
+                                config.energyBudget ?? 0, report.iterations, report.energyJ))
+        }
+        if let path = args["report"] {
+            do {
+                try writeJSON(report, to: path)
+            } catch {
+                Terminal.failure("cannot write report \(path): \(error.localizedDescription)")
+            }
+        }
+        if format == "json" {
+            Terminal.out(String(decoding: (try? jsonData(report)) ?? Data(), as: UTF8.self) + "\n")
+        } else {
+            Terminal.out(summary(report))
+        }
+        exit(0)
+    }
+
+    static func configuration(from args: ParsedArguments) throws -> (
+        TrainingConfiguration, String, (Int, Int)?, PartitionScheme, String
+    ) {
+        let modelName = args["model"] ?? "mlp"
+        let model: ModelSpec
+        if let m = ModelSpec.builtIn[modelName] {
+            model = m
+        } else if modelName.hasSuffix(".json") || modelName.contains("/") {
+            guard let data = FileManager.default.contents(atPath: modelName) else {
+                throw UsageError("cannot read model spec file '\(modelName)'")
+            }
+            do {
+                model = try JSONDecoder().decode(ModelSpec.self, from: data)
+            } catch {
+                throw UsageError("model spec '\(modelName)' is not valid: \(describe(error))")
+            }
+        } else {
+            let hint = closest(modelName, among: ModelSpec.builtIn.keys.sorted()).map { " Did you mean '\($0)'?" } ?? ""
+            throw UsageError("unknown model '\(modelName)' (expected mlp, lenet or a .json spec file).\(hint)")
+        }
+        let precision = try PrecisionMode(parsing: args["precision"] ?? "apt")
+        let tradeoff = try args.double("tradeoff") ?? TrainingConfiguration.defaultTradeoff
+        guard (0...1).contains(tradeoff) else { throw UsageError("--tradeoff must be in [0, 1], got \(tradeoff)") }
+        var c = TrainingConfiguration(model: model, precision: precision, tradeoff: tradeoff)
+        c.epochs = try args.int("epochs") ?? 3
+        c.batchSize = try args.int("batch") ?? 64
+        c.learningRate = Float(try args.double("lr") ?? 0.05)
+        c.momentum = Float(try args.double("momentum") ?? 0.9)
+        if let s = try args.int("seed") {
+            guard s >= 0 else { throw UsageError("--seed must be non-negative, got \(s)") }
+            c.seed = UInt64(s)
+        }
+        c.profile = try profile(args["profile"] ?? "generic-45nm")
+        c.energyBudget = try args.double("energy-budget")
+        c.memoryBudget = try args.int("memory-budget")
+        c.controller.minBits = try args.int("min-bits") ?? c.controller.minBits
+        c.controller.maxBits = try args.int("max-bits") ?? c.controller.maxBits
+        c.controller.interval = try args.int("interval") ?? c.controller.interval
+        if let b = try args.int("activation-bits") { c.quantization.activationBits = b }
+        if let b = try args.int("error-bits") { c.quantization.errorBits = b }
+        if let r = args["update-rounding"] { c.quantization.updateRounding = try rounding(r, "update-rounding") }
+        if let r = args["error-rounding"] { c.quantization.errorRounding = try rounding(r, "error-rounding") }
+        if precision == .apt {
+            c.quantization.initialWeightBits = min(max(c.quantization.initialWeightBits, c.controller.minBits),
+                                                   c.controller.maxBits)
+        }
+        var shard: (Int, Int)? = nil
+        if let s = args["shard"] {
+            let parts = s.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, i >= 0, i < n else {
+                throw UsageError("--shard expects i/n with 0 ≤ i < n, got '\(s)'")
+            }
+            shard = (i, n)
+        }
+        let partition = try PartitionScheme(parsing: args["partition"] ?? "iid")
+        let format = args["format"] ?? "text"
+        guard format == "text" || format == "json" else {
+            throw UsageError("--format expects text or json, got '\(format)'")
+        }
+        return (c, args["data"] ?? "/usr/share/datasets/fashion-mnist", shard, partition, format)
+    }
+
+    static func rounding(_ text: String, _ option: String) throws -> RoundingMode {
+        guard let r = RoundingMode(rawValue: text) else {
+            throw UsageError("--\(option) expects nearest or stochastic, got '\(text)'")
+        }
+        return r
+    }
+
+    static func profile(_ text: String) throws -> DeviceProfile {
+        if let p = DeviceProfile.named(text) { return p }
+        if text.hasSuffix(".json") || text.contains("/") {
+            guard let data = FileManager.default.contents(atPath: text) else {
+                throw UsageError("cannot read device profile file '\(text)'")
+            }
+            do {
+                let p = try JSONDecoder().decode(DeviceProfile.self, from: data)
+                try p.validate()
+                return p
+            } catch let e as ConfigurationError {
+                throw UsageError("device profile '\(text)': \(e.message)")
+            } catch {
+                throw UsageError("device profile '\(text)' is not valid: \(describe(error))")
+            }
+        }
+        let names = DeviceProfile.builtIn.map(\.name)
+        let hint = closest(text, among: names).map { " Did you mean '\($0)'?" } ?? ""
+        throw UsageError("unknown profile '\(text)' (expected \(names.joined(separator: ", ")) or a .json file).\(hint)")
+    }
+
+    static func summary(_ r: TrainingReport) -> String {
+        var s = ""
+        s += "model          \(r.model)  precision \(r.precision)  tradeoff \(r.tradeoff)  profile \(r.profile)\n"
+        s += String(format: "accuracy       %.4f  (test loss %.4f, last-epoch train loss %.4f)\n",
+                    r.accuracy, r.loss, r.trainLoss)
+        s += String(format: "energy         %.6g J  (%@ MACs)\n", r.energyJ, "\(r.macs)")
+        s += "memory         params \(r.paramBytes) B, optimiser \(r.optimizerBytes) B, peak training \(r.peakTrainBytes) B, "
+            + "peak RSS \(r.peakRssBytes) B\n"
+        s += String(format: "speed          %.0f samples/s  (%d steps, %.2f s)\n", r.samplesPerS, r.iterations,
+                    r.trainSeconds)
+        s += "bits           \(r.bits.map(String.init).joined(separator: " / "))  (\(r.precisionChanges) changes)\n"
+        if r.stopReason != "completed" { s += "stopped        \(r.stopReason)\n" }
+        return s
+    }
+}
+
+/// JSON with sorted keys, pretty printed.
+func jsonData<T: Encodable>(_ value: T) throws -> Data {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return try e.encode(value)
+}
+
+/// Writes `value` as JSON to `path` atomically.
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    try jsonData(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+}
+
+/// A short description of a decoding error.
+func describe(_ error: any Error) -> String {
+    switch error {
+    case DecodingError.dataCorrupted(let c): return c.debugDescription
+    case DecodingError.keyNotFound(let k, _): return "missing key '\(k.stringValue)'"
+    case DecodingError.typeMismatch(_, let c): return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+    case DecodingError.valueNotFound(_, let c): return "missing value at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+    default: return "\(error)"
+    }
+}

@@ -1,0 +1,30 @@
+import APTCommandLine
+import APTCore
+import Foundation
+
+let rootSpec = CommandSpec(
+    name: "apt-node",
+    overview: "The APT Fleet node agent: trains on the device with Adaptive Precision Training.",
+    subcommands: [
+        ("train", "Train locally (no coordinator) and report accuracy, energy and memory."),
+        ("benchmark", "Run the engine benchmark grid and print the results table."),
+        ("profiles", "List the built-in device profiles."),
+    ])
+
+let argv = Array(CommandLine.arguments.dropFirst())
+guard let first = argv.first else {
+    Terminal.err(rootSpec.helpText)
+    exit(Terminal.usageExit)
+}
+let rest = Array(argv.dropFirst())
+switch first {
+case "-h", "--help", "help":
+    Terminal.out(rootSpec.helpText)
+    exit(0)
+case "train": TrainCommand.run(rest)
+case "benchmark": BenchmarkCommand.run(rest)
+case "profiles": ProfilesCommand.run(rest)
+default:
+    let hint = closest(first, among: rootSpec.subcommands.map(\.name)).map { " Did you mean '\($0)'?" } ?? ""
+    Terminal.usageFailure("Unknown subcommand '\(first)'.\(hint)", spec: rootSpec)
+}
