@@ -167,6 +167,9 @@ public struct Conv2d: ParametricLayer {
             settings: settings)
     }
 
+    /// The whole weight and bias gradient, fp32 (conv weights are small).
+    public var gradientBufferBytes: Int { (weights.count + bias.count) * 4 }
+
     public var savedBytes: Int { saved?.byteCount ?? 0 }
     public mutating func releaseSaved() { saved = nil }
 
@@ -181,7 +184,7 @@ public struct Conv2d: ParametricLayer {
         let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
         // Output (float) and error codes for the batch, two column buffers, weight gradient, input error.
         return batch * outChannels * g.positions * (4 + e) + 2 * g.patch * g.positions * max(e, 4)
-            + outChannels * g.patch * 4 + batch * input.reduce(1, *) * 4
+            + batch * input.reduce(1, *) * 4
     }
 
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {

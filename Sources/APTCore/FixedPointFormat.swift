@@ -77,6 +77,26 @@ public struct FixedPointFormat: Hashable, Sendable, Codable, CustomStringConvert
     public var description: String { "Q(\(bits),f=\(fractionBits))" }
 }
 
+/// Rounds half to even with two float adds (no libm call at the baseline x86-64 target). Exact for
+/// |x| < 2^22; callers clamp to the format's range first.
+@inline(__always)
+func roundHalfEven(_ x: Float) -> Float { (x + 12_582_912) - 12_582_912 }
+
+/// Floor for |x| < 2^31 through an integer conversion (no libm call).
+@inline(__always)
+func floorSmall(_ x: Float) -> Float {
+    let t = Float(Int32(x))
+    return t > x ? t - 1 : t
+}
+
+/// Clamps `x` to ±`m`; NaN becomes 0. Returns whether it was outside.
+@inline(__always)
+func clampCode(_ x: inout Float, _ m: Float) -> Bool {
+    if abs(x) <= m { return false }
+    x = x.isNaN ? 0 : (x > 0 ? m : -m)
+    return true
+}
+
 /// Saturating helpers on `Int32` codes for a given maximum magnitude.
 @inline(__always)
 func saturate(_ v: Int32, _ maxCode: Int32) -> Int32 { min(max(v, -maxCode), maxCode) }

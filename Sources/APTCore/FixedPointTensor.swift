@@ -194,21 +194,17 @@ public enum Quantizer {
         switch rounding {
         case .nearest:
             for i in 0..<n {
-                var r = (src[i] * inv).rounded(.toNearestOrEven)
-                if !(abs(r) <= m) {
-                    clipped += 1
-                    r = r.isNaN ? 0 : (r > 0 ? m : -m)
-                }
-                dst[i] = T(r)
+                var x = src[i] * inv
+                if clampCode(&x, m) { clipped += 1 }
+                dst[i] = T(truncatingIfNeeded: Int32(roundHalfEven(x)))
             }
         case .stochastic:
             for i in 0..<n {
-                var r = (src[i] * inv + random.nextUnitFloat()).rounded(.down)
-                if !(abs(r) <= m) {
-                    clipped += 1
-                    r = r.isNaN ? 0 : (r > 0 ? m : -m)
-                }
-                dst[i] = T(r)
+                var x = src[i] * inv
+                if clampCode(&x, m) { clipped += 1 }
+                x += random.nextUnitFloat()
+                _ = clampCode(&x, m)
+                dst[i] = T(truncatingIfNeeded: Int32(floorSmall(x)))
             }
         }
         return clipped

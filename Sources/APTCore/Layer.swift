@@ -69,6 +69,8 @@ public protocol Layer: Sendable {
     func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
     /// Largest transient buffer the layer's passes allocate, bytes.
     func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
+    /// Bytes of the weight-gradient buffer the layer's backward pass holds at once (0 without parameters).
+    var gradientBufferBytes: Int { get }
     /// The priced operations of one training step on `batch` samples of `input` shape at the layer's current
     /// bitwidths. The layer records exactly these figures as it runs each pass.
     func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet
@@ -171,6 +173,11 @@ public protocol ParametricLayer: Layer {
     var bias: ParameterBlock { get set }
     /// Multiply-accumulates per sample in the forward pass.
     func forwardMACsPerSample(input: [Int]) -> Int
+}
+
+extension Layer {
+    /// Layers without parameters hold no gradient.
+    public var gradientBufferBytes: Int { 0 }
 }
 
 extension ParametricLayer {

@@ -55,6 +55,9 @@ public struct Linear: ParametricLayer {
                           outputElements: batch * outputs, needsInputGradient: needsInputGradient, settings: settings)
     }
 
+    /// One slice of `gradientRows` rows plus the bias gradient, fp32.
+    public var gradientBufferBytes: Int { (Linear.gradientRows * outputs + outputs) * 4 }
+
     public var savedBytes: Int { saved?.byteCount ?? 0 }
     public mutating func releaseSaved() { saved = nil }
 
@@ -69,7 +72,6 @@ public struct Linear: ParametricLayer {
         let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
         let w = mode == .fp32 ? 4 : 2
         return batch * outputs * 4 + inputs * outputs * w + batch * inputs * e + batch * outputs * e
-            + Linear.gradientRows * outputs * 4
     }
 
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {

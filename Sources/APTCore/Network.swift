@@ -134,19 +134,21 @@ public struct Network: Sendable {
         return total
     }
 
-    /// Peak bytes of a training step: parameters, optimiser state, everything kept for the backward pass, and
-    /// the largest transient workspace of any layer. `weightBits` overrides the stored width of every weighted
+    /// Peak bytes of a training step: parameters, optimiser state, everything kept for the backward pass and
+    /// the largest gradient buffer; the largest transient workspace of any layer is reported beside it. `weightBits` overrides the stored width of every weighted
     /// layer (to plan for the widest format APT may reach).
     public func trainingMemory(batch: Int, momentum: Float, weightBits: Int? = nil) -> MemoryFootprint {
         var params = 0
         var optimizer = 0
         var saved = 0
         var workspace = 0
+        var gradient = 0
         for i in layers.indices {
             let l = layers[i]
             saved += l.savedBytes(batch: batch, input: inputShapes[i], mode: mode, quantization: quantization)
             workspace = max(workspace, l.workspaceBytes(batch: batch, input: inputShapes[i], mode: mode,
                                                         quantization: quantization))
+            gradient = max(gradient, l.gradientBufferBytes)
             if let p = l as? any ParametricLayer {
                 if let wb = weightBits, mode.isFixedPoint {
                     params += p.weights.count * (wb <= 8 ? 1 : 2) + p.bias.parameterBytes
@@ -157,7 +159,7 @@ public struct Network: Sendable {
             }
         }
         return MemoryFootprint(parameterBytes: params, optimizerBytes: optimizer, savedActivationBytes: saved,
-                               workspaceBytes: workspace)
+                               gradientBytes: gradient, workspaceBytes: workspace)
     }
 
     /// Class scores for a batch (no state kept, no energy counted).
@@ -201,8 +203,11 @@ public struct MemoryFootprint: Sendable, Codable, Equatable {
     public var optimizerBytes: Int
     /// Everything kept from the forward pass for the backward pass.
     public var savedActivationBytes: Int
-    /// The largest transient buffer of any layer (outputs, gradient slice, unfolded patches).
+    /// The largest weight-gradient buffer any layer holds at once.
+    public var gradientBytes: Int
+    /// The largest transient buffer of any layer (layer outputs, transposes, unfolded patches), reported
+    /// separately: not part of `totalBytes`.
     public var workspaceBytes: Int
-    /// The peak: all of the above.
-    public var totalBytes: Int { parameterBytes + optimizerBytes + savedActivationBytes + workspaceBytes }
+    /// Peak training bytes: parameters + optimiser state + saved activations + gradients.
+    public var totalBytes: Int { parameterBytes + optimizerBytes + savedActivationBytes + gradientBytes }
 }

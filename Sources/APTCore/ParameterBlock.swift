@@ -186,15 +186,20 @@ public struct ParameterBlock: Sendable {
             let gStep = gFormat.step
             let gInv = gFormat.inverseStep
             let gm = Float(gFormat.maxCode)
-            for i in 0..<n {
-                var r: Float
-                if gradientRounding == .nearest {
-                    r = (g[i] * gInv).rounded(.toNearestOrEven)
-                } else {
-                    r = (g[i] * gInv + random.nextUnitFloat()).rounded(.down)
+            if gradientRounding == .nearest {
+                for i in 0..<n {
+                    var x = g[i] * gInv
+                    _ = clampCode(&x, gm)
+                    g[i] = roundHalfEven(x) * gStep
                 }
-                r = min(max(r, -gm), gm)
-                g[i] = r.isNaN ? 0 : r * gStep
+            } else {
+                for i in 0..<n {
+                    var x = g[i] * gInv
+                    _ = clampCode(&x, gm)
+                    x += random.nextUnitFloat()
+                    _ = clampCode(&x, gm)
+                    g[i] = floorSmall(x) * gStep
+                }
             }
             // 2. Momentum buffer (fixed point, its scale adapted between steps).
             var mom: FixedPointTensor? = nil
@@ -289,6 +294,7 @@ public struct ParameterBlock: Sendable {
     ) {
         let wMax = Float(wFormat.maxCode)
         let lrSteps = lr * wFormat.inverseStep  // learning rate expressed in weight steps
+        let limit = 2 * wMax + 1  // no single update moves a code further than across the whole range
         var sumAbs: Float = 0
         var underflows = 0
         var saturations = 0
@@ -300,42 +306,46 @@ public struct ParameterBlock: Sendable {
             for i in 0..<n {
                 var d = mu * Float(v[i]) * vStep + g[i]
                 vMaxSeen = max(vMaxSeen, abs(d))
-                var vr: Float
+                var vr = d * vInv
+                _ = clampCode(&vr, vm)
                 if momentumRounding == .nearest {
-                    vr = (d * vInv).rounded(.toNearestOrEven)
+                    vr = roundHalfEven(vr)
                 } else {
-                    vr = (d * vInv + random.nextUnitFloat()).rounded(.down)
+                    vr += random.nextUnitFloat()
+                    _ = clampCode(&vr, vm)
+                    vr = floorSmall(vr)
                 }
-                vr = min(max(vr, -vm), vm)
-                v[i] = M(vr)
+                v[i] = M(truncatingIfNeeded: Int32(vr))
                 d = vr * vStep
                 let u = d * lrSteps
                 sumAbs += abs(u)
-                var r: Float
+                var r = -u
+                _ = clampCode(&r, limit)
                 if rounding == .nearest {
-                    r = (-u).rounded(.toNearestOrEven)
+                    r = roundHalfEven(r)
                 } else {
-                    r = (-u + random.nextUnitFloat()).rounded(.down)
+                    r = floorSmall(r + random.nextUnitFloat())
                 }
                 if r == 0 && u != 0 { underflows += 1 }
                 var q = Float(w[i]) + r
                 if q > wMax { q = wMax; saturations += 1 } else if q < -wMax { q = -wMax; saturations += 1 }
-                w[i] = W(q)
+                w[i] = W(truncatingIfNeeded: Int32(q))
             }
         } else {
             for i in 0..<n {
                 let u = g[i] * lrSteps
                 sumAbs += abs(u)
-                var r: Float
+                var r = -u
+                _ = clampCode(&r, limit)
                 if rounding == .nearest {
-                    r = (-u).rounded(.toNearestOrEven)
+                    r = roundHalfEven(r)
                 } else {
-                    r = (-u + random.nextUnitFloat()).rounded(.down)
+                    r = floorSmall(r + random.nextUnitFloat())
                 }
                 if r == 0 && u != 0 { underflows += 1 }
                 var q = Float(w[i]) + r
                 if q > wMax { q = wMax; saturations += 1 } else if q < -wMax { q = -wMax; saturations += 1 }
-                w[i] = W(q)
+                w[i] = W(truncatingIfNeeded: Int32(q))
             }
         }
         momentumMax = vMaxSeen

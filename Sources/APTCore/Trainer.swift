@@ -84,7 +84,7 @@ public struct Trainer: Sendable {
         throw BudgetError(message:
             "memory budget \(budget) bytes is too small: \(c.model.name) at \(c.precision), batch \(c.batchSize) needs "
             + "\(need.totalBytes) bytes (parameters \(need.parameterBytes), optimiser \(need.optimizerBytes), "
-            + "activations \(need.savedActivationBytes), workspace \(need.workspaceBytes)); \(fits)")
+            + "activations \(need.savedActivationBytes), gradients \(need.gradientBytes)); \(fits)")
     }
 
     /// Trains on `train`, evaluates on `test`, and reports. `progress` is called every few steps.
@@ -175,7 +175,8 @@ public struct Trainer: Sendable {
                 backwardWeights: perPass[.backwardWeights]?.joules ?? 0, update: perPass[.update]?.joules ?? 0,
                 compute: totals.computeJoules, scalar: totals.scalarJoules, memory: totals.memoryJoules),
             macs: totals.macs, paramBytes: end.parameterBytes, optimizerBytes: end.optimizerBytes,
-            savedActivationBytes: peak.savedActivationBytes, workspaceBytes: peak.workspaceBytes,
+            savedActivationBytes: peak.savedActivationBytes, gradientBytes: peak.gradientBytes,
+            workspaceBytes: peak.workspaceBytes,
             peakTrainBytes: peak.totalBytes, peakRssBytes: ProcessMemory.peakResidentBytes(),
             samplesPerS: trainSeconds > 0 ? Double(samples) / trainSeconds : 0, trainSeconds: trainSeconds,
             samplesTrained: samples, iterations: iteration, bits: final.map(\.bits), bitsHistory: history,

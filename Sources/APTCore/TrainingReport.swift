@@ -68,9 +68,11 @@ public struct TrainingReport: Sendable, Codable, Equatable {
     public var optimizerBytes: Int
     /// Bytes kept for the backward pass at the peak.
     public var savedActivationBytes: Int
-    /// Largest transient workspace of a layer.
+    /// Largest weight-gradient buffer held at once.
+    public var gradientBytes: Int
+    /// Largest transient workspace of a layer (outputs, transposes, unfolded patches); not in the peak.
     public var workspaceBytes: Int
-    /// Peak training bytes: parameters + optimiser state + saved activations + workspace (largest seen).
+    /// Peak training bytes: parameters + optimiser state + saved activations + gradients (largest seen).
     public var peakTrainBytes: Int
     /// The process's real peak resident set size, bytes (VmHWM).
     public var peakRssBytes: Int
@@ -100,6 +102,7 @@ public struct TrainingReport: Sendable, Codable, Equatable {
         case optimizerBytes = "optimizer_bytes"
         case savedActivationBytes = "saved_activation_bytes"
         case workspaceBytes = "workspace_bytes"
+        case gradientBytes = "gradient_bytes"
         case peakTrainBytes = "peak_train_bytes"
         case peakRssBytes = "peak_rss_bytes"
         case samplesPerS = "samples_per_s"

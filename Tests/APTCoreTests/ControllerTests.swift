@@ -1,0 +1,83 @@
+import Testing
+@testable import APTCore
+
+@Suite("APT precision controller")
+struct ControllerTests {
+    func stats(gavg: Double, saturationRate: Double = 0, n: Int = 1000) -> UpdateStatistics {
+        var s = UpdateStatistics()
+        s.elements = n
+        s.sumAbsSteps = gavg * Double(n)
+        s.saturations = Int(saturationRate * Double(n))
+        return s
+    }
+
+    @Test("underflowing updates raise the bitwidth by one fractional bit")
+    func raisesOnUnderflow() {
+        var c = PrecisionController(settings: ControllerSettings(lowerThreshold: 1, upperThreshold: 8))
+        let f = FixedPointFormat(bits: 8, fractionBits: 10)
+        let d = c.decide(layer: 0, statistics: stats(gavg: 0.2), format: f, maxAbsCode: 100)
+        #expect(d?.0 == FixedPointFormat(bits: 9, fractionBits: 11))
+        #expect(d?.1 == .underflow)
+        // At maxBits nothing grows.
+        var capped = PrecisionController(settings: ControllerSettings(lowerThreshold: 1, upperThreshold: 8, maxBits: 8))
+        #expect(capped.decide(layer: 0, statistics: stats(gavg: 0.2), format: f, maxAbsCode: 100) == nil)
+    }
+
+    @Test("large updates lower the bitwidth after `patience` evaluations")
+    func lowersOnLargeUpdates() {
+        var c = PrecisionController(settings: ControllerSettings(lowerThreshold: 1, upperThreshold: 8, patience: 2))
+        let f = FixedPointFormat(bits: 12, fractionBits: 14)
+        #expect(c.decide(layer: 3, statistics: stats(gavg: 20), format: f, maxAbsCode: 1500) == nil)
+        let d = c.decide(layer: 3, statistics: stats(gavg: 20), format: f, maxAbsCode: 1500)
+        #expect(d?.0 == FixedPointFormat(bits: 11, fractionBits: 13))
+        #expect(d?.1 == .largeUpdates)
+        // In between the thresholds: no change (and range in use: no trimming).
+        #expect(c.decide(layer: 3, statistics: stats(gavg: 3), format: f, maxAbsCode: 1500) == nil)
+    }
+
+    @Test("saturating weights widen the range; an unused top bit is dropped")
+    func rangeRules() {
+        var c = PrecisionController(settings: ControllerSettings())
+        let f = FixedPointFormat(bits: 8, fractionBits: 9)
+        let grow = c.decide(layer: 0, statistics: stats(gavg: 3, saturationRate: 0.01), format: f, maxAbsCode: 127)
+        #expect(grow?.0 == FixedPointFormat(bits: 9, fractionBits: 9))
+        #expect(grow?.1 == .saturation)
+        let trim = c.decide(layer: 0, statistics: stats(gavg: 3), format: f, maxAbsCode: 20)
+        #expect(trim?.0 == FixedPointFormat(bits: 7, fractionBits: 9))
+        #expect(trim?.1 == .unusedRange)
+    }
+
+    @Test("the knob moves the thresholds: higher knob, lower thresholds")
+    func knob() {
+        let lo = ControllerSettings.forTradeoff(0.25), mid = ControllerSettings.forTradeoff(0.5),
+            hi = ControllerSettings.forTradeoff(0.75)
+        #expect(lo.lowerThreshold > mid.lowerThreshold && mid.lowerThreshold > hi.lowerThreshold)
+        let q = TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 1)
+        #expect(q.activationBits < TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5).activationBits)
+    }
+
+    @Test("in a real network, tiny learning rates make every layer gain bits")
+    func networkGainsBits() throws {
+        var c = TrainingConfiguration(model: .mlp, precision: .apt)
+        c.learningRate = 1e-4
+        var net = try Network(spec: .mlp, mode: .apt, quantization: c.quantization, seed: 1)
+        var ctx = StepContext(mode: .apt, quantization: c.quantization,
+                              hyper: UpdateHyperparameters(learningRate: c.learningRate, momentum: 0),
+                              random: RandomSource(seed: 2), meter: EnergyMeter(profile: .generic45nm, layers: 6),
+                              training: true)
+        var random = RandomSource(seed: 3)
+        let x = Batch(values: (0..<(16 * 784)).map { _ in random.nextUnitFloat() }, count: 16, shape: [1, 28, 28])
+        let labels = (0..<16).map { UInt8($0 % 10) }
+        let before = net.precision.map(\.bits)
+        for _ in 0..<3 { _ = net.trainStep(x, labels: labels[...], context: &ctx) }
+        for p in net.parametricIndices {
+            let s = net.withParametricLayer(at: p) { $0.weights.statistics }
+            #expect(s.underflowRate > 0.5, "layer \(p) underflow rate \(s.underflowRate)")
+        }
+        var controller = PrecisionController(settings: c.controller)
+        let changes = controller.evaluate(network: &net, iteration: 3, random: &random)
+        #expect(changes.count == 3)
+        #expect(zip(before, net.precision.map(\.bits)).allSatisfy { $0 + 1 == $1 })
+        #expect(changes.allSatisfy { $0.reason == .underflow })
+    }
+}

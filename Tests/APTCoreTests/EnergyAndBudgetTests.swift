@@ -1,0 +1,104 @@
+import Testing
+@testable import APTCore
+
+@Suite("Energy counting and budgets")
+struct EnergyAndBudgetTests {
+    static let tiny = ModelSpec(name: "tiny", input: [1, 2, 2], classes: 2,
+                                layers: [.flatten, .linear(outputs: 3), .relu, .linear(outputs: 2)])
+
+    @Test("the meter counts exactly the hand-counted MACs of a tiny network", arguments: ["fp32", "apt", "fixed:8"])
+    func handCountedMACs(mode: String) throws {
+        let m = try PrecisionMode(parsing: mode)
+        let q = TrainingConfiguration.defaultQuantization(precision: m, tradeoff: 0.5)
+        var net = try Network(spec: Self.tiny, mode: m, quantization: q, seed: 1)
+        var ctx = StepContext(mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+                              random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+                              training: true)
+        let x = Batch(values: (0..<20).map { Float($0) / 20 - 0.5 }, count: 5, shape: [1, 2, 2])
+        let predicted = net.stepCost(batch: 5, settings: ctx.costSettings)
+        _ = net.trainStep(x, labels: [0, 1, 0, 1, 1], context: &ctx)
+        // Batch 5: layer 1 is 4→3 (60 MACs per product), layer 3 is 3→2 (30). Forward 60+30; the input
+        // error is needed only below layer 3 (30); weight gradients 60+30.
+        let pass = ctx.meter.perPass
+        #expect(pass[.forward]?.macs == 90)
+        #expect(pass[.backwardInput]?.macs == 30)
+        #expect(pass[.backwardWeights]?.macs == 90)
+        let p = DeviceProfile.generic45nm
+        let perMAC: Double
+        switch m {
+        case .fp32: perMAC = p.fp32MultiplyPJ + p.fp32AddPJ
+        default: perMAC = p.intMultiplyPJ(8, 8) + p.intAddPJ(32)  // 8-bit weights, activations and errors
+        }
+        let compute = ctx.meter.perLayer.reduce(0) { $0 + $1.computeJoules }
+        #expect(isApproximatelyEqual(compute, 210 * perMAC * 1e-12, absolute: 0, relative: 1e-9))
+        #expect(isApproximatelyEqual(ctx.meter.totalJoules, predicted, absolute: 0, relative: 1e-9),
+                "the step's cost is known before it runs")
+    }
+
+    @Test("a memory budget that cannot fit is refused up front, saying what would fit")
+    func memoryRefusal() throws {
+        var c = TrainingConfiguration(model: .mlp, precision: .apt)
+        c.memoryBudget = 900_000
+        #expect {
+            _ = try Trainer(configuration: c)
+        } throws: { error in
+            let m = (error as? BudgetError)?.message ?? ""
+            return m.contains("memory budget 900000 bytes is too small") && m.contains("would fit: --max-bits 8")
+        }
+        c.memoryBudget = 10_000_000
+        #expect(throws: Never.self) { _ = try Trainer(configuration: c) }
+        c.memoryBudget = 1000
+        #expect {
+            _ = try Trainer(configuration: c)
+        } throws: { error in ((error as? BudgetError)?.message ?? "").contains("nothing fits") }
+    }
+
+    @Test("training stops at the last step that fits the energy budget", arguments: ["apt", "fp32"])
+    func energyStop(mode: String) throws {
+        let data = syntheticData(count: 64 * 6)
+        var probe = TrainingConfiguration(model: Self.tinyImage, precision: try PrecisionMode(parsing: mode))
+        probe.epochs = 1
+        var t0 = try Trainer(configuration: probe)
+        let full = t0.run(train: data, test: data)
+        #expect(full.stopReason == "completed")
+        var c = probe
+        c.energyBudget = full.energyJ * 0.5
+        var t = try Trainer(configuration: c)
+        let r = t.run(train: data, test: data)
+        #expect(r.stopReason == "energy_budget")
+        #expect(r.energyJ <= c.energyBudget!)
+        #expect(r.iterations >= 2 && r.iterations < full.iterations)
+        // It stopped within about a step of the budget (steps differ a little as bits change).
+        let perStep = full.energyJ / Double(full.iterations)
+        #expect(r.energyJ > c.energyBudget! - 2 * perStep)
+    }
+
+    static let tinyImage = ModelSpec(name: "tiny-image", input: [1, 28, 28], classes: 10,
+                                     layers: [.flatten, .linear(outputs: 16), .relu, .linear(outputs: 10)])
+
+    func syntheticData(count: Int) -> Dataset {
+        var random = RandomSource(seed: 9)
+        let labels = (0..<count).map { UInt8($0 % 10) }
+        var images = [UInt8](repeating: 0, count: count * 784)
+        for i in 0..<count {
+            for j in 0..<784 { images[i * 784 + j] = UInt8(truncatingIfNeeded: random.next() % 64) }
+            for j in 0..<70 { images[i * 784 + Int(labels[i]) * 70 + j] = 255 }  // a class-specific stripe
+        }
+        return Dataset(images: images, labels: labels, rows: 28, cols: 28)
+    }
+
+    @Test("APT learns the synthetic task and its memory is below fp32's")
+    func learnsAndSaves() throws {
+        let data = syntheticData(count: 640)
+        var results: [String: TrainingReport] = [:]
+        for mode in ["apt", "fp32"] {
+            var c = TrainingConfiguration(model: Self.tinyImage, precision: try PrecisionMode(parsing: mode))
+            c.epochs = 2
+            var t = try Trainer(configuration: c)
+            results[mode] = t.run(train: data, test: data)
+        }
+        #expect(results["apt"]!.accuracy > 0.9)
+        #expect(results["apt"]!.peakTrainBytes < results["fp32"]!.peakTrainBytes / 2)
+        #expect(results["apt"]!.energyJ < results["fp32"]!.energyJ / 2)
+    }
+}

@@ -1,0 +1,137 @@
+import Testing
+@testable import APTCore
+
+/// Checks every layer's hand-written backward pass against central finite differences, in fp32.
+@Suite("Gradients against finite differences")
+struct GradientTests {
+    static let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
+
+    func context(lr: Float = 0) -> StepContext {
+        StepContext(mode: .fp32, quantization: Self.q, hyper: UpdateHyperparameters(learningRate: lr, momentum: 0),
+                    random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
+    }
+
+    /// L(x) = Σ forward(x) ⊙ r.
+    func loss<L: Layer>(_ layer: L, _ x: Batch, _ r: [Float]) -> Double {
+        var l = layer
+        var ctx = context()
+        ctx.training = false
+        let y = l.forward(x, context: &ctx)
+        return zip(y.values, r).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
+
+    /// Inputs are a shuffled grid with spacing 2/n (no near-ties for max pooling, none near ReLU's kink), and
+    /// the step is a fifth of the spacing, so no difference crosses a kink.
+    func checkInputGradient<L: Layer>(_ layer: L, input shape: [Int], batch: Int, seed: UInt64) {
+        var random = RandomSource(seed: seed)
+        let n = batch * shape.reduce(1, *)
+        var grid = (0..<n).map { (Float($0) + 0.5) / Float(n) * 2 - 1 }
+        grid.shuffle(using: &random)
+        let x = Batch(values: grid, count: batch, shape: shape)
+        var l = layer
+        var ctx = context()
+        let y = l.forward(x, context: &ctx)
+        let r = (0..<y.values.count).map { _ in random.nextUnitFloat() * 2 - 1 }
+        guard let dx = l.backward(Batch(values: r, count: batch, shape: y.shape), needsInputGradient: true,
+                                  context: &ctx)
+        else {
+            Issue.record("\(layer.name): no input gradient")
+            return
+        }
+        let eps: Float = 0.4 / Float(n)
+        for i in stride(from: 0, to: n, by: max(1, n / 60)) {
+            var xp = x, xm = x
+            xp.values[i] += eps
+            xm.values[i] -= eps
+            let numeric = (loss(layer, xp, r) - loss(layer, xm, r)) / Double(2 * eps)
+            #expect(isApproximatelyEqual(Double(dx.values[i]), numeric, absolute: 2e-3, relative: 1e-2),
+                    "\(layer.name) ∂L/∂x[\(i)]: analytic \(dx.values[i]) numeric \(numeric)")
+        }
+    }
+
+    /// With lr = 1 and no momentum the update is w ← w − g/B·B… so g = (w_before − w_after) · B / B.
+    func checkWeightGradient<L: ParametricLayer>(_ layer: L, input shape: [Int], batch: Int, seed: UInt64) {
+        var random = RandomSource(seed: seed)
+        let n = batch * shape.reduce(1, *)
+        let x = Batch(values: (0..<n).map { _ in random.nextUnitFloat() * 2 - 1 }, count: batch, shape: shape)
+        var l = layer
+        var ctx = context(lr: 1)
+        let y = l.forward(x, context: &ctx)
+        let r = (0..<y.values.count).map { _ in random.nextUnitFloat() * 2 - 1 }
+        let before = layer.weights.values.dequantized()
+        _ = l.backward(Batch(values: r, count: batch, shape: y.shape), needsInputGradient: false, context: &ctx)
+        let after = l.weights.values.dequantized()
+        let eps: Float = 1e-2
+        // The layer applies the batch-mean gradient: (1/B) ∂L/∂w.
+        for i in stride(from: 0, to: before.count, by: max(1, before.count / 40)) {
+            let analytic = Double(before[i] - after[i]) * Double(batch)
+            var plus = layer, minus = layer
+            var wp = before, wm = before
+            wp[i] += eps
+            wm[i] -= eps
+            plus.weights = ParameterBlock(shape: layer.weights.shape, floatValues: wp)
+            minus.weights = ParameterBlock(shape: layer.weights.shape, floatValues: wm)
+            let numeric = (loss(plus, x, r) - loss(minus, x, r)) / Double(2 * eps)
+            #expect(isApproximatelyEqual(analytic, numeric, absolute: 3e-3, relative: 1e-2),
+                    "\(layer.name) ∂L/∂w[\(i)]: analytic \(analytic) numeric \(numeric)")
+        }
+    }
+
+    @Test("Linear: input and weight gradients")
+    func linear() {
+        var random = RandomSource(seed: 5)
+        let l = Linear(inputs: 7, outputs: 19, mode: .fp32, quantization: Self.q, random: &random)
+        checkInputGradient(l, input: [7], batch: 3, seed: 11)
+        checkWeightGradient(l, input: [7], batch: 3, seed: 12)
+    }
+
+    @Test("Conv2d with stride and padding: input and weight gradients", arguments: [(1, 0), (1, 2), (2, 1)])
+    func conv(stride: Int, padding: Int) {
+        var random = RandomSource(seed: 6)
+        let c = Conv2d(inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: padding, mode: .fp32,
+                       quantization: Self.q, random: &random)
+        checkInputGradient(c, input: [2, 7, 6], batch: 2, seed: 21)
+        checkWeightGradient(c, input: [2, 7, 6], batch: 2, seed: 22)
+    }
+
+    @Test("ReLU, MaxPool2d and Flatten: input gradients")
+    func simpleLayers() {
+        checkInputGradient(ReLU(), input: [10], batch: 4, seed: 31)
+        checkInputGradient(MaxPool2d(size: 2), input: [2, 6, 4], batch: 2, seed: 32)
+        checkInputGradient(Flatten(), input: [2, 3, 3], batch: 2, seed: 33)
+    }
+
+    @Test("softmax cross-entropy gradient")
+    func softmax() {
+        var random = RandomSource(seed: 41)
+        let logits = Batch(values: (0..<15).map { _ in random.nextUnitFloat() * 4 - 2 }, count: 3, shape: [5])
+        let labels: [UInt8] = [0, 3, 4]
+        let (_, g) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels[...])
+        let eps: Float = 1e-2
+        for i in 0..<15 {
+            var p = logits, m = logits
+            p.values[i] += eps
+            m.values[i] -= eps
+            let lp = SoftmaxCrossEntropy.lossAndGradient(logits: p, labels: labels[...]).loss
+            let lm = SoftmaxCrossEntropy.lossAndGradient(logits: m, labels: labels[...]).loss
+            // The returned gradient is of the summed loss; the loss value is the mean.
+            let numeric = Double(lp - lm) / Double(2 * eps) * 3
+            #expect(isApproximatelyEqual(Double(g.values[i]), numeric, absolute: 2e-3, relative: 1e-2),
+                    "∂L/∂logit[\(i)]: analytic \(g.values[i]) numeric \(numeric)")
+        }
+    }
+
+    @Test("fixed-point 16-bit forward agrees with fp32 to within quantisation error")
+    func fixedMatchesFloat() throws {
+        let q16 = TrainingConfiguration.defaultQuantization(precision: .fixed(bits: 16), tradeoff: 0.5)
+        var nf = try Network(spec: .lenet, mode: .fp32, quantization: Self.q, seed: 3)
+        var nq = try Network(spec: .lenet, mode: .fixed(bits: 16), quantization: q16, seed: 3)
+        var random = RandomSource(seed: 4)
+        let x = Batch(values: (0..<(2 * 784)).map { _ in random.nextUnitFloat() * 2 - 1 }, count: 2, shape: [1, 28, 28])
+        let a = nf.logits(x), b = nq.logits(x)
+        for i in a.values.indices {
+            #expect(isApproximatelyEqual(Double(a.values[i]), Double(b.values[i]), absolute: 5e-3, relative: 1e-2),
+                    "logit \(i): fp32 \(a.values[i]) vs fixed:16 \(b.values[i])")
+        }
+    }
+}
