@@ -62,13 +62,13 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
     }
 
     /// Generic 45 nm figures (Horowitz, ISSCC 2014): int8 mult 0.2 pJ, int32 add 0.1 pJ, fp32 mult 3.7 pJ,
-    /// fp32 add 0.9 pJ; 64-bit SRAM read 20 pJ at 32 KB (2.5 pJ/B); DRAM 1.3–2.6 nJ per 64 bits (~2.5 pJ·80 =
-    /// 200 pJ/B at the midpoint).
+    /// fp32 add 0.9 pJ; 64-bit SRAM read 100 pJ at 1 MB (12.5 pJ/B); DRAM 1.3–2.6 nJ per 64 bits (midpoint
+    /// 1.95 nJ, 243.75 pJ/B).
     public static let generic45nm = DeviceProfile(
         name: "generic-45nm",
-        description: "Horowitz ISSCC 2014 45 nm figures; 32 KB SRAM at 20 pJ/64 bit, DRAM 1.95 nJ/64 bit",
+        description: "Horowitz ISSCC 2014 45 nm figures; 1 MB SRAM at 100 pJ/64 bit, DRAM 1.95 nJ/64 bit",
         int8MultiplyPJ: 0.2, int32AddPJ: 0.1, fp32MultiplyPJ: 3.7, fp32AddPJ: 0.9,
-        sramBytes: 32 * 1024, sramPJPerByte: 2.5, dramPJPerByte: 243.75, memoryBytes: 1 << 30)
+        sramBytes: 1 << 20, sramPJPerByte: 12.5, dramPJPerByte: 243.75, memoryBytes: 1 << 30)
 
     /// A Raspberry Pi 4 class board: Cortex-A72 at 28 nm (45 nm figures scaled by 0.5 for logic), 1 MB L2
     /// priced as SRAM (100 pJ/64 bit at 45 nm, scaled), LPDDR4 DRAM (~1.3 nJ/64 bit).

@@ -31,10 +31,12 @@ public struct ControllerSettings: Hashable, Sendable, Codable {
 
     /// The settings for trade-off knob `t` in [0, 1]: the thresholds are `lower = 2^(2 − 4t)` and
     /// `upper = 8 · lower`, so each 0.25 of `t` halves the update size (in steps) a layer must sustain before
-    /// it is given another bit. Higher `t` saves more energy and memory; lower keeps more accuracy.
+    /// it is given another bit. From `t = 0.75` weights are also capped at 8 bits (Int8 storage; see
+    /// `TrainingConfiguration.defaultQuantization` for the rest of that regime). Higher `t` saves more energy
+    /// and memory; lower keeps more accuracy.
     public static func forTradeoff(_ t: Double) -> ControllerSettings {
         let lower = _pow(2, 2 - 4 * t)
-        return ControllerSettings(lowerThreshold: lower, upperThreshold: 8 * lower)
+        return ControllerSettings(lowerThreshold: lower, upperThreshold: 8 * lower, maxBits: t >= 0.75 ? 8 : 16)
     }
 
     /// Checks the settings.
