@@ -135,6 +135,9 @@ public enum IDXReader {
                     status = inflate(&stream, Z_NO_FLUSH)
                     return c.count - Int(stream.avail_out)
                 }
+                if status == Z_BUF_ERROR && stream.avail_in == 0 {
+                    return .failure(DataError(path: path, reason: "truncated gzip stream (ends before its trailer)"))
+                }
                 if status != Z_OK && status != Z_STREAM_END {
                     let msg = stream.msg.map { String(cString: $0) } ?? "status \(status)"
                     return .failure(DataError(path: path, reason: "corrupt gzip data (\(msg))"))

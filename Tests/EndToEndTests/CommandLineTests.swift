@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+/// Runs the built executables as a user would and pins their output.
+struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Where SwiftPM put the executables: beside the test bundle.
+let productsDirectory: URL = {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("apt-node").path) && dir.path != "/" {
+        dir = dir.deletingLastPathComponent()
+    }
+    return dir
+}()
+
+func run(_ tool: String, _ arguments: [String]) throws -> Run {
+    let p = Process()
+    p.executableURL = productsDirectory.appendingPathComponent(tool)
+    p.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+               stderr: String(decoding: e, as: UTF8.self))
+}
+
+func firstLine(_ s: String) -> String { String(s.split(separator: "\n", omittingEmptySubsequences: false).first ?? "") }
+
+@Suite("apt-node on the command line")
+struct CommandLineTests {
+    @Test("an unknown flag: one Error line with a suggestion, usage, exit 64")
+    func unknownFlag() throws {
+        let r = try run("apt-node", ["train", "--epoch", "3"])
+        #expect(r.status == 64)
+        #expect(r.stderr == """
+            Error: Unknown option '--epoch'. Did you mean '--epochs'?
+            Usage: apt-node train [options]
+              See 'apt-node train --help' for more information.
+
+            """)
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test("a wrong model name")
+    func wrongModel() throws {
+        let r = try run("apt-node", ["train", "--model", "lenot"])
+        #expect(r.status == 64)
+        #expect(firstLine(r.stderr)
+                == "Error: unknown model 'lenot' (expected mlp, lenet or a .json spec file). Did you mean 'lenet'?")
+    }
+
+    @Test("a missing data directory names the file it looked for")
+    func missingData() throws {
+        let r = try run("apt-node", ["train", "--data", "/nonexistent"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "Error: /nonexistent/train-images-idx3-ubyte.gz: missing (neither "
+                + "train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is in /nonexistent)\n")
+    }
+
+    @Test("a truncated IDX file names the file and the shortfall")
+    func truncatedData() throws {
+        let dir = NSTemporaryDirectory() + "apt-e2e-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // 100 images of 28×28 declared, 10 bytes present.
+        try Data([0, 0, 8, 3, 0, 0, 0, 100, 0, 0, 0, 28, 0, 0, 0, 28] + [UInt8](repeating: 1, count: 10))
+            .write(to: URL(fileURLWithPath: dir + "/train-images-idx3-ubyte"))
+        try Data([0, 0, 8, 1, 0, 0, 0, 100] + [UInt8](repeating: 1, count: 100))
+            .write(to: URL(fileURLWithPath: dir + "/train-labels-idx1-ubyte"))
+        let r = try run("apt-node", ["train", "--data", dir])
+        #expect(r.status == 1)
+        #expect(r.stderr == "Error: \(dir)/train-images-idx3-ubyte: truncated: header declares [100, 28, 28] = "
+                + "78400 bytes of data, file has 10\n")
+    }
+
+    @Test("a memory budget that cannot fit is refused before any data is read")
+    func budgetRefused() throws {
+        let r = try run("apt-node", ["train", "--memory-budget", "1k", "--data", "/nonexistent"])
+        #expect(r.status == 1)
+        #expect(firstLine(r.stderr).hasPrefix("Error: memory budget 1024 bytes is too small: mlp at apt, batch 64 needs "))
+        let line = firstLine(r.stderr)
+        let needs = line.split(separator: " ").reversed().dropFirst().first.flatMap { Int($0) } ?? 0
+        #expect(line.contains("nothing fits: even batch 1 needs ") && line.hasSuffix(" bytes"))
+        #expect(needs > 1024, "the smallest configuration cannot fit 1 KiB: \(line)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("bad values are named", arguments: [
+        (["--precision", "fixed:40"], "Error: precision fixed:40 is out of range (N must be in 2...16)"),
+        (["--epochs", "three"], "Error: --epochs expects a whole number, got 'three'"),
+        (["--tradeoff", "2"], "Error: --tradeoff must be in [0, 1], got 2.0"),
+        (["--profile", "rpi5"], "Error: unknown profile 'rpi5' (expected generic-45nm, rpi4, jetson-nano, cortex-m7 or a .json file). Did you mean 'rpi4'?"),
+        (["--shard", "3/2"], "Error: --shard expects i/n with 0 ≤ i < n, got '3/2'"),
+    ])
+    func badValues(args: [String], expected: String) throws {
+        let r = try run("apt-node", ["train"] + args)
+        #expect(r.status == 64)
+        #expect(firstLine(r.stderr) == expected)
+    }
+
+    @Test("--help on every subcommand")
+    func help() throws {
+        for sub in [["--help"], ["train", "--help"], ["benchmark", "--help"], ["profiles", "--help"]] {
+            let r = try run("apt-node", sub)
+            #expect(r.status == 0, "\(sub)")
+            #expect(r.stdout.hasPrefix("OVERVIEW: "), "\(sub)")
+            #expect(r.stdout.contains("USAGE: apt-node"), "\(sub)")
+            #expect(r.stderr.isEmpty)
+        }
+        let train = try run("apt-node", ["train", "--help"]).stdout
+        for flag in ["--data", "--model", "--precision", "--tradeoff", "--epochs", "--batch", "--lr", "--profile",
+                     "--energy-budget", "--memory-budget", "--seed", "--shard", "--partition", "--report"] {
+            #expect(train.contains(flag), "train --help lacks \(flag)")
+        }
+    }
+
+    @Test("a short real run writes the documented report")
+    func shortRun() throws {
+        let report = NSTemporaryDirectory() + "apt-report-\(UUID().uuidString).json"
+        let r = try run("apt-node", ["train", "--train-limit", "1000", "--test-limit", "500", "--epochs", "1",
+                                     "--batch", "32", "--report", report, "--interval", "5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("accuracy"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+        for key in ["accuracy", "loss", "energy_j", "param_bytes", "peak_train_bytes", "peak_rss_bytes",
+                    "samples_per_s", "bits", "bits_history"] {
+            #expect(json?[key] != nil, "report lacks \(key)")
+        }
+        let acc = json?["accuracy"] as? Double ?? 0
+        #expect(acc > 0.4, "1000 samples of Fashion-MNIST should beat chance clearly, got \(acc)")
+        #expect((json?["bits"] as? [Int])?.count == 3)
+        #expect((json?["peak_rss_bytes"] as? Int ?? 0) > 1_000_000)
+    }
+}
