@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "APTCommandLine", path: "Sources/APTCommandLine", swiftSettings: strict),
 
         // Wire format and ZeroMQ transport. Knows nothing of training loops or SQL.
-        .target(name: "APTProtocol", dependencies: ["CZmq"], path: "protocol/APTProtocol", swiftSettings: strict),
+        .target(name: "APTProtocol", dependencies: ["CZmq", "APTCore"], path: "protocol/APTProtocol", swiftSettings: strict),
 
         // The node agent and its executable.
         .target(

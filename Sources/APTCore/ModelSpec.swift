@@ -88,15 +88,22 @@ public struct ModelSpec: Hashable, Sendable, Codable {
             .flatten, .linear(outputs: 120), .relu, .linear(outputs: 84), .relu, .linear(outputs: 10),
         ])
 
+    /// Largest size of one dimension.
+    public static let maxDimension = 1 << 16
+    /// Largest element count of any tensor.
+    public static let maxElements = 1 << 28
+
     /// The built-in models by name.
     public static let builtIn: [String: ModelSpec] = ["mlp": mlp, "lenet": lenet]
 
     /// Checks that the layers fit together and end in `classes` outputs; returns the per-layer input shapes.
     @discardableResult
     public func validate() throws(ConfigurationError) -> [[Int]] {
-        guard input.count == 3, input.allSatisfy({ $0 > 0 }) else {
-            throw ConfigurationError("model '\(name)': input must be [C, H, W] with positive sizes, got \(input)")
+        guard input.count == 3, input.allSatisfy({ $0 > 0 && $0 <= ModelSpec.maxDimension }) else {
+            throw ConfigurationError(
+                "model '\(name)': input must be [C, H, W] with sizes in 1...\(ModelSpec.maxDimension), got \(input)")
         }
+        guard layers.count <= 1024 else { throw ConfigurationError("model '\(name)' has more than 1024 layers") }
         guard classes >= 2 else { throw ConfigurationError("model '\(name)': needs at least 2 classes") }
         guard !layers.isEmpty else { throw ConfigurationError("model '\(name)' has no layers") }
         var shape = input
@@ -104,6 +111,21 @@ public struct ModelSpec: Hashable, Sendable, Codable {
         for (i, l) in layers.enumerated() {
             shapes.append(shape)
             let at = "model '\(name)' layer \(i)"
+            var elements = 1
+            for d in shape {
+                let (p, o) = elements.multipliedReportingOverflow(by: d)
+                guard !o, p <= ModelSpec.maxElements else {
+                    throw ConfigurationError("\(at): input shape \(shape) exceeds \(ModelSpec.maxElements) elements")
+                }
+                elements = p
+            }
+            switch l {
+            case .linear(let o) where o > ModelSpec.maxDimension * 256, .conv(let o, _, _, _) where o > ModelSpec.maxDimension:
+                throw ConfigurationError("\(at): \(o) outputs is more than this engine supports")
+            case .linear(let o) where Int64(elements) * Int64(o) > Int64(ModelSpec.maxElements):
+                throw ConfigurationError("\(at): \(elements)×\(o) weights exceed \(ModelSpec.maxElements)")
+            default: break
+            }
             switch l {
             case .linear(let o):
                 guard o > 0 else { throw ConfigurationError("\(at): linear outputs must be positive") }

@@ -1,0 +1,121 @@
+import APTCore
+import Testing
+@testable import APTProtocol
+
+/// Sample messages of every type.
+enum Samples {
+    static let policy = Policy(layerBits: [.init(min: 4, max: 16), .init(min: 6, max: 12)], tradeoff: 0.6,
+                               localEpochs: 1, localSteps: 0, batchSize: 32, learningRate: 0.05, uplinkBits: 4,
+                               uplinkDensity: 0.1, roundEnergyJ: 0.25)
+    static let hello = Hello(name: "pi-kitchen", profile: .raspberryPi4, energyBudgetJ: 12.5, memoryBudgetBytes: 64 << 20,
+                             localSamples: 6000, capabilities: [.apt, .topK, .errorFeedback])
+    static func tensor(_ layer: UInt16, _ n: Int, bits: Int, topK: Int? = nil) -> QuantizedTensor {
+        var random = RandomSource(seed: UInt64(layer) + 1)
+        let v = (0..<n).map { _ in random.nextUnitFloat() - 0.5 }
+        return QuantizedTensor.quantize(v, layer: layer, bits: bits, topK: topK, random: &random)
+    }
+    static var all: [Message] {
+        [
+            .hello(hello),
+            .welcome(Welcome(nodeId: 7, model: .lenet, policy: policy)),
+            .task(Task(round: 3, deadlineMs: 1_800_000_000_000, payload: .delta, baseRound: 2,
+                       tensors: [tensor(0, 100, bits: 8), tensor(1, 10, bits: 16)], policy: policy)),
+            .update(Update(round: 3, samplesTrained: 640,
+                           delta: [tensor(0, 1000, bits: 4, topK: 50), tensor(1, 33, bits: 1)],
+                           ledger: LedgerEntry(energyJ: 0.031, peakMemoryBytes: 1_052_200, bits: [14, 14, 12],
+                                               loss: 0.51, accuracy: 0.83, durationS: 2.5))),
+            .policy(policy),
+            .heartbeat(sequence: 42, timestampMs: 123_456),
+            .bye(reason: .energyBudgetExhausted, text: "spent 12.5 J"),
+            .error(code: .unsupportedVersion, text: "coordinator speaks 1.0, node 2.0"),
+        ]
+    }
+}
+
+@Suite("Messages and framing")
+struct MessageTests {
+    @Test("every message type round-trips through a frame")
+    func roundTrip() throws {
+        for m in Samples.all {
+            let frame = Frame.encode(m)
+            #expect(try Frame.decode(frame) == m, "\(m.type)")
+            #expect(try Frame.header(frame).type == m.type)
+        }
+    }
+
+    @Test("CRC-32C matches the standard check value")
+    func crc() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+
+    @Test("a corrupted byte fails the checksum; a wrong length, magic or major version is named")
+    func headerErrors() {
+        var f = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2))
+        f[20] ^= 1
+        do {
+            _ = try Frame.decode(f)
+            Issue.record("a corrupted frame was accepted")
+        } catch {
+            if case .checksumMismatch = error {} else { Issue.record("expected a checksum mismatch, got \(error)") }
+        }
+        let g = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2))
+        #expect(throws: WireError.lengthMismatch(declared: 16, actual: 15)) { try Frame.decode(Array(g.dropLast())) }
+        var bad = g
+        bad[0] = 0x42
+        #expect(throws: WireError.badMagic([0x42, 0x50, 0x54, 0x46])) { try Frame.decode(bad) }
+        let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: ProtocolVersion(major: 2, minor: 0))
+        #expect(throws: WireError.unsupportedVersion(major: 2, minor: 0)) { try Frame.decode(v2) }
+        #expect(WireError.unsupportedVersion(major: 2, minor: 0).description.contains("2.0"))
+        #expect(WireError.unsupportedVersion(major: 2, minor: 0).description.contains(ProtocolVersion.current.description))
+    }
+
+    /// Re-frames `payload` with a given minor version.
+    func frame(type: MessageType, minor: UInt8, payload: [UInt8]) -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(Frame.magic)
+        w.u8(ProtocolVersion.current.major)
+        w.u8(minor)
+        w.u8(type.rawValue)
+        w.u8(0)
+        w.u32(UInt32(payload.count))
+        w.u32(CRC32C.checksum(payload))
+        w.raw(payload)
+        return w.bytes
+    }
+
+    @Test("a newer minor version's extra fields are skipped; the same minor's are an error")
+    func minorVersions() throws {
+        let m = Message.bye(reason: .shutdown, text: "bye")
+        let payload = Array(Frame.encode(m).dropFirst(Frame.headerSize)) + [1, 2, 3, 4]
+        let newer = frame(type: .bye, minor: ProtocolVersion.current.minor + 1, payload: payload)
+        #expect(try Frame.decode(newer) == m)
+        let same = frame(type: .bye, minor: ProtocolVersion.current.minor, payload: payload)
+        #expect(throws: WireError.trailingBytes(field: "bye payload", count: 4)) { try Frame.decode(same) }
+    }
+
+    @Test("values outside their domain are refused with the field named")
+    func invalidValues() throws {
+        // NaN energy budget in HELLO.
+        var h = Samples.hello
+        h.energyBudgetJ = .nan
+        #expect(throws: WireError.self) { try Frame.decode(Frame.encode(.hello(h))) }
+        // A policy with an impossible bit range.
+        var p = Samples.policy
+        p.layerBits = [.init(min: 12, max: 4)]
+        #expect(throws: WireError.invalidValue(field: "policy.layerBits[0]", reason: "12...4 is not within 2...16")) {
+            try Frame.decode(Frame.encode(.policy(p)))
+        }
+        // NaN loss in the ledger.
+        let u = Update(round: 1, samplesTrained: 1, delta: [],
+                       ledger: LedgerEntry(energyJ: 1, peakMemoryBytes: 1, bits: [], loss: .nan, accuracy: 0.5, durationS: 1))
+        #expect(throws: WireError.invalidValue(field: "ledger.loss", reason: "nan is not finite")) {
+            try Frame.decode(Frame.encode(.update(u)))
+        }
+        // A payload above the limit is refused from the header alone.
+        let big = Frame.encode(.task(Task(round: 1, deadlineMs: 0, payload: .fullModel, baseRound: 0,
+                                          tensors: [Samples.tensor(0, 5000, bits: 16)], policy: Samples.policy)))
+        #expect(throws: WireError.tooLarge(field: "header.length", declared: big.count - 16, limit: 1000)) {
+            try Frame.decode(big, limits: DecodeLimits(maxPayloadBytes: 1000))
+        }
+    }
+}

@@ -1,0 +1,296 @@
+import APTCore
+
+/// How a quantised tensor's codes map back to reals.
+public enum TensorScale: Hashable, Sendable {
+    /// value = code · scale, scale a finite non-negative float32.
+    case float32(Float)
+    /// value = code · 2^exponent.
+    case powerOfTwo(exponent: Int8)
+
+    /// The multiplier.
+    public var value: Float {
+        switch self {
+        case .float32(let s): return s
+        case .powerOfTwo(let e): return Float(sign: .plus, exponent: Int(e), significand: 1)
+        }
+    }
+}
+
+/// Which scale a sender picks.
+public enum ScaleKind: String, Sendable, Codable, CaseIterable {
+    /// A float32 scale: `maxAbs / (2^(b−1) − 1)`, the tightest grid.
+    case float32
+    /// A power-of-two scale: the smallest `2^e` that covers the range (shift-only dequantisation).
+    case powerOfTwo
+}
+
+/// One layer's tensor on the wire: symmetric codes of 1…16 bits, bit-packed, dense or top-k sparse.
+///
+/// For `bits ≥ 2` codes lie in `[−(2^(b−1) − 1), 2^(b−1) − 1]`; for `bits == 1` a code is −1 or +1 (the
+/// stored bit 0 or 1). Sparse tensors carry the sorted indices of the values kept; the others are zero.
+public struct QuantizedTensor: Hashable, Sendable {
+    /// Index of the layer (parameter tensor) in the model description.
+    public var layer: UInt16
+    /// Dense element count.
+    public var count: Int
+    /// Bits per code, 1…16.
+    public var bits: Int
+    /// Code-to-real scale.
+    public var scale: TensorScale
+    /// Sorted, strictly increasing indices of the stored values; nil for a dense tensor.
+    public var indices: [UInt32]?
+    /// The codes: `count` of them dense, `indices.count` sparse.
+    public var codes: [Int32]
+
+    /// Creates a tensor (shape rules checked: code count, code range).
+    public init(layer: UInt16, count: Int, bits: Int, scale: TensorScale, indices: [UInt32]?, codes: [Int32]) {
+        precondition((1...16).contains(bits), "bits must be in 1...16, got \(bits)")
+        precondition(codes.count == (indices?.count ?? count), "code count does not match")
+        self.layer = layer
+        self.count = count
+        self.bits = bits
+        self.scale = scale
+        self.indices = indices
+        self.codes = codes
+    }
+
+    /// Largest code magnitude for `bits`.
+    public static func maxCode(bits: Int) -> Int32 { bits == 1 ? 1 : Int32((1 << (bits - 1)) - 1) }
+
+    /// The dense real values.
+    public func dequantized() -> [Float] {
+        let s = scale.value
+        if let indices {
+            var out = [Float](repeating: 0, count: count)
+            for (i, idx) in indices.enumerated() { out[Int(idx)] = Float(codes[i]) * s }
+            return out
+        }
+        return codes.map { Float($0) * s }
+    }
+
+    /// Quantises `values`: picks the scale from the range of the values kept, rounds each, and with `topK`
+    /// keeps only the `topK` largest magnitudes.
+    public static func quantize(
+        _ values: [Float], layer: UInt16, bits: Int, scaleKind: ScaleKind = .float32,
+        rounding: RoundingMode = .nearest, topK: Int? = nil, random: inout RandomSource
+    ) -> QuantizedTensor {
+        precondition((1...16).contains(bits), "bits must be in 1...16, got \(bits)")
+        var kept: [Float]
+        var indices: [UInt32]? = nil
+        if let k = topK, k < values.count {
+            let order = values.indices.sorted { abs(values[$0]) > abs(values[$1]) || (abs(values[$0]) == abs(values[$1]) && $0 < $1) }
+            let chosen = order.prefix(max(k, 0)).sorted()
+            indices = chosen.map { UInt32($0) }
+            kept = chosen.map { values[$0] }
+        } else {
+            kept = values
+        }
+        var maxAbs: Float = 0
+        for v in kept where v.isFinite { maxAbs = max(maxAbs, abs(v)) }
+        let m = maxCode(bits: bits)
+        let scale: TensorScale
+        switch scaleKind {
+        case .float32:
+            scale = .float32(maxAbs > 0 ? maxAbs / Float(m) : 0)
+        case .powerOfTwo:
+            if maxAbs > 0 {
+                var e = Int((maxAbs / Float(m)).exponent)
+                while Float(m) * Float(sign: .plus, exponent: e, significand: 1) < maxAbs { e += 1 }
+                while e > -126 && Float(m) * Float(sign: .plus, exponent: e - 1, significand: 1) >= maxAbs { e -= 1 }
+                scale = .powerOfTwo(exponent: Int8(clamping: e))
+            } else {
+                scale = .powerOfTwo(exponent: 0)
+            }
+        }
+        let s = scale.value
+        let inv: Float = s > 0 ? 1 / s : 0
+        var codes = [Int32](repeating: 0, count: kept.count)
+        for i in kept.indices {
+            let x = kept[i].isFinite ? kept[i] * inv : 0
+            if bits == 1 {
+                switch rounding {
+                case .nearest: codes[i] = x >= 0 ? 1 : -1
+                case .stochastic:
+                    let p = (min(max(x, -1), 1) + 1) / 2
+                    codes[i] = random.nextUnitFloat() < p ? 1 : -1
+                }
+            } else {
+                var r: Float
+                switch rounding {
+                case .nearest: r = x.rounded(.toNearestOrEven)
+                case .stochastic: r = (x + random.nextUnitFloat()).rounded(.down)
+                }
+                r = min(max(r, -Float(m)), Float(m))
+                codes[i] = Int32(r)
+            }
+        }
+        return QuantizedTensor(layer: layer, count: values.count, bits: bits, scale: scale, indices: indices,
+                               codes: codes)
+    }
+
+    // MARK: Wire form
+
+    static let flagPowerOfTwo: UInt8 = 1
+    static let flagSparse: UInt8 = 2
+
+    /// Appends the wire form (docs/protocol.md, "Quantised tensor").
+    public func encode(into w: inout ByteWriter) {
+        w.u16(layer)
+        w.u32(UInt32(count))
+        w.u8(UInt8(bits))
+        var flags: UInt8 = 0
+        if case .powerOfTwo = scale { flags |= Self.flagPowerOfTwo }
+        if indices != nil { flags |= Self.flagSparse }
+        w.u8(flags)
+        switch scale {
+        case .float32(let s): w.f32(s)
+        case .powerOfTwo(let e): w.i8(e)
+        }
+        if let indices {
+            w.u32(UInt32(indices.count))
+            var prev: Int64 = -1
+            for idx in indices {
+                w.varint(UInt64(Int64(idx) - prev - 1))
+                prev = Int64(idx)
+            }
+        }
+        w.raw(Self.pack(codes, bits: bits))
+    }
+
+    /// Reads one tensor, validating bits, flags, scale, counts (against `maxElements`) and indices before
+    /// allocating anything sized by the input.
+    public static func decode(from r: inout ByteReader, maxElements: Int) throws(WireError) -> QuantizedTensor {
+        let layer = try r.u16("tensor.layer")
+        let count = Int(try r.u32("tensor.count"))
+        guard count <= maxElements else {
+            throw WireError.tooLarge(field: "tensor.count", declared: count, limit: maxElements)
+        }
+        let bits = Int(try r.u8("tensor.bits"))
+        guard (1...16).contains(bits) else {
+            throw WireError.invalidValue(field: "tensor.bits", reason: "\(bits) is outside 1...16")
+        }
+        let flags = try r.u8("tensor.flags")
+        guard flags & ~(flagPowerOfTwo | flagSparse) == 0 else {
+            throw WireError.invalidValue(field: "tensor.flags", reason: "unknown flag bits \(flags)")
+        }
+        let scale: TensorScale
+        if flags & flagPowerOfTwo != 0 {
+            scale = .powerOfTwo(exponent: try r.i8("tensor.scale"))
+        } else {
+            let s = try r.f32("tensor.scale")
+            guard s.isFinite, s >= 0 else {
+                throw WireError.invalidValue(field: "tensor.scale", reason: "\(s) is not a finite non-negative number")
+            }
+            scale = .float32(s)
+        }
+        var indices: [UInt32]? = nil
+        var n = count
+        if flags & flagSparse != 0 {
+            let k = Int(try r.u32("tensor.k"))
+            guard k <= count else { throw WireError.invalidValue(field: "tensor.k", reason: "\(k) exceeds count \(count)") }
+            guard k <= r.remaining else {
+                throw WireError.truncated(field: "tensor.indices", offset: r.offset, needed: k, available: r.remaining)
+            }
+            var idx = [UInt32]()
+            idx.reserveCapacity(k)
+            var prev: Int64 = -1
+            for _ in 0..<k {
+                let gap = try r.varint("tensor.index")
+                let next = prev + 1 + Int64(clamping: gap)
+                guard gap < UInt64(count), next < Int64(count) else {
+                    throw WireError.invalidValue(field: "tensor.index", reason: "index beyond count \(count)")
+                }
+                idx.append(UInt32(next))
+                prev = next
+            }
+            indices = idx
+            n = k
+        }
+        let packedBytes = (n * bits + 7) / 8
+        let packed = try r.raw(packedBytes, "tensor.values")
+        let codes = try unpack(packed, count: n, bits: bits)
+        return QuantizedTensor(layer: layer, count: count, bits: bits, scale: scale, indices: indices, codes: codes)
+    }
+
+    /// Packs codes LSB-first, `bits` each (two's complement; for 1 bit, −1 → 0 and +1 → 1).
+    public static func pack(_ codes: [Int32], bits: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: (codes.count * bits + 7) / 8)
+        let mask: UInt64 = (1 << UInt64(bits)) - 1
+        var acc: UInt64 = 0
+        var nbits = 0
+        var o = 0
+        for c in codes {
+            let v: UInt64 = bits == 1 ? (c > 0 ? 1 : 0) : UInt64(bitPattern: Int64(c)) & mask
+            acc |= v << UInt64(nbits)
+            nbits += bits
+            while nbits >= 8 {
+                out[o] = UInt8(truncatingIfNeeded: acc)
+                o += 1
+                acc >>= 8
+                nbits -= 8
+            }
+        }
+        if nbits > 0 { out[o] = UInt8(truncatingIfNeeded: acc) }
+        return out
+    }
+
+    /// Unpacks `count` codes; the most negative two's-complement code (outside the symmetric range) and
+    /// non-zero padding bits are errors.
+    public static func unpack(_ packed: [UInt8], count: Int, bits: Int) throws(WireError) -> [Int32] {
+        var codes = [Int32](repeating: 0, count: count)
+        let mask: UInt64 = (1 << UInt64(bits)) - 1
+        var acc: UInt64 = 0
+        var nbits = 0
+        var i = 0
+        for c in 0..<count {
+            while nbits < bits {
+                acc |= UInt64(packed[i]) << UInt64(nbits)
+                i += 1
+                nbits += 8
+            }
+            let raw = acc & mask
+            acc >>= UInt64(bits)
+            nbits -= bits
+            if bits == 1 {
+                codes[c] = raw == 1 ? 1 : -1
+            } else {
+                let signBit: UInt64 = 1 << UInt64(bits - 1)
+                let v = raw & signBit != 0 ? Int64(raw) - Int64(1 << UInt64(bits)) : Int64(raw)
+                guard v >= -Int64(maxCode(bits: bits)) else {
+                    throw WireError.invalidValue(field: "tensor.values", reason: "code \(v) outside the symmetric \(bits)-bit range")
+                }
+                codes[c] = Int32(v)
+            }
+        }
+        if acc != 0 {
+            throw WireError.invalidValue(field: "tensor.values", reason: "non-zero padding bits")
+        }
+        return codes
+    }
+}
+
+/// Error feedback for a sender: what quantisation dropped from one delta is added to the next.
+public struct ErrorFeedback: Sendable {
+    /// Residual per layer.
+    public private(set) var residuals: [UInt16: [Float]] = [:]
+
+    /// An empty residual store.
+    public init() {}
+
+    /// Quantises `delta + residual`, keeps the new residual, returns the tensor to send.
+    public mutating func compress(
+        _ delta: [Float], layer: UInt16, bits: Int, scaleKind: ScaleKind = .float32,
+        rounding: RoundingMode = .nearest, topK: Int? = nil, random: inout RandomSource
+    ) -> QuantizedTensor {
+        var x = delta
+        if let r = residuals[layer], r.count == x.count {
+            for i in x.indices { x[i] += r[i] }
+        }
+        let t = QuantizedTensor.quantize(x, layer: layer, bits: bits, scaleKind: scaleKind, rounding: rounding,
+                                         topK: topK, random: &random)
+        let back = t.dequantized()
+        for i in x.indices { x[i] -= back[i] }
+        residuals[layer] = x
+        return t
+    }
+}
