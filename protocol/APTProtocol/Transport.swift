@@ -81,7 +81,7 @@ public enum Security: Hashable, Sendable {
 }
 
 /// What the coordinator's socket received.
-public enum Incoming: Sendable {
+public enum Incoming: Sendable, Equatable {
     /// A well-formed message from `peer` (the ROUTER routing id).
     case message(peer: [UInt8], Message)
     /// A frame from `peer` that could not be decoded, and why.
