@@ -36,7 +36,7 @@ let package = Package(
             name: "APTNode", dependencies: ["APTCore", "APTProtocol"], path: "node/APTNode",
             swiftSettings: strict),
         .executableTarget(
-            name: "apt-node", dependencies: ["APTNode", "APTCore", "APTCommandLine"], path: "node/apt-node",
+            name: "apt-node", dependencies: ["APTNode", "APTCore", "APTProtocol", "APTCommandLine"], path: "node/apt-node",
             swiftSettings: strict),
 
         // The coordinator, its ledger and its executable.

@@ -8,6 +8,7 @@ let rootSpec = CommandSpec(
     subcommands: [
         ("train", "Train locally (no coordinator) and report accuracy, energy and memory."),
         ("benchmark", "Run the engine benchmark grid and print the results table."),
+        ("benchmark-codec", "Measure the wire codec on real weight deltas."),
         ("profiles", "List the built-in device profiles."),
     ])
 
@@ -23,6 +24,7 @@ case "-h", "--help", "help":
     exit(0)
 case "train": TrainCommand.run(rest)
 case "benchmark": BenchmarkCommand.run(rest)
+case "benchmark-codec": CodecBenchmarkCommand.run(rest)
 case "profiles": ProfilesCommand.run(rest)
 default:
     let hint = closest(first, among: rootSpec.subcommands.map(\.name)).map { " Did you mean '\($0)'?" } ?? ""

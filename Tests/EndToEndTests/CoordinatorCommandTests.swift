@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+
+@Suite("apt-coord on the command line")
+struct CoordinatorCommandTests {
+    @Test("keygen writes a secret key readable only by its owner and a public key, and never overwrites silently")
+    func keygen() throws {
+        let prefix = NSTemporaryDirectory() + "apt-keys-\(UUID().uuidString)"
+        let r = try run("apt-coord", ["keygen", "--out", prefix, "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let attrs = try FileManager.default.attributesOfItem(atPath: prefix + ".key")
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        let pub = try String(contentsOfFile: prefix + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let sec = try String(contentsOfFile: prefix + ".key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(pub.count == 40 && sec.count == 40 && pub != sec)
+        #expect(r.stdout.contains(pub))
+        let again = try run("apt-coord", ["keygen", "--out", prefix])
+        #expect(again.status == 1)
+        #expect(again.stderr == "Error: \(prefix).key exists; pass --force to overwrite it\n")
+        #expect(try String(contentsOfFile: prefix + ".pub", encoding: .utf8).contains(pub), "the old key survives")
+        let forced = try run("apt-coord", ["keygen", "--out", prefix, "--force"])
+        #expect(forced.status == 0)
+        #expect(try !String(contentsOfFile: prefix + ".pub", encoding: .utf8).contains(pub))
+    }
+
+    @Test("unknown subcommands and flags are usage errors")
+    func usage() throws {
+        let r = try run("apt-coord", ["keygne"])
+        #expect(r.status == 64)
+        #expect(firstLine(r.stderr) == "Error: Unknown subcommand 'keygne'. Did you mean 'keygen'?")
+        let h = try run("apt-coord", ["keygen", "--help"])
+        #expect(h.status == 0 && h.stdout.hasPrefix("OVERVIEW: "))
+        let f = try run("apt-coord", ["keygen", "--outt", "x"])
+        #expect(f.status == 64)
+        #expect(firstLine(f.stderr) == "Error: Unknown option '--outt'. Did you mean '--out'?")
+    }
+}
