@@ -6,6 +6,16 @@ let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
 ]
 
+// The engine's kernels are plain SIMD code; on x86-64 they are compiled for AVX2 + FMA (every x86-64 CPU since
+// 2013/2015, and the machines this project builds on). Set APT_PORTABLE=1 to build for the baseline x86-64
+// instead; the executables refuse to start on a CPU without AVX2 when built without it.
+#if arch(x86_64)
+let vectorISA: [SwiftSetting] = Context.environment["APT_PORTABLE"] == nil
+    ? [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"]), .define("APT_X86_AVX2")] : []
+#else
+let vectorISA: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "APTFleet",
     platforms: [.macOS(.v15)],
@@ -24,7 +34,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The shared core: the APT training engine.
-        .target(name: "APTCore", dependencies: ["CZlib"], path: "Sources/APTCore", swiftSettings: strict),
+        .target(name: "APTCore", dependencies: ["CZlib"], path: "Sources/APTCore", swiftSettings: strict + vectorISA),
         // Command-line plumbing shared by the two executables (parsing, help, errors, logging).
         .target(name: "APTCommandLine", path: "Sources/APTCommandLine", swiftSettings: strict),
 

@@ -233,6 +233,9 @@ public struct Conv2d: ParametricLayer {
                 }
             }
         }
+        if context.quantizeOutput && context.mode.isFixedPoint {
+            requantizeOutput(&y, bits: context.quantization.activationBits)
+        }
         context.meter.record(cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
                              pass: .forward, layer: layer)
         if context.training { savedGeometry = g }

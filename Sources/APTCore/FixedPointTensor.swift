@@ -155,7 +155,7 @@ public enum Quantizer {
         let base = values.baseAddress!
         while i + 16 <= n {
             let v = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self)
-            m = pointwiseMax(m, pointwiseMax(v, -v))
+            m = max16(m, abs16(v))
             i += 16
         }
         var s = m.max()
@@ -169,7 +169,7 @@ public enum Quantizer {
     /// Quantises `values` into `out` with `format`; returns the number of saturated elements.
     @discardableResult
     @inline(__always)
-    public static func quantize<T: FixedWidthInteger & SignedInteger>(
+    public static func quantize<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
         _ values: [Float], into out: inout [T], format: FixedPointFormat, rounding: RoundingMode,
         random: inout RandomSource
     ) -> Int {
@@ -181,31 +181,45 @@ public enum Quantizer {
         }
     }
 
-    /// Pointer form of `quantize(_:into:format:rounding:random:)`.
+    /// Pointer form of `quantize(_:into:format:rounding:random:)`: 16 lanes at a time, scalar tail.
     @inline(__always)
-    public static func quantize<T: FixedWidthInteger & SignedInteger>(
+    public static func quantize<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
         _ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<T>, format: FixedPointFormat,
         rounding: RoundingMode, random: inout RandomSource
     ) -> Int {
         let n = src.count
         let inv = format.inverseStep
         let m = Float(format.maxCode)
-        var clipped = 0
-        switch rounding {
-        case .nearest:
-            for i in 0..<n {
-                var x = src[i] * inv
-                if clampCode(&x, m) { clipped += 1 }
-                dst[i] = T(truncatingIfNeeded: Int32(roundHalfEven(x)))
+        let s = src.baseAddress!, d = dst.baseAddress!
+        var clippedLanes = SIMD16<Int32>()
+        var i = 0
+        let stochastic = rounding == .stochastic
+        while i + 16 <= n {
+            let x = load16(s + i) * inv
+            clippedLanes &+= count16(outside16(x, m))
+            var c = clamp16(x, m)
+            let q: SIMD16<Int32>
+            if stochastic {
+                c = min16(c + random.nextUnitFloats16(), SIMD16<Float>(repeating: m))
+                q = floorToInt16(c)
+            } else {
+                q = roundToInt16(c)
             }
-        case .stochastic:
-            for i in 0..<n {
-                var x = src[i] * inv
-                if clampCode(&x, m) { clipped += 1 }
+            storeCodes16(q, d + i)
+            i += 16
+        }
+        var clipped = Int(clippedLanes.wrappedSum())
+        while i < n {
+            var x = s[i] * inv
+            if clampCode(&x, m) { clipped += 1 }
+            if stochastic {
                 x += random.nextUnitFloat()
                 _ = clampCode(&x, m)
-                dst[i] = T(truncatingIfNeeded: Int32(floorSmall(x)))
+                d[i] = T(truncatingIfNeeded: Int32(floorSmall(x)))
+            } else {
+                d[i] = T(truncatingIfNeeded: Int32(roundHalfEven(x)))
             }
+            i += 1
         }
         return clipped
     }

@@ -35,6 +35,8 @@ public struct StepContext: Sendable {
     public var training: Bool
     /// Index of the layer being run (for the meter).
     public var layerIndex: Int = 0
+    /// Whether the running layer must hand on its output as activation-bit codes (set by `Network`).
+    public var quantizeOutput = false
 
     /// Creates a context.
     public init(
@@ -86,19 +88,27 @@ public struct CostSettings: Sendable {
     public var momentum: Float
     /// Pricing.
     public var profile: DeviceProfile
+    /// Whether the layer hands its output on as activation-bit codes (fixed point, every weighted layer but
+    /// the last) rather than 32-bit values.
+    public var quantizedOutput: Bool
     /// Creates settings.
-    public init(mode: PrecisionMode, quantization: QuantizationSettings, momentum: Float, profile: DeviceProfile) {
+    public init(
+        mode: PrecisionMode, quantization: QuantizationSettings, momentum: Float, profile: DeviceProfile,
+        quantizedOutput: Bool = false
+    ) {
         self.mode = mode
         self.quantization = quantization
         self.momentum = momentum
         self.profile = profile
+        self.quantizedOutput = quantizedOutput
     }
 }
 
 extension StepContext {
     /// The pricing settings of this run.
     public var costSettings: CostSettings {
-        CostSettings(mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile)
+        CostSettings(mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile,
+                     quantizedOutput: quantizeOutput)
     }
 }
 
@@ -152,9 +162,14 @@ extension ParametricLayer {
             sheet.traffic(tensorBytes: inputElements * 4, pass: .backwardWeights)
             sheet.traffic(tensorBytes: outputElements * 4, pass: .backwardWeights)
         }
-        // Bias add and output write (the accumulator result, 32 bits either way).
+        // Bias add, then the output write: activation-bit codes when re-quantised, else 32-bit values.
         sheet.scalarOps(outputElements, pass: .forward)
-        sheet.traffic(tensorBytes: outputElements * 4, pass: .forward)
+        if s.quantizedOutput && s.mode.isFixedPoint {
+            sheet.scalarOps(outputElements, pass: .forward)
+            sheet.traffic(tensorBytes: outputElements * (q.activationBits <= 8 ? 1 : 2), pass: .forward)
+        } else {
+            sheet.traffic(tensorBytes: outputElements * 4, pass: .forward)
+        }
         // Update: gradient quantisation, momentum and weight arithmetic; read and write weights and momentum.
         sheet.scalarOps(paramCount * 3, pass: .update)
         sheet.traffic(tensorBytes: wBytes, pass: .update)
@@ -258,6 +273,18 @@ func integerGEMM(
 /// Accumulator width the integer kernel uses for these operand bounds (32, or 64 where 32 would overflow).
 func accumulatorBits(maxA: Int32, maxB: Int32) -> Int {
     GEMM.safeInt32Steps(maxA: maxA, maxB: maxB) >= 64 ? 32 : 64
+}
+
+/// Rounds `values` in place onto the activation grid (dynamic scale, nearest): what an integer pipeline hands
+/// to the next layer. Values stay floats in memory but are exactly representable as codes.
+func requantizeOutput(_ values: inout [Float], bits: Int) {
+    let m = values.withUnsafeBufferPointer { Quantizer.maxAbs($0) }
+    let f = FixedPointFormat.covering(maxAbs: m, bits: bits)
+    var unused = RandomSource(seed: 0)
+    values.withUnsafeMutableBufferPointer { v in
+        ParameterBlock.quantizeInPlace(v, inverseStep: f.inverseStep, step: f.step, maxCode: Float(f.maxCode),
+                                       stochastic: false, random: &unused)
+    }
 }
 
 /// `2^e` as a `Float`.

@@ -105,6 +105,9 @@ public struct Linear: ParametricLayer {
                 for j in 0..<outputs { yp[r * outputs + j] += b[j] }
             }
         }
+        if context.quantizeOutput && context.mode.isFixedPoint {
+            requantizeOutput(&y, bits: context.quantization.activationBits)
+        }
         context.meter.record(cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
                              pass: .forward, layer: layer)
         return Batch(values: y, count: bsz, shape: [outputs])

@@ -56,6 +56,11 @@ public struct Network: Sendable {
     /// Index of the first layer that has parameters (no input error is needed below it).
     var firstParametric: Int { parametricIndices.first ?? 0 }
 
+    /// Whether layer `i` hands on activation codes: every weighted layer but the last, in fixed point.
+    func quantizesOutput(_ i: Int) -> Bool {
+        mode.isFixedPoint && layers[i] is any ParametricLayer && i != parametricIndices.last
+    }
+
     /// The weight precision of each weighted layer.
     public var precision: [LayerPrecision] {
         parametricIndices.map { i in
@@ -102,8 +107,10 @@ public struct Network: Sendable {
         var h = x
         for i in layers.indices {
             context.layerIndex = i
+            context.quantizeOutput = quantizesOutput(i)
             h = layers[i].forward(h, context: &context)
         }
+        context.quantizeOutput = false
         return h
     }
 
@@ -117,6 +124,7 @@ public struct Network: Sendable {
         for i in layers.indices.reversed() {
             guard let dy = d else { break }
             context.layerIndex = i
+            context.quantizeOutput = quantizesOutput(i)
             d = layers[i].backward(dy, needsInputGradient: i > first, context: &context)
         }
         for i in layers.indices { layers[i].releaseSaved() }
@@ -128,8 +136,10 @@ public struct Network: Sendable {
         let first = firstParametric
         var total = 0.0
         for i in layers.indices {
+            var s = settings
+            s.quantizedOutput = quantizesOutput(i)
             total += layers[i].cost(batch: batch, input: inputShapes[i], needsInputGradient: i > first,
-                                    settings: settings).joules
+                                    settings: s).joules
         }
         return total
     }

@@ -186,21 +186,8 @@ public struct ParameterBlock: Sendable {
             let gStep = gFormat.step
             let gInv = gFormat.inverseStep
             let gm = Float(gFormat.maxCode)
-            if gradientRounding == .nearest {
-                for i in 0..<n {
-                    var x = g[i] * gInv
-                    _ = clampCode(&x, gm)
-                    g[i] = roundHalfEven(x) * gStep
-                }
-            } else {
-                for i in 0..<n {
-                    var x = g[i] * gInv
-                    _ = clampCode(&x, gm)
-                    x += random.nextUnitFloat()
-                    _ = clampCode(&x, gm)
-                    g[i] = floorSmall(x) * gStep
-                }
-            }
+            ParameterBlock.quantizeInPlace(g, inverseStep: gInv, step: gStep, maxCode: gm,
+                                           stochastic: gradientRounding == .stochastic, random: &random)
             // 2. Momentum buffer (fixed point, its scale adapted between steps).
             var mom: FixedPointTensor? = nil
             if mu != 0 {
@@ -219,7 +206,7 @@ public struct ParameterBlock: Sendable {
             var observed = momentumObservedMax
             let rounding = updateRounding
             let mRounding = gradientRounding
-            func run<W: FixedWidthInteger & SignedInteger, M: FixedWidthInteger & SignedInteger>(
+            func run<W: FixedWidthInteger & SignedInteger & SIMDScalar, M: FixedWidthInteger & SignedInteger & SIMDScalar>(
                 _ w: UnsafeMutablePointer<W>, _ v: UnsafeMutablePointer<M>?, _ mFormat: FixedPointFormat?
             ) {
                 ParameterBlock.fixedUpdate(
@@ -285,8 +272,44 @@ public struct ParameterBlock: Sendable {
         }
     }
 
+    /// Rounds `g` onto the grid `step` (saturating at `maxCode` steps) in place.
+    static func quantizeInPlace(
+        _ g: UnsafeMutableBufferPointer<Float>, inverseStep: Float, step: Float, maxCode: Float, stochastic: Bool,
+        random: inout RandomSource
+    ) {
+        let n = g.count
+        let p = g.baseAddress!
+        var i = 0
+        while i + 16 <= n {
+            var x = clamp16(load16(p + i) * inverseStep, maxCode)
+            let q: SIMD16<Int32>
+            if stochastic {
+                x = min16(x + random.nextUnitFloats16(), SIMD16<Float>(repeating: maxCode))
+                q = floorToInt16(x)
+            } else {
+                q = roundToInt16(x)
+            }
+            store16(SIMD16<Float>(q) * step, p + i)
+            i += 16
+        }
+        while i < n {
+            var x = p[i] * inverseStep
+            _ = clampCode(&x, maxCode)
+            if stochastic {
+                x += random.nextUnitFloat()
+                _ = clampCode(&x, maxCode)
+                p[i] = floorSmall(x) * step
+            } else {
+                p[i] = roundHalfEven(x) * step
+            }
+            i += 1
+        }
+    }
+
+    /// The in-place update of `n` codes: momentum (optional), learning rate in steps, rounding, saturation, and
+    /// the statistics the controller reads. Sixteen lanes at a time, scalar tail.
     @inline(__always)
-    static func fixedUpdate<W: FixedWidthInteger & SignedInteger, M: FixedWidthInteger & SignedInteger>(
+    static func fixedUpdate<W: FixedWidthInteger & SignedInteger & SIMDScalar, M: FixedWidthInteger & SignedInteger & SIMDScalar>(
         w: UnsafeMutablePointer<W>, wFormat: FixedPointFormat, v: UnsafeMutablePointer<M>?,
         vFormat: FixedPointFormat?, g: UnsafePointer<Float>, n: Int, lr: Float, mu: Float,
         rounding: RoundingMode, momentumRounding: RoundingMode, random: inout RandomSource,
@@ -295,63 +318,78 @@ public struct ParameterBlock: Sendable {
         let wMax = Float(wFormat.maxCode)
         let lrSteps = lr * wFormat.inverseStep  // learning rate expressed in weight steps
         let limit = 2 * wMax + 1  // no single update moves a code further than across the whole range
-        var sumAbs: Float = 0
-        var underflows = 0
-        var saturations = 0
-        var vMaxSeen = momentumMax
-        if let v, let vFormat {
-            let vStep = vFormat.step
-            let vInv = vFormat.inverseStep
-            let vm = Float(vFormat.maxCode)
-            for i in 0..<n {
-                var d = mu * Float(v[i]) * vStep + g[i]
-                vMaxSeen = max(vMaxSeen, abs(d))
+        let stochastic = rounding == .stochastic
+        let mStochastic = momentumRounding == .stochastic
+        let vStep = vFormat?.step ?? 0, vInv = vFormat?.inverseStep ?? 0
+        let vm = Float(vFormat?.maxCode ?? 0)
+        var sumAbs = SIMD16<Float>()
+        var under = SIMD16<Int32>()
+        var sat = SIMD16<Int32>()
+        var vMaxSeen = SIMD16<Float>(repeating: momentumMax)
+        let wMaxV = SIMD16<Float>(repeating: wMax)
+        var i = 0
+        while i + 16 <= n {
+            var d = load16(g + i)
+            if let v {
+                d = mu * loadCodes16(v + i) * vStep + d
+                vMaxSeen = max16(vMaxSeen, abs16(d))
+                var vr = clamp16(d * vInv, vm)
+                let vq: SIMD16<Int32>
+                if mStochastic {
+                    vr = min16(vr + random.nextUnitFloats16(), SIMD16<Float>(repeating: vm))
+                    vq = floorToInt16(vr)
+                } else {
+                    vq = roundToInt16(vr)
+                }
+                storeCodes16(vq, v + i)
+                d = SIMD16<Float>(vq) * vStep
+            }
+            let u = d * lrSteps
+            sumAbs += abs16(u)
+            let neg = clamp16(-u, limit)
+            let r: SIMD16<Int32> = stochastic ? floorToInt16(neg + random.nextUnitFloats16()) : roundToInt16(neg)
+            under &+= count16((r .== 0) .& (u .!= 0))
+            let q = loadCodes16(w + i) + SIMD16<Float>(r)
+            sat &+= count16(.!(abs16(q) .<= wMaxV))
+            storeCodes16(roundToInt16(min16(max16(q, -wMaxV), wMaxV)), w + i)
+            i += 16
+        }
+        var sumTail: Float = 0
+        var underTail = 0
+        var satTail = 0
+        var vMaxTail = vMaxSeen.max()
+        while i < n {
+            var d = g[i]
+            if let v {
+                d = mu * Float(v[i]) * vStep + d
+                vMaxTail = max(vMaxTail, abs(d))
                 var vr = d * vInv
                 _ = clampCode(&vr, vm)
-                if momentumRounding == .nearest {
-                    vr = roundHalfEven(vr)
-                } else {
+                if mStochastic {
                     vr += random.nextUnitFloat()
                     _ = clampCode(&vr, vm)
                     vr = floorSmall(vr)
+                } else {
+                    vr = roundHalfEven(vr)
                 }
                 v[i] = M(truncatingIfNeeded: Int32(vr))
                 d = vr * vStep
-                let u = d * lrSteps
-                sumAbs += abs(u)
-                var r = -u
-                _ = clampCode(&r, limit)
-                if rounding == .nearest {
-                    r = roundHalfEven(r)
-                } else {
-                    r = floorSmall(r + random.nextUnitFloat())
-                }
-                if r == 0 && u != 0 { underflows += 1 }
-                var q = Float(w[i]) + r
-                if q > wMax { q = wMax; saturations += 1 } else if q < -wMax { q = -wMax; saturations += 1 }
-                w[i] = W(truncatingIfNeeded: Int32(q))
             }
-        } else {
-            for i in 0..<n {
-                let u = g[i] * lrSteps
-                sumAbs += abs(u)
-                var r = -u
-                _ = clampCode(&r, limit)
-                if rounding == .nearest {
-                    r = roundHalfEven(r)
-                } else {
-                    r = floorSmall(r + random.nextUnitFloat())
-                }
-                if r == 0 && u != 0 { underflows += 1 }
-                var q = Float(w[i]) + r
-                if q > wMax { q = wMax; saturations += 1 } else if q < -wMax { q = -wMax; saturations += 1 }
-                w[i] = W(truncatingIfNeeded: Int32(q))
-            }
+            let u = d * lrSteps
+            sumTail += abs(u)
+            var r = -u
+            _ = clampCode(&r, limit)
+            r = stochastic ? floorSmall(r + random.nextUnitFloat()) : roundHalfEven(r)
+            if r == 0 && u != 0 { underTail += 1 }
+            var q = Float(w[i]) + r
+            if q > wMax { q = wMax; satTail += 1 } else if q < -wMax { q = -wMax; satTail += 1 }
+            w[i] = W(truncatingIfNeeded: Int32(q))
+            i += 1
         }
-        momentumMax = vMaxSeen
-        stats.sumAbsSteps += Double(sumAbs)
+        momentumMax = vMaxTail
+        stats.sumAbsSteps += Double(sumAbs.sum() + sumTail)
         stats.elements += n
-        stats.underflows += underflows
-        stats.saturations += saturations
+        stats.underflows += Int(under.wrappedSum()) + underTail
+        stats.saturations += Int(sat.wrappedSum()) + satTail
     }
 }

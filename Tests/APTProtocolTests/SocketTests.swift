@@ -60,7 +60,16 @@ struct SocketTests {
         #expect(try node.poll(timeoutMs: 2000) == .message(.heartbeat(sequence: 1, timestampMs: 0)))
         first!.close()
         first = nil
-        let second = try RouterEndpoint(context: ctx, bind: endpoint, options: fast)
+        // libzmq closes the listener asynchronously: the port may take a moment to come free.
+        var bound: RouterEndpoint? = nil
+        for _ in 0..<100 where bound == nil {
+            bound = try? RouterEndpoint(context: ctx, bind: endpoint, options: fast)
+            if bound == nil { usleepMs(50) }
+        }
+        guard let second = bound else {
+            Issue.record("could not bind \(endpoint) again")
+            return
+        }
         // The restarted coordinator does not answer; the node notices the silence, reconnects and says HELLO.
         var reconnected = false
         var helloSeen = false

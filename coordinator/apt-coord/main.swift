@@ -1,4 +1,5 @@
 import APTCommandLine
+import APTCore
 import APTProtocol
 import Foundation
 
@@ -9,6 +10,7 @@ let rootSpec = CommandSpec(
         ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
     ])
 
+if let problem = CPUFeatures.unsupportedMessage() { Terminal.failure(problem) }
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let first = argv.first else {
     Terminal.err(rootSpec.helpText)

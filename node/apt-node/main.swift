@@ -12,6 +12,7 @@ let rootSpec = CommandSpec(
         ("profiles", "List the built-in device profiles."),
     ])
 
+if let problem = CPUFeatures.unsupportedMessage() { Terminal.failure(problem) }
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let first = argv.first else {
     Terminal.err(rootSpec.helpText)
