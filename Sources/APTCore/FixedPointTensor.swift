@@ -155,7 +155,7 @@ public enum Quantizer {
         let base = values.baseAddress!
         while i + 16 <= n {
             let v = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self)
-            m = max16(m, abs16(v))
+            m = maxNonNegative16(m, abs16(v))
             i += 16
         }
         var s = m.max()
@@ -196,12 +196,11 @@ public enum Quantizer {
         let stochastic = rounding == .stochastic
         while i + 16 <= n {
             let x = load16(s + i) * inv
-            clippedLanes &+= count16(outside16(x, m))
-            var c = clamp16(x, m)
+            clippedLanes &-= outsideMask16(x, m)
+            let c = clamp16(x, m)
             let q: SIMD16<Int32>
             if stochastic {
-                c = min16(c + random.nextUnitFloats16(), SIMD16<Float>(repeating: m))
-                q = floorToInt16(c)
+                q = clampInts16(floorToInt16(c + random.nextUnitFloats16()), Int32(m))
             } else {
                 q = roundToInt16(c)
             }

@@ -281,11 +281,10 @@ public struct ParameterBlock: Sendable {
         let p = g.baseAddress!
         var i = 0
         while i + 16 <= n {
-            var x = clamp16(load16(p + i) * inverseStep, maxCode)
+            let x = clamp16(load16(p + i) * inverseStep, maxCode)
             let q: SIMD16<Int32>
             if stochastic {
-                x = min16(x + random.nextUnitFloats16(), SIMD16<Float>(repeating: maxCode))
-                q = floorToInt16(x)
+                q = clampInts16(floorToInt16(x + random.nextUnitFloats16()), Int32(maxCode))
             } else {
                 q = roundToInt16(x)
             }
@@ -326,21 +325,16 @@ public struct ParameterBlock: Sendable {
         var under = SIMD16<Int32>()
         var sat = SIMD16<Int32>()
         var vMaxSeen = SIMD16<Float>(repeating: momentumMax)
-        let wMaxV = SIMD16<Float>(repeating: wMax)
+        let wMaxI = wFormat.maxCode
+        let vmI = Int32(vm)
         var i = 0
         while i + 16 <= n {
             var d = load16(g + i)
             if let v {
                 d = mu * loadCodes16(v + i) * vStep + d
-                vMaxSeen = max16(vMaxSeen, abs16(d))
-                var vr = clamp16(d * vInv, vm)
-                let vq: SIMD16<Int32>
-                if mStochastic {
-                    vr = min16(vr + random.nextUnitFloats16(), SIMD16<Float>(repeating: vm))
-                    vq = floorToInt16(vr)
-                } else {
-                    vq = roundToInt16(vr)
-                }
+                vMaxSeen = maxNonNegative16(vMaxSeen, abs16(d))
+                let vr = clamp16(d * vInv, vm)
+                let vq = mStochastic ? clampInts16(floorToInt16(vr + random.nextUnitFloats16()), vmI) : roundToInt16(vr)
                 storeCodes16(vq, v + i)
                 d = SIMD16<Float>(vq) * vStep
             }
@@ -348,10 +342,12 @@ public struct ParameterBlock: Sendable {
             sumAbs += abs16(u)
             let neg = clamp16(-u, limit)
             let r: SIMD16<Int32> = stochastic ? floorToInt16(neg + random.nextUnitFloats16()) : roundToInt16(neg)
-            under &+= count16((r .== 0) .& (u .!= 0))
-            let q = loadCodes16(w + i) + SIMD16<Float>(r)
-            sat &+= count16(.!(abs16(q) .<= wMaxV))
-            storeCodes16(roundToInt16(min16(max16(q, -wMaxV), wMaxV)), w + i)
+            // Underflow: the update was non-zero but rounded to zero.
+            under &-= ~nonZeroMask16(r) & nonZeroMask16(bits16(u) & 0x7FFF_FFFF)
+            let q = loadInts16(w + i) &+ r
+            let magnitude = (q ^ (q &>> 31)) &- (q &>> 31)
+            sat &-= negativeMask16(SIMD16<Int32>(repeating: wMaxI) &- magnitude)
+            storeCodes16(clampInts16(q, wMaxI), w + i)
             i += 16
         }
         var sumTail: Float = 0

@@ -1,6 +1,8 @@
-/// Vector helpers for the element-wise fixed-point kernels (quantisers and the weight update). Everything is
-/// plain `SIMD16` arithmetic: no per-lane library calls at any target.
-typealias Float16x = SIMD16<Float>
+/// Vector helpers for the element-wise fixed-point kernels (quantisers and the weight update).
+///
+/// Everything here is integer and float *arithmetic* on `SIMD16` values: the standard library's
+/// `pointwiseMin`, `replacing(with:where:)` and mask combinations run lane by lane, so clamps, selects and
+/// counts are written with bit operations instead (non-negative IEEE floats order like their bit patterns).
 
 @inline(__always)
 func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
@@ -11,8 +13,13 @@ func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
 }
 
 @inline(__always)
+func loadInts16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD16<Int32> {
+    SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self))
+}
+
+@inline(__always)
 func loadCodes16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD16<Float> {
-    SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self)))
+    SIMD16<Float>(loadInts16(p))
 }
 
 @inline(__always)
@@ -20,62 +27,77 @@ func storeCodes16<T: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<Int32>, _ p: Un
     UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<T>(truncatingIfNeeded: v), as: SIMD16<T>.self)
 }
 
-/// |x| by clearing the sign bit (the stdlib's `pointwiseMax` is lane-by-lane with NaN rules: slow).
+@inline(__always) func bits16(_ x: SIMD16<Float>) -> SIMD16<Int32> { unsafeBitCast(x, to: SIMD16<Int32>.self) }
+@inline(__always) func float16(_ x: SIMD16<Int32>) -> SIMD16<Float> { unsafeBitCast(x, to: SIMD16<Float>.self) }
+
+/// max(x, 0) for integers.
+@inline(__always) func relu16(_ x: SIMD16<Int32>) -> SIMD16<Int32> { x & ~(x &>> 31) }
+
+/// −1 in lanes where `x < 0`, else 0.
+@inline(__always) func negativeMask16(_ x: SIMD16<Int32>) -> SIMD16<Int32> { x &>> 31 }
+
+/// −1 in lanes where `x != 0`, else 0.
+@inline(__always) func nonZeroMask16(_ x: SIMD16<Int32>) -> SIMD16<Int32> { (x | (0 &- x)) &>> 31 }
+
+/// Clamps integers to ±m (m ≥ 0).
 @inline(__always)
-func abs16(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    unsafeBitCast(unsafeBitCast(x, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
+func clampInts16(_ x: SIMD16<Int32>, _ m: Int32) -> SIMD16<Int32> {
+    let mv = SIMD16<Int32>(repeating: m)
+    let upper = x &- relu16(x &- mv)
+    return upper &+ relu16((0 &- mv) &- upper)
 }
 
-/// Lane-wise minimum with a compare and blend.
+/// |x| by clearing the sign bit.
 @inline(__always)
-func min16(_ x: SIMD16<Float>, _ y: SIMD16<Float>) -> SIMD16<Float> { x.replacing(with: y, where: y .< x) }
+func abs16(_ x: SIMD16<Float>) -> SIMD16<Float> { float16(bits16(x) & 0x7FFF_FFFF) }
 
-/// Lane-wise maximum with a compare and blend.
+/// Lane-wise maximum of non-negative floats (compares bit patterns).
 @inline(__always)
-func max16(_ x: SIMD16<Float>, _ y: SIMD16<Float>) -> SIMD16<Float> { x.replacing(with: y, where: y .> x) }
-
-/// Lanes outside ±m (NaN included).
-@inline(__always)
-func outside16(_ x: SIMD16<Float>, _ m: Float) -> SIMDMask<SIMD16<Int32>> {
-    .!(abs16(x) .<= SIMD16<Float>(repeating: m))
+func maxNonNegative16(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+    let x = bits16(a), y = bits16(b)
+    return float16(x &+ relu16(y &- x))
 }
 
-/// NaN lanes to 0, then clamped to ±m.
+/// −1 in lanes outside ±m, NaN included, else 0.
+@inline(__always)
+func outsideMask16(_ x: SIMD16<Float>, _ m: Float) -> SIMD16<Int32> {
+    negativeMask16(SIMD16<Int32>(repeating: Int32(bitPattern: m.bitPattern)) &- (bits16(x) & 0x7FFF_FFFF))
+}
+
+/// Clamps to ±m (m ≥ 0, finite); NaN lanes become 0.
 @inline(__always)
 func clamp16(_ x: SIMD16<Float>, _ m: Float) -> SIMD16<Float> {
-    let clean = x.replacing(with: 0, where: .!(x .== x))
-    return min16(max16(clean, SIMD16<Float>(repeating: -m)), SIMD16<Float>(repeating: m))
+    let b = bits16(x)
+    let magnitude = b & 0x7FFF_FFFF
+    let mb = SIMD16<Int32>(repeating: Int32(bitPattern: m.bitPattern))
+    let clipped = magnitude &- relu16(magnitude &- mb)
+    let notNaN = ~negativeMask16(SIMD16<Int32>(repeating: 0x7F80_0000) &- magnitude)
+    return float16((clipped | (b & Int32(bitPattern: 0x8000_0000))) & notNaN)
 }
 
-/// Round half to even and convert, for |x| < 2^22 (the magic-number trick: 1.5·2^23 aligns the binary point).
+/// Round half to even and convert, for |x| < 2^22 (1.5·2^23 aligns the binary point).
 @inline(__always)
 func roundToInt16(_ x: SIMD16<Float>) -> SIMD16<Int32> {
-    unsafeBitCast(x + 12_582_912, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    bits16(x + 12_582_912) &- 0x4B40_0000
 }
 
 /// Floor and convert, for |x| < 2^22.
 @inline(__always)
 func floorToInt16(_ x: SIMD16<Float>) -> SIMD16<Int32> {
     let r = roundToInt16(x)
-    return r.replacing(with: r &- 1, where: SIMD16<Float>(r) .> x)
-}
-
-/// Number of set lanes.
-@inline(__always)
-func count16(_ m: SIMDMask<SIMD16<Int32>>) -> SIMD16<Int32> {
-    SIMD16<Int32>(repeating: 0).replacing(with: 1, where: m)
+    return r &+ negativeMask16(bits16(x - SIMD16<Float>(r)))
 }
 
 extension RandomSource {
     /// Sixteen uniform floats in [0, 1), 24 random bits each, from eight draws.
     @inline(__always)
     mutating func nextUnitFloats16() -> SIMD16<Float> {
-        var bits = SIMD16<UInt32>()
+        var bits = SIMD16<Int32>()
         for l in 0..<8 {
             let r = next()
-            bits[2 * l] = UInt32(truncatingIfNeeded: r >> 40)
-            bits[2 * l + 1] = UInt32(truncatingIfNeeded: r >> 8) & 0xFF_FFFF
+            bits[2 * l] = Int32(truncatingIfNeeded: r >> 40)
+            bits[2 * l + 1] = Int32(truncatingIfNeeded: r >> 8) & 0xFF_FFFF
         }
-        return SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: bits)) * (1.0 / 16_777_216.0)
+        return SIMD16<Float>(bits) * (1.0 / 16_777_216.0)
     }
 }
