@@ -191,12 +191,14 @@ public enum Quantizer {
         let inv = format.inverseStep
         let m = Float(format.maxCode)
         let s = src.baseAddress!, d = dst.baseAddress!
+        // A value is clipped when it lies half a step or more beyond the largest code (it would round past it).
+        let clipAt = (m + 0.5).nextDown
         var clippedLanes = SIMD16<Int32>()
         var i = 0
         let stochastic = rounding == .stochastic
         while i + 16 <= n {
             let x = load16(s + i) * inv
-            clippedLanes &-= outsideMask16(x, m)
+            clippedLanes &-= outsideMask16(x, clipAt)
             let c = clamp16(x, m)
             let q: SIMD16<Int32>
             if stochastic {
@@ -210,7 +212,8 @@ public enum Quantizer {
         var clipped = Int(clippedLanes.wrappedSum())
         while i < n {
             var x = s[i] * inv
-            if clampCode(&x, m) { clipped += 1 }
+            if !(abs(x) <= clipAt) { clipped += 1 }
+            _ = clampCode(&x, m)
             if stochastic {
                 x += random.nextUnitFloat()
                 _ = clampCode(&x, m)
