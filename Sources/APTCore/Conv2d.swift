@@ -22,7 +22,8 @@ public struct ConvGeometry: Sendable, Hashable {
     /// Rows of the unfolded patch matrix: `channels · kernel²`.
     public var patch: Int { channels * kernel * kernel }
 
-    /// Unfolds one image into `patch × positions` columns (zero padded).
+    /// Unfolds one image into `patch × positions` columns (zero padded). Each output row is filled as a zero
+    /// head, a copied (stride 1) or gathered middle, and a zero tail; no per-element bounds test.
     @inline(__always)
     func im2col<T: Numeric>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
         let ho = outHeight, wo = outWidth, p = positions
@@ -30,18 +31,24 @@ public struct ConvGeometry: Sendable, Hashable {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = dst + ((c * kernel + ki) * kernel + kj) * p
+                    // Output columns whose input column ix = ox·stride − padding + kj lies inside [0, width).
+                    let first = max(0, (padding - kj + stride - 1) / stride)
+                    let last = min(wo, (width - 1 + padding - kj) / stride + 1)  // exclusive
                     for oy in 0..<ho {
                         let iy = oy * stride - padding + ki
                         let out = row + oy * wo
-                        if iy < 0 || iy >= height {
+                        if iy < 0 || iy >= height || first >= last {
                             out.update(repeating: 0, count: wo)
                             continue
                         }
+                        if first > 0 { out.update(repeating: 0, count: first) }
                         let srcRow = src + (c * height + iy) * width
-                        for ox in 0..<wo {
-                            let ix = ox * stride - padding + kj
-                            out[ox] = (ix >= 0 && ix < width) ? srcRow[ix] : 0
+                        if stride == 1 {
+                            (out + first).update(from: srcRow + (first - padding + kj), count: last - first)
+                        } else {
+                            for ox in first..<last { out[ox] = srcRow[ox * stride - padding + kj] }
                         }
+                        if last < wo { (out + last).update(repeating: 0, count: wo - last) }
                     }
                 }
             }

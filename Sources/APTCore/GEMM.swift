@@ -59,7 +59,7 @@ public enum GEMM {
                     var c0 = SIMD16<Acc>(repeating: 0), c1 = c0, c2 = c0, c3 = c0
                     var bp = b + k0 * ldb + j
                     for kk in k0..<k1 {
-                        let bv = SIMD16<Acc>(truncatingIfNeeded: UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self))
+                        let bv = widen16(UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self), to: Acc.self)
                         c0 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: a0[kk])) &* bv
                         c1 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: a1[kk])) &* bv
                         c2 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: a2[kk])) &* bv
@@ -81,7 +81,7 @@ public enum GEMM {
                     var c0 = SIMD16<Acc>(repeating: 0)
                     var bp = b + k0 * ldb + j
                     for kk in k0..<k1 {
-                        let bv = SIMD16<Acc>(truncatingIfNeeded: UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self))
+                        let bv = widen16(UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self), to: Acc.self)
                         c0 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: a0[kk])) &* bv
                         bp += ldb
                     }

@@ -12,9 +12,18 @@ func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
 }
 
+/// Sign- or zero-extends 16 lanes. Written out so that it inlines into the caller's loop and vectorises
+/// (the standard library's generic `init(truncatingIfNeeded:)` is often left as an out-of-line call).
+@inline(__always)
+func widen16<T: FixedWidthInteger & SIMDScalar, R: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<T>, to: R.Type) -> SIMD16<R> {
+    var r = SIMD16<R>()
+    for i in 0..<16 { r[i] = R(truncatingIfNeeded: v[i]) }
+    return r
+}
+
 @inline(__always)
 func loadInts16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD16<Int32> {
-    SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self))
+    widen16(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self), to: Int32.self)
 }
 
 @inline(__always)
@@ -24,7 +33,7 @@ func loadCodes16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SI
 
 @inline(__always)
 func storeCodes16<T: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<T>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<T>(truncatingIfNeeded: v), as: SIMD16<T>.self)
+    UnsafeMutableRawPointer(p).storeBytes(of: widen16(v, to: T.self), as: SIMD16<T>.self)
 }
 
 @inline(__always) func bits16(_ x: SIMD16<Float>) -> SIMD16<Int32> { unsafeBitCast(x, to: SIMD16<Int32>.self) }

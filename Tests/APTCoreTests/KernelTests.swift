@@ -103,3 +103,46 @@ struct KernelTests {
         }
     }
 }
+
+@Suite("Convolution against a direct reference")
+struct ConvolutionReferenceTests {
+    @Test("im2col + GEMM equals the direct sum over every geometry", arguments: [
+        (1, 1, 0), (3, 1, 0), (3, 1, 1), (5, 1, 2), (3, 2, 0), (3, 2, 1), (2, 3, 1), (5, 2, 2),
+    ])
+    func forward(kernel: Int, stride: Int, padding: Int) throws {
+        var random = RandomSource(seed: UInt64(kernel * 100 + stride * 10 + padding))
+        let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
+        var conv = Conv2d(inChannels: 2, outChannels: 3, kernel: kernel, stride: stride, padding: padding, mode: .fp32,
+                          quantization: q, random: &random)
+        let (c, h, w) = (2, 7, 9)
+        let x = (0..<(2 * c * h * w)).map { _ in random.nextUnitFloat() * 2 - 1 }
+        var ctx = StepContext(mode: .fp32, quantization: q, hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
+                              random: random, meter: EnergyMeter(profile: .generic45nm, layers: 1), training: false)
+        let y = conv.forward(Batch(values: x, count: 2, shape: [c, h, w]), context: &ctx)
+        let wts = conv.weights.values.dequantized(), b = conv.bias.values.dequantized()
+        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+        #expect(y.shape == [3, oh, ow])
+        for n in 0..<2 {
+            for o in 0..<3 {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var s = Double(b[o])
+                        for ci in 0..<c {
+                            for ki in 0..<kernel {
+                                for kj in 0..<kernel {
+                                    let iy = oy * stride - padding + ki, ix = ox * stride - padding + kj
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    s += Double(wts[o * c * kernel * kernel + (ci * kernel + ki) * kernel + kj])
+                                        * Double(x[((n * c + ci) * h + iy) * w + ix])
+                                }
+                            }
+                        }
+                        let got = y.values[((n * 3 + o) * oh + oy) * ow + ox]
+                        #expect(isApproximatelyEqual(Double(got), s, absolute: 1e-5),
+                                "k\(kernel) s\(stride) p\(padding) at n\(n) o\(o) (\(oy),\(ox)): \(got) vs \(s)")
+                    }
+                }
+            }
+        }
+    }
+}
