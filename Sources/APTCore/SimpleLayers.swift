@@ -29,12 +29,19 @@ public struct ReLU: Layer {
                                   settings: context.costSettings), pass: .forward, layer: context.layerIndex)
         var y = x
         let n = y.values.count
-        var m = context.training ? [UInt64](repeating: 0, count: (n + 63) / 64) : []
+        var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
         y.values.withUnsafeMutableBufferPointer { v in
-            for i in 0..<n where v[i] > 0 || v[i].isNaN {
-                if context.training { m[i >> 6] |= 1 << UInt64(i & 63) }
+            // Positive values (and NaN, so that divergence shows) pass; one mask bit per element.
+            var word: UInt64 = 0
+            for i in 0..<n {
+                let keep = !(v[i] <= 0)
+                word |= (keep ? 1 : 0) << UInt64(i & 63)
+                v[i] = keep ? v[i] : 0
+                if i & 63 == 63 || i == n - 1 {
+                    if !m.isEmpty { m[i >> 6] = word }
+                    word = 0
+                }
             }
-            for i in 0..<n { v[i] = v[i] > 0 ? v[i] : (v[i].isNaN ? v[i] : 0) }
         }
         if context.training { mask = m }
         return y
@@ -47,8 +54,10 @@ public struct ReLU: Layer {
                                   settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
         precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
-        dx.values.withUnsafeMutableBufferPointer { v in
-            for i in 0..<v.count where mask[i >> 6] & (1 << UInt64(i & 63)) == 0 { v[i] = 0 }
+        mask.withUnsafeBufferPointer { m in
+            dx.values.withUnsafeMutableBufferPointer { v in
+                for i in 0..<v.count { v[i] = (m[i >> 6] >> UInt64(i & 63)) & 1 == 1 ? v[i] : 0 }
+            }
         }
         return dx
     }
@@ -99,6 +108,32 @@ public struct MaxPool2d: Layer {
         let bsz = x.count
         var y = [Float](repeating: 0, count: bsz * c * oh * ow)
         var am = [UInt8](repeating: 0, count: context.training ? y.count : 0)
+        if size == 2 {
+            x.values.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    am.withUnsafeMutableBufferPointer { ap in
+                        let training = context.training
+                        var o = 0
+                        for plane in 0..<(bsz * c) {
+                            let base = xp.baseAddress! + plane * h * w
+                            for oy in 0..<oh {
+                                let r0 = base + 2 * oy * w, r1 = r0 + w
+                                for ox in 0..<ow {
+                                    let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
+                                    var best = a, bi: UInt8 = 0
+                                    if b > best { best = b; bi = 1 }
+                                    if cc > best { best = cc; bi = 2 }
+                                    if d > best { best = d; bi = 3 }
+                                    yp[o] = best
+                                    if training { ap[o] = bi }
+                                    o += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
         x.values.withUnsafeBufferPointer { xp in
             var o = 0
             for n in 0..<bsz {
@@ -121,6 +156,7 @@ public struct MaxPool2d: Layer {
                     }
                 }
             }
+        }
         }
         if context.training {
             argmax = am
