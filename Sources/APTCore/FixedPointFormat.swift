@@ -80,11 +80,11 @@ public struct FixedPointFormat: Hashable, Sendable, Codable, CustomStringConvert
 /// Rounds half to even with two float adds (no libm call at the baseline x86-64 target). Exact for
 /// |x| < 2^22; callers clamp to the format's range first.
 @inline(__always)
-func roundHalfEven(_ x: Float) -> Float { (x + 12_582_912) - 12_582_912 }
+package func roundHalfEven(_ x: Float) -> Float { (x + 12_582_912) - 12_582_912 }
 
 /// Floor for |x| < 2^31 through an integer conversion (no libm call).
 @inline(__always)
-func floorSmall(_ x: Float) -> Float {
+package func floorSmall(_ x: Float) -> Float {
     let t = Float(Int32(x))
     return t > x ? t - 1 : t
 }

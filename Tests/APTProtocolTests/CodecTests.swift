@@ -69,6 +69,20 @@ struct CodecTests {
         #expect(w.bytes.count < 100 * 3 + 100 + 20, "indices as varint gaps: \(w.bytes.count) bytes")
     }
 
+    @Test("top-k selection equals a full sort, ties to the lower index")
+    func selection() {
+        var random = RandomSource(seed: 8)
+        for n in [1, 2, 17, 100, 1000] {
+            // Few distinct magnitudes, so that ties are common.
+            let v = (0..<n).map { _ in Float(Int(random.next() % 7) - 3) * 0.5 }
+            for k in [1, n / 3 + 1, n] {
+                let reference = v.indices.sorted { abs(v[$0]) > abs(v[$1]) || (abs(v[$0]) == abs(v[$1]) && $0 < $1) }
+                    .prefix(k).sorted()
+                #expect(QuantizedTensor.largestMagnitudes(v, k: k) == Array(reference), "n \(n) k \(k)")
+            }
+        }
+    }
+
     @Test("error feedback carries what quantisation dropped into the next delta")
     func errorFeedback() {
         var random = RandomSource(seed: 4)

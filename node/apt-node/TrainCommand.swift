@@ -35,6 +35,9 @@ enum TrainCommand {
             .value("error-bits", "b", "Bits of back-propagated errors. Default from the precision and knob."),
             .value("update-rounding", "mode", "Rounding of weight updates: nearest or stochastic. Default from the knob."),
             .value("error-rounding", "mode", "Rounding of errors: nearest or stochastic.", default: "stochastic"),
+            .value("activation-rounding", "mode", "Rounding of activations: nearest or stochastic.", default: "nearest"),
+            .value("gradient-rounding", "mode", "Rounding of gradients and momentum: nearest or stochastic.",
+                   default: "nearest"),
             .value("report", "file", "Write the JSON report here (schema: docs/report-schema.md)."),
             .value("format", "text|json", "Summary on stdout as text or JSON.", default: "text"),
             .flag("quiet", "No progress display."),
@@ -167,6 +170,10 @@ enum TrainCommand {
         if let b = try args.int("error-bits") { c.quantization.errorBits = b }
         if let r = args["update-rounding"] { c.quantization.updateRounding = try rounding(r, "update-rounding") }
         if let r = args["error-rounding"] { c.quantization.errorRounding = try rounding(r, "error-rounding") }
+        if let r = args["activation-rounding"] {
+            c.quantization.activationRounding = try rounding(r, "activation-rounding")
+        }
+        if let r = args["gradient-rounding"] { c.quantization.gradientRounding = try rounding(r, "gradient-rounding") }
         if precision == .apt {
             c.quantization.initialWeightBits = min(max(c.quantization.initialWeightBits, c.controller.minBits),
                                                    c.controller.maxBits)

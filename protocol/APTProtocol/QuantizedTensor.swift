@@ -78,8 +78,7 @@ public struct QuantizedTensor: Hashable, Sendable {
         var kept: [Float]
         var indices: [UInt32]? = nil
         if let k = topK, k < values.count {
-            let order = values.indices.sorted { abs(values[$0]) > abs(values[$1]) || (abs(values[$0]) == abs(values[$1]) && $0 < $1) }
-            let chosen = order.prefix(max(k, 0)).sorted()
+            let chosen = largestMagnitudes(values, k: max(k, 0))
             indices = chosen.map { UInt32($0) }
             kept = chosen.map { values[$0] }
         } else {
@@ -115,17 +114,62 @@ public struct QuantizedTensor: Hashable, Sendable {
                     codes[i] = random.nextUnitFloat() < p ? 1 : -1
                 }
             } else {
-                var r: Float
+                // Clamp first: the rounding helpers are exact below 2^22.
+                let c = min(max(x, -Float(m)), Float(m))
+                let r: Float
                 switch rounding {
-                case .nearest: r = x.rounded(.toNearestOrEven)
-                case .stochastic: r = (x + random.nextUnitFloat()).rounded(.down)
+                case .nearest: r = roundHalfEven(c)
+                case .stochastic: r = min(floorSmall(c + random.nextUnitFloat()), Float(m))
                 }
-                r = min(max(r, -Float(m)), Float(m))
                 codes[i] = Int32(r)
             }
         }
         return QuantizedTensor(layer: layer, count: values.count, bits: bits, scale: scale, indices: indices,
                                codes: codes)
+    }
+
+    /// Indices of the `k` largest |values| (ties to the lower index), ascending. Average O(n): the k-th
+    /// magnitude is found by quickselect, then one pass collects.
+    static func largestMagnitudes(_ values: [Float], k: Int) -> [Int] {
+        guard k > 0 else { return [] }
+        var mags = values.map { $0.isFinite ? abs($0) : 0 }
+        // Quickselect for the k-th largest magnitude.
+        var lo = 0, hi = mags.count - 1
+        let target = k - 1
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        while lo < hi {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            let pivot = mags[lo + Int(state % UInt64(hi - lo + 1))]
+            var i = lo, j = hi
+            while i <= j {
+                while mags[i] > pivot { i += 1 }
+                while mags[j] < pivot { j -= 1 }
+                if i <= j {
+                    mags.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            if target <= j { hi = j } else if target >= i { lo = i } else { break }
+        }
+        let threshold = mags[target]
+        var above = 0
+        for v in values where v.isFinite && abs(v) > threshold { above += 1 }
+        var equalNeeded = k - above
+        var out: [Int] = []
+        out.reserveCapacity(k)
+        for (i, v) in values.enumerated() {
+            let a = v.isFinite ? abs(v) : 0
+            if a > threshold {
+                out.append(i)
+            } else if a == threshold && equalNeeded > 0 {
+                out.append(i)
+                equalNeeded -= 1
+            }
+        }
+        return out
     }
 
     // MARK: Wire form
