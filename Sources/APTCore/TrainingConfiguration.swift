@@ -52,21 +52,20 @@ public struct TrainingConfiguration: Sendable {
     }
 
     /// Default bitwidths. `fixed:N` uses N bits for every tensor. APT starts weights at 8 bits with gradients
-    /// at 16 bits; below knob 0.75 momentum is 16-bit and updates round to nearest (underflow is what the
-    /// controller answers with more bits); from 0.75 weights stay within 8 bits (Int8), momentum is 8-bit and
-    /// updates round stochastically so small updates survive on average; above 0.75 activation and error bits
-    /// drop by one per further 0.125 (6 at knob 1).
+    /// and momentum at 16 bits. Below knob 0.75 updates round to nearest (underflow is what the controller
+    /// answers with more bits). From 0.75 weights stay within 8 bits (Int8 storage) and updates round
+    /// stochastically so that sub-step updates survive on average. Activation and error bits are 8 up to knob
+    /// 0.5 and drop by one per further 0.25 (7 at 0.75, 6 at 1).
     public static func defaultQuantization(precision: PrecisionMode, tradeoff: Double) -> QuantizationSettings {
         switch precision {
         case .fixed(let b):
             return QuantizationSettings(initialWeightBits: b, activationBits: b, errorBits: b, gradientBits: b,
                                         momentumBits: b)
         case .fp32, .apt:
-            let aggressive = tradeoff >= 0.75
-            let io = 8 - Int((max(0, tradeoff - 0.75) * 8).rounded(.down))
+            let io = 8 - Int((max(0, tradeoff - 0.5) * 4).rounded(.down))
             return QuantizationSettings(initialWeightBits: 8, activationBits: io, errorBits: io, gradientBits: 16,
-                                        momentumBits: aggressive ? 8 : 16,
-                                        updateRounding: aggressive ? .stochastic : .nearest)
+                                        momentumBits: 16,
+                                        updateRounding: tradeoff >= 0.75 ? .stochastic : .nearest)
         }
     }
 

@@ -33,6 +33,7 @@ enum TrainCommand {
             .value("interval", "k", "APT: iterations between precision decisions.", default: "50"),
             .value("activation-bits", "b", "Bits of activations (fixed point). Default from the precision and knob."),
             .value("error-bits", "b", "Bits of back-propagated errors. Default from the precision and knob."),
+            .value("momentum-bits", "b", "Bits of the momentum buffer. Default from the precision and knob."),
             .value("update-rounding", "mode", "Rounding of weight updates: nearest or stochastic. Default from the knob."),
             .value("error-rounding", "mode", "Rounding of errors: nearest or stochastic.", default: "stochastic"),
             .value("activation-rounding", "mode", "Rounding of activations: nearest or stochastic.", default: "nearest"),
@@ -168,6 +169,7 @@ enum TrainCommand {
         c.controller.interval = try args.int("interval") ?? c.controller.interval
         if let b = try args.int("activation-bits") { c.quantization.activationBits = b }
         if let b = try args.int("error-bits") { c.quantization.errorBits = b }
+        if let b = try args.int("momentum-bits") { c.quantization.momentumBits = b }
         if let r = args["update-rounding"] { c.quantization.updateRounding = try rounding(r, "update-rounding") }
         if let r = args["error-rounding"] { c.quantization.errorRounding = try rounding(r, "error-rounding") }
         if let r = args["activation-rounding"] {
