@@ -318,10 +318,11 @@ public struct Conv2d: ParametricLayer {
             let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))
             grad.withUnsafeMutableBufferPointer { gp in
                 for n in 0..<bsz {
-                    let colsT = xq.storage.im2col(offset: n * inSize, geometry: g).transposed(rows: g.patch, cols: p)
-                    integerGEMM(m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
-                                maxA: dq.format.maxCode, b: colsT, ldb: g.patch, maxB: xq.format.maxCode,
-                                c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
+                    // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
+                    let cols = xq.storage.im2col(offset: n * inSize, geometry: g)
+                    integerGEMMNT(m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
+                                  maxA: dq.format.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
+                                  c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
                     if needsInputGradient {
                         dcols.withUnsafeMutableBufferPointer { dc in
                             integerGEMM(m: g.patch, n: p, k: outChannels, a: wT, lda: outChannels,

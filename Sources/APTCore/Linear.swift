@@ -1,21 +1,22 @@
-/// A fully connected layer `y = x · W + b` with `W` stored `inputs × outputs`.
+/// A fully connected layer `y = x · Wᵀ + b` with `W` stored `outputs × inputs` (one row per output unit).
 ///
 /// In fixed-point runs the input is quantised (activation bits, dynamic scale) and kept as codes for the
-/// backward pass; the three products (output, input error, weight gradient) are exact integer GEMMs on codes.
-/// The weight gradient is formed 32 rows at a time and applied at once, so no full gradient buffer exists.
+/// backward pass; the three products (output, input error, weight gradient) are exact integer dot-product
+/// GEMMs on codes. The weight gradient is formed 8 output rows at a time and applied at once, so no full
+/// gradient buffer exists.
 public struct Linear: ParametricLayer {
     /// Input features.
     public let inputs: Int
     /// Output features.
     public let outputs: Int
-    /// `inputs × outputs` weights.
+    /// `outputs × inputs` weights.
     public var weights: ParameterBlock
     /// `outputs` biases.
     public var bias: ParameterBlock
     private var saved: SavedTensor?
 
     /// Rows of the weight gradient formed per slice.
-    static let gradientRows = 32
+    static let gradientRows = 8
 
     /// Creates a layer with PyTorch's default initialisation, U(±1/√inputs), in `mode`.
     public init(
@@ -31,10 +32,10 @@ public struct Linear: ParametricLayer {
         var b = [Float](repeating: 0, count: outputs)
         for i in b.indices { b[i] = (random.nextUnitFloat() * 2 - 1) * bound }
         if mode == .fp32 {
-            weights = ParameterBlock(shape: [inputs, outputs], floatValues: w)
+            weights = ParameterBlock(shape: [outputs, inputs], floatValues: w)
             bias = ParameterBlock(shape: [outputs], floatValues: b)
         } else {
-            weights = ParameterBlock(shape: [inputs, outputs], quantizing: w, bits: quantization.initialWeightBits,
+            weights = ParameterBlock(shape: [outputs, inputs], quantizing: w, bits: quantization.initialWeightBits,
                                      settings: quantization, random: &random)
             bias = ParameterBlock(shape: [outputs], quantizing: b, bits: quantization.biasBits,
                                   settings: quantization, random: &random)
@@ -56,7 +57,7 @@ public struct Linear: ParametricLayer {
     }
 
     /// One slice of `gradientRows` rows plus the bias gradient, fp32.
-    public var gradientBufferBytes: Int { (Linear.gradientRows * outputs + outputs) * 4 }
+    public var gradientBufferBytes: Int { (Linear.gradientRows * inputs + outputs) * 4 }
 
     public var savedBytes: Int { saved?.byteCount ?? 0 }
     public mutating func releaseSaved() { saved = nil }
@@ -81,7 +82,10 @@ public struct Linear: ParametricLayer {
         let layer = context.layerIndex
         switch weights.values {
         case .float(let w):
-            x.values.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            var wT = [Float](repeating: 0, count: w.count)
+            w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: outputs, cols: inputs, src: s.baseAddress!, dst: d.baseAddress!) } }
+            x.values.withUnsafeBufferPointer { xp in wT.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
                 GEMM.float(m: bsz, n: outputs, k: inputs, a: xp.baseAddress!, lda: inputs, b: wp.baseAddress!,
                            ldb: outputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
             } } }
@@ -92,9 +96,9 @@ public struct Linear: ParametricLayer {
                                      rounding: q.activationRounding, random: &context.random)
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y.withUnsafeMutableBufferPointer { yp in
-                integerGEMM(m: bsz, n: outputs, k: inputs, a: xq.storage, lda: inputs, maxA: xq.format.maxCode,
-                            b: w.storage, ldb: outputs, maxB: w.format.maxCode, c: yp.baseAddress!, ldc: outputs,
-                            alpha: alpha, accumulate: false)
+                integerGEMMNT(m: bsz, n: outputs, k: inputs, a: xq.storage, lda: inputs, maxA: xq.format.maxCode,
+                              b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: yp.baseAddress!, ldc: outputs,
+                              alpha: alpha, accumulate: false)
             }
             if context.training { saved = SavedTensor(storage: .fixed(xq)) }
         }
@@ -126,35 +130,32 @@ public struct Linear: ParametricLayer {
         for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
             context.meter.record(sheet, pass: pass, layer: layer)
         }
-        var slice = [Float](repeating: 0, count: Linear.gradientRows * outputs)
+        var slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
         var gb = [Float](repeating: 0, count: outputs)
 
         switch (weights.values, saved.storage) {
         case (.float(let w), .float(let x)):
             if needsInputGradient {
-                var wT = [Float](repeating: 0, count: w.count)
-                w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
-                    GEMM.transpose(rows: inputs, cols: outputs, src: s.baseAddress!, dst: d.baseAddress!) } }
                 var out = [Float](repeating: 0, count: bsz * inputs)
-                dy.values.withUnsafeBufferPointer { dp in wT.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
+                dy.values.withUnsafeBufferPointer { dp in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
                     GEMM.float(m: bsz, n: inputs, k: outputs, a: dp.baseAddress!, lda: outputs, b: wp.baseAddress!,
                                ldb: inputs, c: op.baseAddress!, ldc: inputs, alpha: 1, accumulate: false)
                 } } }
                 dx = out
             }
-            var xT = [Float](repeating: 0, count: x.count)
-            x.withUnsafeBufferPointer { s in xT.withUnsafeMutableBufferPointer { d in
-                GEMM.transpose(rows: bsz, cols: inputs, src: s.baseAddress!, dst: d.baseAddress!) } }
+            var dyT = [Float](repeating: 0, count: dy.values.count)
+            dy.values.withUnsafeBufferPointer { s in dyT.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: bsz, cols: outputs, src: s.baseAddress!, dst: d.baseAddress!) } }
             let alpha = 1 / Float(bsz)
             var r0 = 0
-            while r0 < inputs {
-                let rows = min(Linear.gradientRows, inputs - r0)
-                xT.withUnsafeBufferPointer { xp in dy.values.withUnsafeBufferPointer { dp in slice.withUnsafeMutableBufferPointer { sp in
-                    GEMM.float(m: rows, n: outputs, k: bsz, a: xp.baseAddress! + r0 * bsz, lda: bsz,
-                               b: dp.baseAddress!, ldb: outputs, c: sp.baseAddress!, ldc: outputs, alpha: alpha,
+            while r0 < outputs {
+                let rows = min(Linear.gradientRows, outputs - r0)
+                dyT.withUnsafeBufferPointer { dp in x.withUnsafeBufferPointer { xp in slice.withUnsafeMutableBufferPointer { sp in
+                    GEMM.float(m: rows, n: inputs, k: bsz, a: dp.baseAddress! + r0 * bsz, lda: bsz,
+                               b: xp.baseAddress!, ldb: inputs, c: sp.baseAddress!, ldc: inputs, alpha: alpha,
                                accumulate: false)
-                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * outputs)]),
-                                          offset: r0 * outputs, hyper: hyper, random: &context.random)
+                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
+                                          offset: r0 * inputs, hyper: hyper, random: &context.random)
                 } } }
                 r0 += rows
             }
@@ -166,26 +167,27 @@ public struct Linear: ParametricLayer {
             let dq = quantizeDynamic(dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
                                      random: &context.random)
             if needsInputGradient {
-                let wT = w.storage.transposed(rows: inputs, cols: outputs)
+                let wT = w.storage.transposed(rows: outputs, cols: inputs)  // inputs × outputs
                 var out = [Float](repeating: 0, count: bsz * inputs)
                 out.withUnsafeMutableBufferPointer { op in
-                    integerGEMM(m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
-                                b: wT, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
-                                alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                    integerGEMMNT(m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
+                                  b: wT, ldb: outputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
+                                  alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                 }
                 dx = out
             }
-            let xT = xq.storage.transposed(rows: bsz, cols: inputs)
+            let xT = xq.storage.transposed(rows: bsz, cols: inputs)   // inputs × batch
+            let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             var r0 = 0
-            while r0 < inputs {
-                let rows = min(Linear.gradientRows, inputs - r0)
+            while r0 < outputs {
+                let rows = min(Linear.gradientRows, outputs - r0)
                 slice.withUnsafeMutableBufferPointer { sp in
-                    integerGEMM(m: rows, n: outputs, k: bsz, a: xT, aOffset: r0 * bsz, lda: bsz,
-                                maxA: xq.format.maxCode, b: dq.storage, ldb: outputs, maxB: dq.format.maxCode,
-                                c: sp.baseAddress!, ldc: outputs, alpha: alpha, accumulate: false)
-                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * outputs)]),
-                                          offset: r0 * outputs, hyper: hyper, random: &context.random)
+                    integerGEMMNT(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
+                                  maxA: dq.format.maxCode, b: xT, ldb: bsz, maxB: xq.format.maxCode,
+                                  c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
+                                          offset: r0 * inputs, hyper: hyper, random: &context.random)
                 }
                 r0 += rows
             }

@@ -58,3 +58,31 @@ struct GEMMTests {
         }
     }
 }
+
+@Suite("Integer dot-product GEMM (A·Bᵀ) against a naive reference")
+struct GEMMNTTests {
+    @Test("integerNT equals the exact product for every shape and width", arguments: [(8, 8), (8, 16), (16, 8), (16, 16), (3, 12)])
+    func integerNT(bitsA: Int, bitsB: Int) {
+        var random = RandomSource(seed: UInt64(bitsA * 17 + bitsB))
+        for (m, n, k) in [(1, 1, 1), (1, 3, 15), (4, 2, 16), (5, 3, 17), (9, 7, 33), (4, 4, 784), (7, 5, 100), (64, 10, 64)] {
+            let ma = maxCode(bits: bitsA), mb = maxCode(bits: bitsB)
+            let a = (0..<(m * k)).map { i in i % 3 == 0 ? -ma : Int32(Int64(random.next() % UInt64(2 * ma + 1)) - Int64(ma)) }
+            let b = (0..<(n * k)).map { i in i % 2 == 0 ? -mb : Int32(Int64(random.next() % UInt64(2 * mb + 1)) - Int64(mb)) }
+            let ta = FixedPointTensor(shape: [m, k], format: FixedPointFormat(bits: bitsA, fractionBits: 0), codes: a)
+            let tb = FixedPointTensor(shape: [n, k], format: FixedPointFormat(bits: bitsB, fractionBits: 0), codes: b)
+            var c = [Float](repeating: 0.5, count: m * n)
+            c.withUnsafeMutableBufferPointer { cp in
+                integerGEMMNT(m: m, n: n, k: k, a: ta.storage, lda: k, maxA: ma, b: tb.storage, ldb: k, maxB: mb,
+                              c: cp.baseAddress!, ldc: n, alpha: 0.25, accumulate: true)
+            }
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for kk in 0..<k { s += Double(a[i * k + kk]) * Double(b[j * k + kk]) }
+                    #expect(isApproximatelyEqual(Double(c[i * n + j]), 0.5 + 0.25 * s, absolute: 1e-3, relative: 4e-6),
+                            "\(bitsA)×\(bitsB) bits, \(m)×\(n)×\(k) at (\(i),\(j)): \(c[i * n + j]) vs \(0.5 + 0.25 * s)")
+                }
+            }
+        }
+    }
+}
