@@ -55,7 +55,8 @@ public struct ConvGeometry: Sendable, Hashable {
         }
     }
 
-    /// Folds `patch × positions` columns back into an image, adding overlapping contributions.
+    /// Folds `patch × positions` columns back into an image, adding overlapping contributions. Like `im2col`,
+    /// each row works on the range of output columns that land inside the image.
     @inline(__always)
     func col2im(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
         let ho = outHeight, wo = outWidth, p = positions
@@ -63,13 +64,18 @@ public struct ConvGeometry: Sendable, Hashable {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = src + ((c * kernel + ki) * kernel + kj) * p
+                    let first = max(0, (padding - kj + stride - 1) / stride)
+                    let last = min(wo, (width - 1 + padding - kj) / stride + 1)
+                    guard first < last else { continue }
                     for oy in 0..<ho {
                         let iy = oy * stride - padding + ki
                         if iy < 0 || iy >= height { continue }
-                        let dstRow = dst + (c * height + iy) * width
-                        for ox in 0..<wo {
-                            let ix = ox * stride - padding + kj
-                            if ix >= 0 && ix < width { dstRow[ix] += row[oy * wo + ox] }
+                        let dstRow = dst + (c * height + iy) * width - padding + kj
+                        let srcRow = row + oy * wo
+                        if stride == 1 {
+                            for ox in first..<last { dstRow[ox] += srcRow[ox] }
+                        } else {
+                            for ox in first..<last { dstRow[ox * stride] += srcRow[ox] }
                         }
                     }
                 }
