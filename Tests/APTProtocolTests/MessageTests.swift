@@ -119,3 +119,26 @@ struct MessageTests {
         }
     }
 }
+
+@Suite("Error replies")
+struct ErrorReplyTests {
+    @Test("a frame of another major version is answered with ERROR naming both versions")
+    func versionReply() throws {
+        let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: ProtocolVersion(major: 2, minor: 3))
+        do {
+            _ = try Frame.decode(v2)
+            Issue.record("a 2.3 frame was accepted")
+        } catch {
+            guard case .error(let code, let text) = Message.errorReply(for: error) else {
+                Issue.record("no ERROR reply")
+                return
+            }
+            #expect(code == .unsupportedVersion)
+            #expect(text == "unsupported protocol version 2.3: this peer speaks 1.0")
+            // The reply itself is a valid frame.
+            #expect(try Frame.decode(Frame.encode(.error(code: code, text: text))) == .error(code: code, text: text))
+        }
+        let garbage = Message.errorReply(for: .badMagic([1, 2, 3, 4]))
+        if case .error(.malformed, let text) = garbage { #expect(text.contains("bad magic")) } else { Issue.record("\(garbage)") }
+    }
+}

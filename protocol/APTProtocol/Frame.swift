@@ -307,3 +307,17 @@ public enum Frame {
         return spec
     }
 }
+
+extension Message {
+    /// The ERROR a receiver sends back for a frame it refused: the code and a text naming what was wrong —
+    /// for another major version, both versions ("peer speaks 2.0, this coordinator 1.0").
+    public static func errorReply(for error: WireError) -> Message {
+        switch error {
+        case .unsupportedVersion(let major, let minor):
+            return .error(code: .unsupportedVersion,
+                          text: "unsupported protocol version \(major).\(minor): this peer speaks \(ProtocolVersion.current)")
+        default:
+            return .error(code: .malformed, text: error.description)
+        }
+    }
+}
