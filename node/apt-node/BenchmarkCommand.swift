@@ -15,7 +15,8 @@ enum BenchmarkCommand {
             .value("precisions", "list", "Comma-separated configurations (apt@KNOB for APT).",
                    default: "fp32,fixed:8,fixed:16,apt@0.25,apt@0.5,apt@0.75"),
             .value("epochs", "n", "Epochs per run.", default: "3"),
-            .value("seed", "s", "Seed shared by every run.", default: "0"),
+            .value("seeds", "list", "Comma-separated seeds; every configuration runs once per seed and the table "
+                   + "shows means (accuracy also min–max).", default: "0"),
             .value("train-limit", "n", "Use only the first n training samples."),
             .value("extra", "args", "Extra arguments passed to every 'apt-node train' run (one string)."),
             .value("out", "dir", "Keep each run's JSON report in this directory."),
@@ -36,9 +37,12 @@ enum BenchmarkCommand {
         try? FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         var reports: [TrainingReport] = []
+        let seeds = (args["seeds"] ?? "0").split(separator: ",").map(String.init)
+        for s in seeds where UInt64(s) == nil { Terminal.usageFailure("--seeds expects whole numbers, got '\(s)'", spec: spec) }
         for model in models {
             for p in precisions {
-                var runArgs = ["train", "--model", model, "--epochs", args["epochs"] ?? "3", "--seed", args["seed"] ?? "0",
+            for seed in seeds {
+                var runArgs = ["train", "--model", model, "--epochs", args["epochs"] ?? "3", "--seed", seed,
                                "--data", args["data"] ?? "/usr/share/datasets/fashion-mnist", "--quiet"]
                 if p.hasPrefix("apt@") {
                     runArgs += ["--precision", "apt", "--tradeoff", String(p.dropFirst(4))]
@@ -47,7 +51,7 @@ enum BenchmarkCommand {
                 }
                 if let l = args["train-limit"] { runArgs += ["--train-limit", l] }
                 if let e = args["extra"] { runArgs += e.split(separator: " ").map(String.init) }
-                let path = "\(outDir)/\(model)-\(p.replacingOccurrences(of: ":", with: "_")).json"
+                let path = "\(outDir)/\(model)-\(p.replacingOccurrences(of: ":", with: "_"))-seed\(seed).json"
                 runArgs += ["--report", path]
                 Terminal.err("running: apt-node \(runArgs.joined(separator: " "))\n")
                 let proc = Process()
@@ -67,6 +71,7 @@ enum BenchmarkCommand {
                 }
                 reports.append(r)
             }
+            }
         }
         if args["format"] == "json" {
             Terminal.out(String(decoding: (try? jsonData(reports)) ?? Data(), as: UTF8.self) + "\n")
@@ -76,22 +81,37 @@ enum BenchmarkCommand {
         exit(0)
     }
 
+    /// One row per configuration: means over seeds (accuracy with its min–max), savings against fp32's means.
     static func table(_ reports: [TrainingReport]) -> String {
-        var s = "| model | precision | knob | accuracy | Δacc vs fp32 | energy J | energy saved | peak train bytes | memory saved | peak RSS MiB | samples/s | final bits |\n"
-        s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        struct Key: Hashable { var model: String, precision: String, tradeoff: Double }
+        var order: [Key] = []
+        var groups: [Key: [TrainingReport]] = [:]
         for r in reports {
-            let base = reports.first { $0.model == r.model && $0.precision == "fp32" }
-            let dAcc = base.map { String(format: "%+.2f", (r.accuracy - $0.accuracy) * 100) } ?? "–"
-            let eSaved = base.map { String(format: "%.1f%%", (1 - r.energyJ / $0.energyJ) * 100) } ?? "–"
-            let mSaved = base.map {
-                String(format: "%.1f%%", (1 - Double(r.peakTrainBytes) / Double($0.peakTrainBytes)) * 100)
-            } ?? "–"
-            let knob = r.precision == "apt" ? String(r.tradeoff) : "–"
-            s += String(format: "| %@ | %@ | %@ | %.4f | %@ | %.4g | %@ | %d | %@ | %.0f | %.0f | %@ |\n",
-                        r.model as NSString, r.precision as NSString, knob as NSString, r.accuracy, dAcc as NSString,
-                        r.energyJ, eSaved as NSString, r.peakTrainBytes, mSaved as NSString,
-                        Double(r.peakRssBytes) / 1_048_576, r.samplesPerS,
-                        r.bits.map(String.init).joined(separator: "/") as NSString)
+            let k = Key(model: r.model, precision: r.precision, tradeoff: r.precision == "apt" ? r.tradeoff : -1)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(r)
+        }
+        func mean(_ rs: [TrainingReport], _ f: (TrainingReport) -> Double) -> Double {
+            rs.map(f).reduce(0, +) / Double(max(rs.count, 1))
+        }
+        var s = "| model | precision | knob | seeds | accuracy (min–max) | Δacc vs fp32 | energy J | energy saved | "
+            + "peak train bytes | memory saved | peak RSS MiB | samples/s | final bits (first seed) |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        for k in order {
+            let rs = groups[k] ?? []
+            let base = groups[Key(model: k.model, precision: "fp32", tradeoff: -1)]
+            let acc = mean(rs) { $0.accuracy }, energy = mean(rs) { $0.energyJ }
+            let memory = mean(rs) { Double($0.peakTrainBytes) }
+            let lo = rs.map(\.accuracy).min() ?? 0, hi = rs.map(\.accuracy).max() ?? 0
+            let dAcc = base.map { String(format: "%+.2f", (acc - mean($0) { $0.accuracy }) * 100) } ?? "–"
+            let eSaved = base.map { String(format: "%.1f%%", (1 - energy / mean($0) { $0.energyJ }) * 100) } ?? "–"
+            let mSaved = base.map { String(format: "%.1f%%", (1 - memory / mean($0) { Double($0.peakTrainBytes) }) * 100) } ?? "–"
+            let knob = k.precision == "apt" ? String(k.tradeoff) : "–"
+            s += String(format: "| %@ | %@ | %@ | %d | %.4f (%.4f–%.4f) | %@ | %.4g | %@ | %.0f | %@ | %.0f | %.0f | %@ |\n",
+                        k.model as NSString, k.precision as NSString, knob as NSString, rs.count, acc, lo, hi,
+                        dAcc as NSString, energy, eSaved as NSString, memory, mSaved as NSString,
+                        mean(rs) { Double($0.peakRssBytes) } / 1_048_576, mean(rs) { $0.samplesPerS },
+                        (rs.first?.bits.map(String.init).joined(separator: "/") ?? "") as NSString)
         }
         return s
     }
