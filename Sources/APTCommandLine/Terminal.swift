@@ -56,3 +56,38 @@ public enum Terminal {
     /// Ends a progress line.
     public static func endProgress() { err("\r\u{1B}[K") }
 }
+
+extension CommandSpec {
+    /// Parses `arguments`; on bad usage prints the error and exits 64, on `--help` prints the help and exits 0.
+    public func parseOrExit(_ arguments: [String]) -> ParsedArguments {
+        let args: ParsedArguments
+        do {
+            args = try parseArguments(arguments, spec: self)
+        } catch {
+            Terminal.usageFailure(error.message, spec: self)
+        }
+        if args.helpRequested {
+            Terminal.out(helpText)
+            exit(0)
+        }
+        return args
+    }
+
+    /// Runs the subcommand named by the first argument with the rest, printing help for `-h`, `--help` or
+    /// `help`, and a usage error (with a suggestion) for an unknown name or none.
+    public func dispatch(_ arguments: [String], to handlers: [String: ([String]) -> Never]) -> Never {
+        guard let first = arguments.first else {
+            Terminal.err(helpText)
+            exit(Terminal.usageExit)
+        }
+        if first == "-h" || first == "--help" || first == "help" {
+            Terminal.out(helpText)
+            exit(0)
+        }
+        guard let handler = handlers[first] else {
+            let hint = closest(first, among: subcommands.map(\.name)).map { " Did you mean '\($0)'?" } ?? ""
+            Terminal.usageFailure("Unknown subcommand '\(first)'.\(hint)", spec: self)
+        }
+        handler(Array(arguments.dropFirst()))
+    }
+}

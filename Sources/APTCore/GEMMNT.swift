@@ -125,25 +125,3 @@ extension GEMM {
         return lanes(acc) + tail(a, b, kv, k1)
     }
 }
-
-/// `C (+)= alpha · A · Bᵀ` over fixed-point storages of either width.
-func integerGEMMNT(
-    m: Int, n: Int, k: Int,
-    a: FixedPointStorage, aOffset: Int = 0, lda: Int, maxA: Int32,
-    b: FixedPointStorage, bOffset: Int = 0, ldb: Int, maxB: Int32,
-    c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
-) {
-    func go<TA: FixedWidthInteger & SignedInteger & SIMDScalar, TB: FixedWidthInteger & SignedInteger & SIMDScalar>(
-        _ pa: UnsafeBufferPointer<TA>, _ pb: UnsafeBufferPointer<TB>
-    ) {
-        GEMM.integerNT(m: m, n: n, k: k, a: pa.baseAddress! + aOffset, lda: lda, maxA: maxA,
-                       b: pb.baseAddress! + bOffset, ldb: ldb, maxB: maxB, c: c, ldc: ldc, alpha: alpha,
-                       accumulate: accumulate)
-    }
-    switch (a, b) {
-    case (.int8(let x), .int8(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
-    case (.int8(let x), .int16(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
-    case (.int16(let x), .int8(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
-    case (.int16(let x), .int16(let y)): x.withUnsafeBufferPointer { p in y.withUnsafeBufferPointer { q in go(p, q) } }
-    }
-}

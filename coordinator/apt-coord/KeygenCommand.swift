@@ -16,12 +16,7 @@ enum KeygenCommand {
         ])
 
     static func run(_ arguments: [String]) -> Never {
-        let args: ParsedArguments
-        do { args = try parseArguments(arguments, spec: spec) } catch { Terminal.usageFailure(error.message, spec: spec) }
-        if args.helpRequested {
-            Terminal.out(spec.helpText)
-            exit(0)
-        }
+        let args = spec.parseOrExit(arguments)
         let prefix = args["out"] ?? "coordinator"
         let keyPath = prefix + ".key", pubPath = prefix + ".pub"
         if !args.flag("force") {

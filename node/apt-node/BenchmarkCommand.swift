@@ -24,12 +24,7 @@ enum BenchmarkCommand {
         ])
 
     static func run(_ arguments: [String]) -> Never {
-        let args: ParsedArguments
-        do { args = try parseArguments(arguments, spec: spec) } catch { Terminal.usageFailure(error.message, spec: spec) }
-        if args.helpRequested {
-            Terminal.out(spec.helpText)
-            exit(0)
-        }
+        let args = spec.parseOrExit(arguments)
         let models = (args["models"] ?? "mlp,lenet").split(separator: ",").map(String.init)
         let precisions = (args["precisions"] ?? "fp32,fixed:8,fixed:16,apt@0.25,apt@0.5,apt@0.75")
             .split(separator: ",").map(String.init)

@@ -33,12 +33,7 @@ enum CodecBenchmarkCommand {
     }
 
     static func run(_ arguments: [String]) -> Never {
-        let args: ParsedArguments
-        do { args = try parseArguments(arguments, spec: spec) } catch { Terminal.usageFailure(error.message, spec: spec) }
-        if args.helpRequested {
-            Terminal.out(spec.helpText)
-            exit(0)
-        }
+        let args = spec.parseOrExit(arguments)
         let steps: Int, repeats: Int, density: Double
         do {
             steps = try args.int("steps") ?? 100

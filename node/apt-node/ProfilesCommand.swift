@@ -10,12 +10,7 @@ enum ProfilesCommand {
                          default: "text")])
 
     static func run(_ arguments: [String]) -> Never {
-        let args: ParsedArguments
-        do { args = try parseArguments(arguments, spec: spec) } catch { Terminal.usageFailure(error.message, spec: spec) }
-        if args.helpRequested {
-            Terminal.out(spec.helpText)
-            exit(0)
-        }
+        let args = spec.parseOrExit(arguments)
         switch args["format"] ?? "text" {
         case "json":
             do {

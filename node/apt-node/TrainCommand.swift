@@ -45,16 +45,7 @@ enum TrainCommand {
         ])
 
     static func run(_ arguments: [String]) -> Never {
-        let args: ParsedArguments
-        do {
-            args = try parseArguments(arguments, spec: spec)
-        } catch {
-            Terminal.usageFailure(error.message, spec: spec)
-        }
-        if args.helpRequested {
-            Terminal.out(spec.helpText)
-            exit(0)
-        }
+        let args = spec.parseOrExit(arguments)
         let config: TrainingConfiguration
         let dataDir: String
         let shard: (Int, Int)?

@@ -13,21 +13,9 @@ let rootSpec = CommandSpec(
     ])
 
 if let problem = CPUFeatures.unsupportedMessage() { Terminal.failure(problem) }
-let argv = Array(CommandLine.arguments.dropFirst())
-guard let first = argv.first else {
-    Terminal.err(rootSpec.helpText)
-    exit(Terminal.usageExit)
-}
-let rest = Array(argv.dropFirst())
-switch first {
-case "-h", "--help", "help":
-    Terminal.out(rootSpec.helpText)
-    exit(0)
-case "train": TrainCommand.run(rest)
-case "benchmark": BenchmarkCommand.run(rest)
-case "benchmark-codec": CodecBenchmarkCommand.run(rest)
-case "profiles": ProfilesCommand.run(rest)
-default:
-    let hint = closest(first, among: rootSpec.subcommands.map(\.name)).map { " Did you mean '\($0)'?" } ?? ""
-    Terminal.usageFailure("Unknown subcommand '\(first)'.\(hint)", spec: rootSpec)
-}
+rootSpec.dispatch(Array(CommandLine.arguments.dropFirst()), to: [
+    "train": TrainCommand.run,
+    "benchmark": BenchmarkCommand.run,
+    "benchmark-codec": CodecBenchmarkCommand.run,
+    "profiles": ProfilesCommand.run,
+])
