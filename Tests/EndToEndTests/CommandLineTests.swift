@@ -139,4 +139,19 @@ struct CommandLineTests {
         #expect((json?["bits"] as? [Int])?.count == 3)
         #expect((json?["peak_rss_bytes"] as? Int ?? 0) > 1_000_000)
     }
+
+    @Test("an energy budget stops training at a step boundary, says so, and is never exceeded")
+    func energyBudget() throws {
+        let report = NSTemporaryDirectory() + "apt-budget-\(UUID().uuidString).json"
+        let r = try run("apt-node", ["train", "--train-limit", "3200", "--test-limit", "200", "--epochs", "1",
+                                     "--energy-budget", "0.0005", "--report", report])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("Stopped: energy budget 0.0005 J reached after "))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+        #expect(json?["stop_reason"] as? String == "energy_budget")
+        let spent = json?["energy_j"] as? Double ?? 1
+        #expect(spent <= 0.0005 && spent > 0)
+        let steps = json?["iterations"] as? Int ?? 0
+        #expect(steps > 0 && steps < 50, "3,200 samples are 50 steps; the budget must stop it early (\(steps))")
+    }
 }
