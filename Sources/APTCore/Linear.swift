@@ -167,25 +167,24 @@ public struct Linear: ParametricLayer {
             let dq = quantizeDynamic(dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
                                      random: &context.random)
             if needsInputGradient {
-                let wT = w.storage.transposed(rows: outputs, cols: inputs)  // inputs × outputs
                 var out = [Float](repeating: 0, count: bsz * inputs)
                 out.withUnsafeMutableBufferPointer { op in
-                    integerGEMMNT(m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
-                                  b: wT, ldb: outputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
-                                  alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                    integerGEMM(m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
+                                b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
+                                alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                 }
                 dx = out
             }
-            let xT = xq.storage.transposed(rows: bsz, cols: inputs)   // inputs × batch
             let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             var r0 = 0
             while r0 < outputs {
                 let rows = min(Linear.gradientRows, outputs - r0)
                 slice.withUnsafeMutableBufferPointer { sp in
-                    integerGEMMNT(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
-                                  maxA: dq.format.maxCode, b: xT, ldb: bsz, maxB: xq.format.maxCode,
-                                  c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    // Short contraction (the batch): the broadcast kernel, vectorised along the inputs.
+                    integerGEMM(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
+                                maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
+                                c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
                     weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
                                           offset: r0 * inputs, hyper: hyper, random: &context.random)
                 }
