@@ -31,16 +31,21 @@ public struct ReLU: Layer {
         let n = y.values.count
         var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
         y.values.withUnsafeMutableBufferPointer { v in
-            // Positive values (and NaN, so that divergence shows) pass; one mask bit per element.
-            var word: UInt64 = 0
-            for i in 0..<n {
-                let keep = !(v[i] <= 0)
-                word |= (keep ? 1 : 0) << UInt64(i & 63)
-                v[i] = keep ? v[i] : 0
-                if i & 63 == 63 || i == n - 1 {
-                    if !m.isEmpty { m[i >> 6] = word }
-                    word = 0
+            // Positive values (and NaN, so that divergence shows) pass; one mask bit per element, built a
+            // 64-element word at a time so the inner loop vectorises.
+            let p = v.baseAddress!
+            let words = (n + 63) / 64
+            for w in 0..<words {
+                let base = w * 64
+                let count = min(64, n - base)
+                var word: UInt64 = 0
+                for j in 0..<count {
+                    let x = p[base + j]
+                    let keep = !(x <= 0)
+                    word |= UInt64(keep ? 1 : 0) << UInt64(j)
+                    p[base + j] = keep ? x : 0
                 }
+                if !m.isEmpty { m[w] = word }
             }
         }
         if context.training { mask = m }
