@@ -74,6 +74,24 @@ public enum GEMM {
                 }
                 i += 4
             }
+            if i + 2 <= m {
+                let a0 = a + i * lda, a1 = a0 + lda
+                var j = 0
+                while j < nv {
+                    var c0 = SIMD16<Acc>(repeating: 0), c1 = c0
+                    var bp = b + k0 * ldb + j
+                    for kk in k0..<k1 {
+                        let bv = widen16(UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self), to: Acc.self)
+                        c0 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: a0[kk])) &* bv
+                        c1 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: a1[kk])) &* bv
+                        bp += ldb
+                    }
+                    flush(c0, c + i * ldc + j, alpha)
+                    flush(c1, c + (i + 1) * ldc + j, alpha)
+                    j += 16
+                }
+                i += 2
+            }
             while i < m {
                 let a0 = a + i * lda
                 var j = 0
