@@ -69,10 +69,12 @@ public struct Linear: ParametricLayer {
     public func workspaceBytes(
         batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings
     ) -> Int {
-        // Output (float), transposed weights and input, error codes, one gradient slice.
+        // The float output and input error, the quantised input, the errors and their transpose; fp32 also
+        // transposes the weights for its forward product.
         let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
-        let w = mode == .fp32 ? 4 : 2
-        return batch * outputs * 4 + inputs * outputs * w + batch * inputs * e + batch * outputs * e
+        let transposedWeights = mode == .fp32 ? inputs * outputs * 4 : 0
+        return batch * outputs * 4 + batch * inputs * 4 + batch * inputs * e + 2 * batch * outputs * e
+            + transposedWeights
     }
 
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
