@@ -5,6 +5,15 @@
 /// scales into a `Float` result. The float kernel is the fp32 baseline's path. Both are register-tiled:
 /// 4 rows of A against 16 contiguous columns of B, vectorised across columns.
 public enum GEMM {
+    /// Zeroes C unless accumulating; returns whether there is any work (all sizes positive).
+    @inline(__always)
+    static func prepare(_ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, ldc: Int, accumulate: Bool) -> Bool {
+        if !accumulate {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        }
+        return m > 0 && n > 0 && k > 0
+    }
+
     /// Number of K-steps an `Int32` accumulator can take without overflow, for codes bounded by
     /// `maxA` and `maxB` in magnitude; `0` when even one product could overflow.
     public static func safeInt32Steps(maxA: Int32, maxB: Int32) -> Int {
@@ -26,10 +35,7 @@ public enum GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int,
         alpha: Float, accumulate: Bool
     ) {
-        if !accumulate {
-            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
-        }
-        guard m > 0, n > 0, k > 0 else { return }
+        guard prepare(c, m: m, n: n, k: k, ldc: ldc, accumulate: accumulate) else { return }
         let steps = safeInt32Steps(maxA: maxA, maxB: maxB)
         if steps >= 64 {
             kernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
@@ -143,10 +149,7 @@ public enum GEMM {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
     ) {
-        if !accumulate {
-            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
-        }
-        guard m > 0, n > 0, k > 0 else { return }
+        guard prepare(c, m: m, n: n, k: k, ldc: ldc, accumulate: accumulate) else { return }
         let nv = n & ~15
         var i = 0
         while i + 4 <= m {

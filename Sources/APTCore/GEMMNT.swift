@@ -12,10 +12,7 @@ extension GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int,
         alpha: Float, accumulate: Bool
     ) {
-        if !accumulate {
-            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
-        }
-        guard m > 0, n > 0, k > 0 else { return }
+        guard prepare(c, m: m, n: n, k: k, ldc: ldc, accumulate: accumulate) else { return }
         // Each 16-wide step adds two products to every 32-bit lane.
         let perLane = Int64(2) * Int64(maxA) * Int64(maxB)
         let stepsPerChunk = perLane > 0 ? max(1, Int(Int64(Int32.max) / perLane)) : Int.max / 32
