@@ -1,0 +1,71 @@
+/// Reading and writing a network's parameters as plain values, in the order the wire protocol numbers them
+/// (weights, then bias, of each weighted layer in layer order).
+extension Network {
+    /// Number of parameter tensors (two per weighted layer).
+    public var parameterTensorCount: Int { parametricIndices.count * 2 }
+
+    /// The parameter tensors as stored: fixed-point codes with their formats, or floats for fp32.
+    public var parameterSnapshot: [ParameterBlock.Values] {
+        parametricIndices.flatMap { i -> [ParameterBlock.Values] in
+            guard let p = layers[i] as? any ParametricLayer else { return [] }
+            return [p.weights.values, p.bias.values]
+        }
+    }
+
+    /// The element count of each parameter tensor.
+    public var parameterTensorSizes: [Int] {
+        parametricIndices.flatMap { i -> [Int] in
+            guard let p = layers[i] as? any ParametricLayer else { return [] }
+            return [p.weights.count, p.bias.count]
+        }
+    }
+
+    /// Replaces every parameter tensor with `values` (real numbers, e.g. a global model received from the
+    /// coordinator), quantised into each tensor's current format with round-to-nearest; fixed-point formats
+    /// keep their bitwidth and widen their range where a value would clip. Momentum is kept.
+    public mutating func loadParameters(_ values: [[Float]]) throws(ConfigurationError) {
+        let sizes = parameterTensorSizes
+        guard values.count == sizes.count else {
+            throw ConfigurationError("expected \(sizes.count) parameter tensors, got \(values.count)")
+        }
+        for (t, v) in values.enumerated() {
+            guard v.count == sizes[t] else {
+                throw ConfigurationError("parameter tensor \(t) has \(v.count) values, the model needs \(sizes[t])")
+            }
+            guard v.allSatisfy(\.isFinite) else {
+                throw ConfigurationError("parameter tensor \(t) holds a NaN or infinite value")
+            }
+        }
+        var random = RandomSource(seed: 0)
+        for (n, i) in parametricIndices.enumerated() {
+            withParametricLayer(at: i) { layer in
+                layer.weights.assign(values[2 * n], random: &random)
+                layer.bias.assign(values[2 * n + 1], random: &random)
+            }
+        }
+    }
+}
+
+extension ParameterBlock {
+    /// Sets the values from reals: floats as they are, fixed point in the current bitwidth with the finest
+    /// step that does not clip them (never finer than the current step).
+    mutating func assign(_ v: [Float], random: inout RandomSource) {
+        switch values {
+        case .float: values = .float(v)
+        case .fixed(let t):
+            let needed = v.withUnsafeBufferPointer { Quantizer.maxAbs($0) }
+            var f = FixedPointFormat.covering(maxAbs: needed, bits: t.format.bits)
+            if f.fractionBits > t.format.fractionBits { f = t.format }
+            values = .fixed(FixedPointTensor(quantizing: v, shape: shape, format: f, rounding: .nearest, random: &random))
+        }
+    }
+}
+
+extension FixedPointTensor {
+    /// The difference `self − base` in the integer domain: code differences on this tensor's grid, when both
+    /// tensors share the format and shape; nil otherwise (re-quantise first).
+    public func codeDelta(from base: FixedPointTensor) -> [Int32]? {
+        guard base.format == format, base.shape == shape else { return nil }
+        return (0..<count).map { storage[$0] - base.storage[$0] }
+    }
+}
