@@ -21,7 +21,8 @@ enum ProfilesCommand {
         case "text":
             var s = "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B\n"
             for p in DeviceProfile.builtIn {
-                s += String(format: "%-14@ %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f\n", p.name as NSString,
+                s += p.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+                s += String(format: " %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f\n",
                             p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramBytes, p.sramPJPerByte,
                             p.dramPJPerByte)
             }
