@@ -87,7 +87,22 @@ public struct Trainer: Sendable {
             + "activations \(need.savedActivationBytes), gradients \(need.gradientBytes)); \(fits)")
     }
 
-    /// Trains on `train`, evaluates on `test`, and reports. `progress` is called every few steps.
+    /// Checks that `data` fits the model: image shape equal to the model's input, labels below its class count.
+    public func check(_ data: Dataset, role: String) throws(ConfigurationError) {
+        let shape = [1, data.rows, data.cols]
+        let m = configuration.model
+        guard shape == m.input else {
+            throw ConfigurationError(
+                "\(role) images are \(data.rows)×\(data.cols) but model '\(m.name)' expects input \(m.input)")
+        }
+        guard data.count > 0 else { throw ConfigurationError("\(role) set is empty") }
+        guard data.classes <= m.classes else {
+            throw ConfigurationError(
+                "\(role) labels go up to \(data.classes - 1) but model '\(m.name)' has \(m.classes) classes")
+        }
+    }
+
+    /// Trains on `train`, evaluates on `test`, and reports. Check both with `check(_:role:)` first. `progress` is called every few steps.
     public mutating func run(
         train: Dataset, test: Dataset, progress: ((TrainingProgress) -> Void)? = nil
     ) -> TrainingReport {

@@ -132,4 +132,21 @@ struct DataTests {
             try Partitioner.shards(labels: Self.labels, classes: 10, count: 2, scheme: .labels(k: 11), seed: 1)
         }
     }
+
+    @Test("data that does not fit the model is refused with both shapes named")
+    func dataMustFitModel() throws {
+        let trainer = try Trainer(configuration: TrainingConfiguration(model: .mlp, precision: .apt))
+        let small = Dataset(images: [UInt8](repeating: 0, count: 2 * 16), labels: [0, 1], rows: 4, cols: 4)
+        #expect(throws: ConfigurationError("training images are 4×4 but model 'mlp' expects input [1, 28, 28]")) {
+            try trainer.check(small, role: "training")
+        }
+        let fiveClasses = ModelSpec(name: "five", input: [1, 28, 28], classes: 5, layers: [.flatten, .linear(outputs: 5)])
+        let t5 = try Trainer(configuration: TrainingConfiguration(model: fiveClasses, precision: .fp32))
+        let labels: [UInt8] = [0, 9]
+        let d = Dataset(images: [UInt8](repeating: 0, count: 2 * 784), labels: labels, rows: 28, cols: 28)
+        #expect(throws: ConfigurationError("test labels go up to 9 but model 'five' has 5 classes")) {
+            try t5.check(d, role: "test")
+        }
+        #expect(throws: Never.self) { try trainer.check(Dataset(images: [UInt8](repeating: 0, count: 784), labels: [3], rows: 28, cols: 28), role: "test") }
+    }
 }

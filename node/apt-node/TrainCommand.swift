@@ -89,6 +89,12 @@ enum TrainCommand {
         } catch {
             Terminal.usageFailure(error.message, spec: spec)
         }
+        do {
+            try trainer.check(train, role: "training")
+            try trainer.check(test, role: "test")
+        } catch {
+            Terminal.failure(error.message)
+        }
         let showProgress = !args.flag("quiet") && Terminal.stderrIsTerminal
         let report = trainer.run(train: train, test: test) { p in
             guard showProgress else { return }
