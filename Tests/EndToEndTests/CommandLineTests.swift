@@ -154,4 +154,24 @@ struct CommandLineTests {
         let steps = json?["iterations"] as? Int ?? 0
         #expect(steps > 0 && steps < 50, "3,200 samples are 50 steps; the budget must stop it early (\(steps))")
     }
+
+    @Test("a JSON model spec trains; a malformed one is named")
+    func jsonModel() throws {
+        let dir = NSTemporaryDirectory() + "apt-model-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let good = dir + "/tiny.json", bad = dir + "/bad.json"
+        try Data(#"{"name":"tiny","input":[1,28,28],"classes":10,"layers":[{"type":"conv","channels":4,"kernel":3,"stride":2,"padding":1},{"type":"relu"},{"type":"maxpool","size":2},{"type":"flatten"},{"type":"linear","outputs":10}]}"#.utf8)
+            .write(to: URL(fileURLWithPath: good))
+        try Data(#"{"name":"bad","input":[1,28,28],"classes":10,"layers":[{"type":"dense","outputs":10}]}"#.utf8)
+            .write(to: URL(fileURLWithPath: bad))
+        let r = try run("apt-node", ["train", "--model", good, "--train-limit", "640", "--test-limit", "200", "--epochs", "1",
+                                     "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(json?["model"] as? String == "tiny")
+        #expect((json?["bits"] as? [Int])?.count == 2)
+        let b = try run("apt-node", ["train", "--model", bad])
+        #expect(b.status == 64)
+        #expect(firstLine(b.stderr).hasPrefix("Error: model spec '\(bad)' is not valid: unknown layer type 'dense'"))
+    }
 }
