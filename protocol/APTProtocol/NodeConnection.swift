@@ -87,14 +87,11 @@ public final class NodeConnection {
             let untilBeat = Int32(clamping: Int64(lastBeat + heartbeatIntervalMs) - Int64(now))
             let untilDeadline = Int32(clamping: Int64(deadline) - Int64(now))
             let slice = max(0, min(untilBeat, untilDeadline))
-            if let frames = try dealer?.socket.receive(timeoutMs: slice) {
+            if let dealer, let frames = try dealer.socket.receive(timeoutMs: slice) {
                 lastHeard = monotonicMilliseconds()
                 backoff.reset()
-                guard frames.count == 1 else {
-                    return .malformed(.invalidValue(field: "frames", reason: "expected 1 message frame, got \(frames.count)"))
-                }
                 do {
-                    return .message(try Frame.decode(frames[0], limits: dealer?.limits ?? .standard))
+                    return .message(try dealer.message(from: frames))
                 } catch {
                     return .malformed(error)
                 }

@@ -203,6 +203,11 @@ public final class DealerEndpoint {
     /// Receives one message, waiting at most `timeoutMs`. A malformed frame throws its `WireError`.
     public func receive(timeoutMs: Int32) throws -> Message? {
         guard let frames = try socket.receive(timeoutMs: timeoutMs) else { return nil }
+        return try message(from: frames)
+    }
+
+    /// Decodes what a DEALER receives: exactly one frame holding one message.
+    public func message(from frames: [[UInt8]]) throws(WireError) -> Message {
         guard frames.count == 1 else {
             throw WireError.invalidValue(field: "frames", reason: "expected 1 message frame, got \(frames.count)")
         }
