@@ -61,33 +61,29 @@ public struct Network: Sendable {
         mode.isFixedPoint && layers[i] is any ParametricLayer && i != parametricIndices.last
     }
 
+    /// The weighted layers with their indices, in layer order.
+    public var parametricLayers: [(index: Int, layer: any ParametricLayer)] {
+        layers.indices.compactMap { i in (layers[i] as? any ParametricLayer).map { (i, $0) } }
+    }
+
     /// The weight precision of each weighted layer.
     public var precision: [LayerPrecision] {
-        parametricIndices.map { i in
-            let p = layers[i] as! any ParametricLayer  // filtered above
+        parametricLayers.map { i, p in
             let f = p.weights.format
             return LayerPrecision(layer: i, name: p.name, bits: f?.bits ?? 32, fractionBits: f?.fractionBits ?? 0)
         }
     }
 
     /// Number of trainable parameters.
-    public var parameterCount: Int {
-        parametricIndices.reduce(0) { s, i in
-            let p = layers[i] as! any ParametricLayer
-            return s + p.weights.count + p.bias.count
-        }
-    }
+    public var parameterCount: Int { parametricLayers.reduce(0) { $0 + $1.layer.weights.count + $1.layer.bias.count } }
 
     /// Bytes of all weights and biases as stored now.
-    public var parameterBytes: Int {
-        parametricIndices.reduce(0) { s, i in s + (layers[i] as! any ParametricLayer).parameterBytes }
-    }
+    public var parameterBytes: Int { parametricLayers.reduce(0) { $0 + $1.layer.parameterBytes } }
 
     /// Bytes of the optimiser state (momentum) for coefficient `momentum`.
     public func optimizerBytes(momentum: Float) -> Int {
-        parametricIndices.reduce(0) { s, i in
-            let p = layers[i] as! any ParametricLayer
-            return s + p.weights.optimizerBytes(momentum: momentum) + p.bias.optimizerBytes(momentum: momentum)
+        parametricLayers.reduce(0) {
+            $0 + $1.layer.weights.optimizerBytes(momentum: momentum) + $1.layer.bias.optimizerBytes(momentum: momentum)
         }
     }
 

@@ -6,19 +6,11 @@ extension Network {
 
     /// The parameter tensors as stored: fixed-point codes with their formats, or floats for fp32.
     public var parameterSnapshot: [ParameterBlock.Values] {
-        parametricIndices.flatMap { i -> [ParameterBlock.Values] in
-            guard let p = layers[i] as? any ParametricLayer else { return [] }
-            return [p.weights.values, p.bias.values]
-        }
+        parametricLayers.flatMap { [$0.layer.weights.values, $0.layer.bias.values] }
     }
 
     /// The element count of each parameter tensor.
-    public var parameterTensorSizes: [Int] {
-        parametricIndices.flatMap { i -> [Int] in
-            guard let p = layers[i] as? any ParametricLayer else { return [] }
-            return [p.weights.count, p.bias.count]
-        }
-    }
+    public var parameterTensorSizes: [Int] { parametricLayers.flatMap { [$0.layer.weights.count, $0.layer.bias.count] } }
 
     /// Replaces every parameter tensor with `values` (real numbers, e.g. a global model received from the
     /// coordinator), quantised into each tensor's current format with round-to-nearest; fixed-point formats

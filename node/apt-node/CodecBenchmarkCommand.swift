@@ -120,14 +120,5 @@ enum CodecBenchmarkCommand {
         return zip(before, after).map { b, a in zip(a, b).map { $0 - $1 } }
     }
 
-    static func parameters(_ n: Network) -> [[Float]] {
-        var out: [[Float]] = []
-        for l in n.layers {
-            if let p = l as? any ParametricLayer {
-                out.append(p.weights.values.dequantized())
-                out.append(p.bias.values.dequantized())
-            }
-        }
-        return out
-    }
+    static func parameters(_ n: Network) -> [[Float]] { n.parameterSnapshot.map { $0.dequantized() } }
 }
