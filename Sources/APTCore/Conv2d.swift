@@ -22,36 +22,76 @@ public struct ConvGeometry: Sendable, Hashable {
     /// Rows of the unfolded patch matrix: `channels · kernel²`.
     public var patch: Int { channels * kernel * kernel }
 
-    /// Unfolds one image into `patch × positions` columns (zero padded). Each output row is filled as a zero
-    /// head, a copied (stride 1) or gathered middle, and a zero tail; no per-element bounds test.
+    /// Unfolds one image into `patch × positions` columns (zero padded). Each kernel offset's row block is
+    /// filled as zero rows above, then per output row a zero head, a copied (stride 1) or gathered middle and a
+    /// zero tail, then zero rows below: no per-element bounds test, and short inline loops rather than a
+    /// `memmove` call per row of tens of elements.
     @inline(__always)
-    func im2col<T: Numeric>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
+    ///
+    /// `srcEnd`, when given, is the end of the readable memory after `src`: a row of at most 16 bytes is then
+    /// copied with one 16-byte load and store (the bytes past the row are rewritten by later rows, and neither
+    /// access passes `srcEnd` or the end of the columns).
+    func im2col<T: Numeric>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, srcEnd: UnsafePointer<T>? = nil) {
         let ho = outHeight, wo = outWidth, p = positions
+        let srcLimit = UnsafeRawPointer(srcEnd ?? src) - 16
+        let dstLimit = UnsafeRawPointer(dst + patch &* p) - 16
+        var block = dst
         for c in 0..<channels {
+            let plane = src + c &* height &* width
             for ki in 0..<kernel {
+                // Output rows whose input row iy = oy·stride − padding + ki lies inside [0, height).
+                let oyFirst = min(ho, max(0, (padding - ki + stride - 1) / stride))
+                let oyLast = max(oyFirst, min(ho, (height - 1 + padding - ki) / stride + 1))  // exclusive
                 for kj in 0..<kernel {
-                    let row = dst + ((c * kernel + ki) * kernel + kj) * p
                     // Output columns whose input column ix = ox·stride − padding + kj lies inside [0, width).
-                    let first = max(0, (padding - kj + stride - 1) / stride)
-                    let last = min(wo, (width - 1 + padding - kj) / stride + 1)  // exclusive
-                    for oy in 0..<ho {
-                        let iy = oy * stride - padding + ki
-                        let out = row + oy * wo
-                        if iy < 0 || iy >= height || first >= last {
-                            out.update(repeating: 0, count: wo)
-                            continue
-                        }
-                        if first > 0 { out.update(repeating: 0, count: first) }
-                        let srcRow = src + (c * height + iy) * width
+                    let first = min(wo, max(0, (padding - kj + stride - 1) / stride))
+                    let last = max(first, min(wo, (width - 1 + padding - kj) / stride + 1))  // exclusive
+                    var out = block
+                    for i in 0..<(oyFirst &* wo) { out[i] = 0 }
+                    out += oyFirst &* wo
+                    let iy0: Int = oyFirst &* stride &- padding &+ ki
+                    let ix0: Int = first &* stride &- padding &+ kj
+                    var from = plane + (iy0 &* width &+ ix0)
+                    for _ in oyFirst..<oyLast {
+                        for i in 0..<first { out[i] = 0 }
                         if stride == 1 {
-                            (out + first).update(from: srcRow + (first - padding + kj), count: last - first)
+                            let bytes = (last &- first) &* MemoryLayout<T>.stride
+                            let f = UnsafeRawPointer(from), t = UnsafeMutableRawPointer(out + first)
+                            if bytes <= 16 && f <= srcLimit && UnsafeRawPointer(t) <= dstLimit {
+                                t.storeBytes(of: f.loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
+                            } else {
+                                copyShort(from: f, to: t, bytes: bytes)
+                            }
                         } else {
-                            for ox in first..<last { out[ox] = srcRow[ox * stride - padding + kj] }
+                            for i in 0..<(last &- first) { out[first &+ i] = from[i &* stride] }
                         }
-                        if last < wo { (out + last).update(repeating: 0, count: wo - last) }
+                        for i in last..<wo { out[i] = 0 }
+                        out += wo
+                        from += stride &* width
                     }
+                    for i in 0..<((ho &- oyLast) &* wo) { out[i] = 0 }
+                    block += p
                 }
             }
+        }
+    }
+
+    /// Copies a short run of bytes (a row of tens of elements) 16, then 8, then 1 byte at a time, inline.
+    @inline(__always)
+    private func copyShort(from: UnsafeRawPointer, to: UnsafeMutableRawPointer, bytes n: Int) {
+        var i = 0
+        while i &+ 16 <= n {
+            to.storeBytes(of: from.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self), toByteOffset: i,
+                          as: SIMD16<UInt8>.self)
+            i &+= 16
+        }
+        while i &+ 8 <= n {
+            to.storeBytes(of: from.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        while i < n {
+            to.storeBytes(of: from.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self)
+            i &+= 1
         }
     }
 
@@ -85,19 +125,27 @@ public struct ConvGeometry: Sendable, Hashable {
 }
 
 extension FixedPointStorage {
-    /// Unfolds the image starting at element `offset` into a new storage of columns.
-    func im2col(offset: Int, geometry g: ConvGeometry) -> FixedPointStorage {
+    /// Unfolds the image starting at element `offset` into `out`, reusing its allocation when it already holds
+    /// columns of the same kind and size (every element is written, so no clearing is needed).
+    func im2col(offset: Int, geometry g: ConvGeometry, into out: inout FixedPointStorage) {
+        let n = g.patch * g.positions
         switch self {
         case .int8(let a):
-            var out = [Int8](repeating: 0, count: g.patch * g.positions)
-            a.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
-                g.im2col(s.baseAddress! + offset, d.baseAddress!) } }
-            return .int8(out)
+            var buf: [Int8] = []
+            if case .int8(let old) = out, old.count == n { buf = old }
+            out = .int8([])  // drop the old reference so that `buf` is unique and written in place
+            if buf.count != n { buf = [Int8](repeating: 0, count: n) }
+            a.withUnsafeBufferPointer { s in buf.withUnsafeMutableBufferPointer { d in
+                g.im2col(s.baseAddress! + offset, d.baseAddress!, srcEnd: s.baseAddress! + s.count) } }
+            out = .int8(buf)
         case .int16(let a):
-            var out = [Int16](repeating: 0, count: g.patch * g.positions)
-            a.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
-                g.im2col(s.baseAddress! + offset, d.baseAddress!) } }
-            return .int16(out)
+            var buf: [Int16] = []
+            if case .int16(let old) = out, old.count == n { buf = old }
+            out = .int16([])
+            if buf.count != n { buf = [Int16](repeating: 0, count: n) }
+            a.withUnsafeBufferPointer { s in buf.withUnsafeMutableBufferPointer { d in
+                g.im2col(s.baseAddress! + offset, d.baseAddress!, srcEnd: s.baseAddress! + s.count) } }
+            out = .int16(buf)
         }
     }
 }
@@ -187,7 +235,7 @@ public struct Conv2d: ParametricLayer {
     public mutating func releaseSaved() { saved = nil }
 
     public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        batch * input.reduce(1, *) * elementBytes(mode, bits: quantization.activationBits)
+        storedBytes(count: batch * input.reduce(1, *), mode, bits: quantization.activationBits)
     }
 
     public func workspaceBytes(
@@ -221,21 +269,22 @@ public struct Conv2d: ParametricLayer {
                     }
                 }
             } } }
-            if context.training { saved = SavedTensor(storage: .float(x.values)) }
+            if context.training { saved = SavedTensor(float: x.values) }
         case .fixed(let w):
             let q = context.quantization
             let xq = quantizeDynamic(x.values, shape: [bsz] + x.shape, bits: q.activationBits,
                                      rounding: q.activationRounding, random: &context.random)
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y.withUnsafeMutableBufferPointer { yp in
+                var cols = FixedPointStorage.int8([])
                 for n in 0..<bsz {
-                    let cols = xq.storage.im2col(offset: n * inSize, geometry: g)
+                    xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
                     integerGEMM(m: outChannels, n: p, k: g.patch, a: w.storage, lda: g.patch, maxA: w.format.maxCode,
                                 b: cols, ldb: p, maxB: xq.format.maxCode, c: yp.baseAddress! + n * outSize, ldc: p,
                                 alpha: alpha, accumulate: false)
                 }
             }
-            if context.training { saved = SavedTensor(storage: .fixed(xq)) }
+            if context.training { saved = SavedTensor(fixed: xq) }
         }
         let b = bias.values.dequantized()
         y.withUnsafeMutableBufferPointer { yp in
@@ -277,7 +326,7 @@ public struct Conv2d: ParametricLayer {
         var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
         var dcols = [Float](repeating: 0, count: g.patch * p)
 
-        switch (weights.values, saved.storage) {
+        switch (weights.values, saved.unpacked) {
         case (.float(let w), .float(let x)):
             var wT = [Float](repeating: 0, count: w.count)
             w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
@@ -323,9 +372,10 @@ public struct Conv2d: ParametricLayer {
             let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))
             grad.withUnsafeMutableBufferPointer { gp in
+                var cols = FixedPointStorage.int8([])
                 for n in 0..<bsz {
                     // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
-                    let cols = xq.storage.im2col(offset: n * inSize, geometry: g)
+                    xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
                     integerGEMMNT(m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
                                   maxA: dq.format.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
                                   c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
@@ -341,6 +391,8 @@ public struct Conv2d: ParametricLayer {
                 }
             }
             if needsInputGradient {
+                // The input error leaves as error-bit codes, as the forward output leaves as activation codes.
+                requantize(&dx!, bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
             }
             let ds = dq.format.step / Float(bsz)
             dq.storage.withWidenedCodes { codes in

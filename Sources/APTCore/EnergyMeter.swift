@@ -14,7 +14,8 @@ public enum TrainingPass: Int, Sendable, CaseIterable, Codable {
 public struct OperationCounts: Sendable, Codable, Equatable {
     /// Multiply-accumulates.
     public var macs: Int = 0
-    /// Other arithmetic operations (quantisation, update, activation functions) priced at fp32 rates.
+    /// Element-wise operations (quantisation, bias, activation functions, pooling, the update's arithmetic):
+    /// fp32 operations in an fp32 run, integer operations at the operands' width in a fixed-point run.
     public var scalarOps: Int = 0
     /// Bytes read or written.
     public var bytesMoved: Int = 0
@@ -81,6 +82,22 @@ public struct CostSheet: Sendable, Equatable {
         passes[pass.rawValue].scalarJoules += pj * 1e-12
     }
 
+    /// Adds `ops` element-wise operations on values that are `bits`-wide integer codes (`nil`: fp32 values).
+    /// An integer operation (a compare, an add, a shift-round-saturate) is priced as one `bits`-wide add; an
+    /// fp32 one as one fp32 multiply plus one fp32 add.
+    public mutating func elementwise(_ ops: Int, bits: Int?, pass: TrainingPass) {
+        guard let bits else { return scalarOps(ops, pass: pass) }
+        passes[pass.rawValue].scalarOps += ops
+        passes[pass.rawValue].scalarJoules += Double(ops) * profile.intAddPJ(bits) * 1e-12
+    }
+
+    /// Adds `ops` element-wise integer multiplies of `bitsA`-bit by `bitsB`-bit codes (the update's momentum
+    /// and learning-rate products in a fixed-point run).
+    public mutating func elementwiseMultiplies(_ ops: Int, bitsA: Int, bitsB: Int, pass: TrainingPass) {
+        passes[pass.rawValue].scalarOps += ops
+        passes[pass.rawValue].scalarJoules += Double(ops) * profile.intMultiplyPJ(bitsA, bitsB) * 1e-12
+    }
+
     /// Adds moving a whole tensor of `bytes` bytes once (read or write), priced by the tensor's size.
     public mutating func traffic(tensorBytes bytes: Int, pass: TrainingPass) {
         passes[pass.rawValue].bytesMoved += bytes
@@ -124,6 +141,23 @@ public struct EnergyMeter: Sendable {
     /// Totals per layer over all passes.
     public var perLayer: [OperationCounts] {
         counts.map { l in l.reduce(into: OperationCounts()) { $0.add($1) } }
+    }
+
+    /// Energy by pass and by kind over the layers in `layers` (all layers by default), J.
+    public func breakdown(layers: Range<Int>? = nil) -> EnergyBreakdown {
+        let range = layers ?? counts.indices
+        var byPass = Array(repeating: 0.0, count: TrainingPass.allCases.count)
+        var total = OperationCounts()
+        for l in range {
+            for p in TrainingPass.allCases {
+                byPass[p.rawValue] += counts[l][p.rawValue].joules
+                total.add(counts[l][p.rawValue])
+            }
+        }
+        return EnergyBreakdown(
+            forward: byPass[TrainingPass.forward.rawValue], backwardInput: byPass[TrainingPass.backwardInput.rawValue],
+            backwardWeights: byPass[TrainingPass.backwardWeights.rawValue], update: byPass[TrainingPass.update.rawValue],
+            compute: total.computeJoules, scalar: total.scalarJoules, memory: total.memoryJoules)
     }
 
     /// Clears all counts.

@@ -60,6 +60,14 @@ public struct FixedPointTensor: Sendable, Equatable {
         }
     }
 
+    /// Wraps byte codes that fit `format` (a format of at most 8 bits; the caller guarantees the range).
+    init(shape: [Int], format: FixedPointFormat, int8Codes codes: [Int8]) {
+        precondition(format.bits <= 8 && shape.reduce(1, *) == codes.count, "codes do not match \(shape), \(format)")
+        self.shape = shape
+        self.format = format
+        self.storage = .int8(codes)
+    }
+
     /// Quantises `values` into `format`. Returns the tensor; `clipped` counts saturated elements.
     public init(
         quantizing values: [Float], shape: [Int], format: FixedPointFormat, rounding: RoundingMode,

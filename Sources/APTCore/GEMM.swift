@@ -114,17 +114,29 @@ public enum GEMM {
                 }
                 i += 1
             }
-            // Column tail, scalar.
+            // Column tail (fewer than 16 columns): copied into a zero-padded 16-wide panel so it runs the same
+            // vector loop instead of a scalar one (a 100-position convolution has a 4-column tail).
             if nv < n {
+                let tail = n - nv
+                let rows = k1 - k0
+                let panel = UnsafeMutablePointer<TB>.allocate(capacity: rows * 16)
+                defer { panel.deallocate() }
+                panel.initialize(repeating: 0, count: rows * 16)
+                for kk in 0..<rows {
+                    let src = b + (k0 + kk) * ldb + nv
+                    for j in 0..<tail { panel[kk * 16 + j] = src[j] }
+                }
                 for i in 0..<m {
                     let ar = a + i * lda
-                    for j in nv..<n {
-                        var s: Acc = 0
-                        for kk in k0..<k1 {
-                            s &+= Acc(truncatingIfNeeded: ar[kk]) &* Acc(truncatingIfNeeded: b[kk * ldb + j])
-                        }
-                        c[i * ldc + j] += Float(s) * alpha
+                    var c0 = SIMD16<Acc>(repeating: 0)
+                    var bp = UnsafePointer(panel)
+                    for kk in k0..<k1 {
+                        let bv = widen16(UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self), to: Acc.self)
+                        c0 &+= SIMD16<Acc>(repeating: Acc(truncatingIfNeeded: ar[kk])) &* bv
+                        bp += 16
                     }
+                    let out = c + i * ldc + nv
+                    for j in 0..<tail { out[j] += Float(c0[j]) * alpha }
                 }
             }
             k0 = k1

@@ -104,6 +104,13 @@ public struct CostSettings: Sendable {
     }
 }
 
+extension CostSettings {
+    /// Width of the activation codes element-wise layers work on: `nil` (fp32 values) in an fp32 run.
+    public var activationCodeBits: Int? { mode.isFixedPoint ? quantization.activationBits : nil }
+    /// Width of the error codes element-wise layers work on: `nil` (fp32 values) in an fp32 run.
+    public var errorCodeBits: Int? { mode.isFixedPoint ? quantization.errorBits : nil }
+}
+
 extension StepContext {
     /// The pricing settings of this run.
     public var costSettings: CostSettings {
@@ -128,27 +135,45 @@ extension ParametricLayer {
         let mBytes = weights.optimizerBytes(momentum: s.momentum) + bias.optimizerBytes(momentum: s.momentum)
         if let wf = weights.format {
             let ab = q.activationBits, eb = q.errorBits
-            let aBytes = inputElements * (ab <= 8 ? 1 : 2)
-            let eBytes = outputElements * (eb <= 8 ? 1 : 2)
+            let aBytes = codeBytes(count: inputElements, bits: ab)
+            let eBytes = codeBytes(count: outputElements, bits: eb)
+            let dxBytes = codeBytes(count: inputElements, bits: eb)
             sheet.integerMACs(macs, bitsA: ab, bitsB: wf.bits,
                               accumulatorBits: accumulatorBits(maxA: maxCode(bits: ab), maxB: wf.maxCode), pass: .forward)
-            sheet.scalarOps(inputElements, pass: .forward)
+            // Quantising the input: a range scan and a shift-round-saturate per element.
+            sheet.elementwise(2 * inputElements, bits: 32, pass: .forward)
             sheet.traffic(tensorBytes: aBytes, pass: .forward)
             sheet.traffic(tensorBytes: weights.parameterBytes, pass: .forward)
-            sheet.scalarOps(outputElements, pass: .backwardInput)  // error quantisation
+            sheet.elementwise(2 * outputElements, bits: 32, pass: .backwardInput)  // error quantisation
             if needsInputGradient {
                 sheet.integerMACs(macs, bitsA: eb, bitsB: wf.bits,
                                   accumulatorBits: accumulatorBits(maxA: maxCode(bits: eb), maxB: wf.maxCode),
                                   pass: .backwardInput)
                 sheet.traffic(tensorBytes: eBytes, pass: .backwardInput)
                 sheet.traffic(tensorBytes: weights.parameterBytes, pass: .backwardInput)
-                sheet.traffic(tensorBytes: inputElements * 4, pass: .backwardInput)
+                // The input error leaves the layer as error-bit codes (range scan, shift-round-saturate).
+                sheet.elementwise(2 * inputElements, bits: 32, pass: .backwardInput)
+                sheet.traffic(tensorBytes: dxBytes, pass: .backwardInput)
             }
             sheet.integerMACs(macs, bitsA: ab, bitsB: eb,
                               accumulatorBits: accumulatorBits(maxA: maxCode(bits: ab), maxB: maxCode(bits: eb)),
                               pass: .backwardWeights)
             sheet.traffic(tensorBytes: aBytes, pass: .backwardWeights)
             sheet.traffic(tensorBytes: eBytes, pass: .backwardWeights)
+            // Bias add into the 32-bit accumulators, then the output write: activation-bit codes when
+            // re-quantised (range scan, shift-round-saturate), else 32-bit values.
+            sheet.elementwise(outputElements, bits: 32, pass: .forward)
+            if s.quantizedOutput {
+                sheet.elementwise(2 * outputElements, bits: 32, pass: .forward)
+                sheet.traffic(tensorBytes: codeBytes(count: outputElements, bits: ab), pass: .forward)
+            } else {
+                sheet.traffic(tensorBytes: outputElements * 4, pass: .forward)
+            }
+            // Update, per parameter: gradient quantisation, momentum μ·m + g, weight w − lr·m rounded onto the
+            // weight grid — two multiplies by a 16-bit constant and four 32-bit adds or shifts.
+            let mb = s.momentum != 0 ? q.momentumBits : q.gradientBits
+            sheet.elementwiseMultiplies(2 * paramCount, bitsA: mb, bitsB: 16, pass: .update)
+            sheet.elementwise(4 * paramCount, bits: 32, pass: .update)
         } else {
             sheet.floatMACs(macs, pass: .forward)
             sheet.traffic(tensorBytes: inputElements * 4, pass: .forward)
@@ -161,17 +186,12 @@ extension ParametricLayer {
             sheet.floatMACs(macs, pass: .backwardWeights)
             sheet.traffic(tensorBytes: inputElements * 4, pass: .backwardWeights)
             sheet.traffic(tensorBytes: outputElements * 4, pass: .backwardWeights)
-        }
-        // Bias add, then the output write: activation-bit codes when re-quantised, else 32-bit values.
-        sheet.scalarOps(outputElements, pass: .forward)
-        if s.quantizedOutput && s.mode.isFixedPoint {
+            // Bias add, output write, and the update's arithmetic (3 fp32 operations per parameter).
             sheet.scalarOps(outputElements, pass: .forward)
-            sheet.traffic(tensorBytes: outputElements * (q.activationBits <= 8 ? 1 : 2), pass: .forward)
-        } else {
             sheet.traffic(tensorBytes: outputElements * 4, pass: .forward)
+            sheet.scalarOps(paramCount * 3, pass: .update)
         }
-        // Update: gradient quantisation, momentum and weight arithmetic; read and write weights and momentum.
-        sheet.scalarOps(paramCount * 3, pass: .update)
+        // Update traffic: read and write weights and momentum.
         sheet.traffic(tensorBytes: wBytes, pass: .update)
         sheet.traffic(tensorBytes: wBytes, pass: .update)
         sheet.traffic(tensorBytes: mBytes, pass: .update)
@@ -200,25 +220,64 @@ extension ParametricLayer {
     public var parameterBytes: Int { weights.parameterBytes + bias.parameterBytes }
 }
 
-/// A quantised activation or error tensor kept between passes, with its format.
+/// A layer input kept for the backward pass: fp32 values, or fixed-point codes — packed when narrower than a
+/// byte, so a 6-bit activation takes six bits of memory.
 struct SavedTensor: Sendable {
     enum Storage: Sendable {
         case float([Float])
         case fixed(FixedPointTensor)
+        case packed(PackedCodes, format: FixedPointFormat, shape: [Int])
     }
     var storage: Storage
+
+    /// Keeps fp32 values.
+    init(float values: [Float]) { storage = .float(values) }
+
+    /// Keeps fixed-point codes, packed when they are narrower than their byte storage.
+    init(fixed t: FixedPointTensor) {
+        if t.format.bits < 8, case .int8(let codes) = t.storage {
+            storage = .packed(PackedCodes(packing: codes, bits: t.format.bits), format: t.format, shape: t.shape)
+        } else {
+            storage = .fixed(t)
+        }
+    }
+
+    /// Bytes held.
     var byteCount: Int {
         switch storage {
         case .float(let a): return a.count * 4
         case .fixed(let t): return t.byteCount
+        case .packed(let p, _, _): return p.bytes.count
+        }
+    }
+
+    /// The kept tensor in working form (packed codes unpacked to bytes).
+    var unpacked: Storage {
+        switch storage {
+        case .float, .fixed: return storage
+        case .packed(let p, let format, let shape):
+            return .fixed(FixedPointTensor(shape: shape, format: format, int8Codes: p.unpackedInt8()))
         }
     }
 }
 
-/// Bytes per stored element of a tensor kind with `bits` bits in `mode`.
+/// Bytes `count` codes of `bits` bits occupy as the engine stores and moves them: packed below 8 bits, a byte
+/// each at 8, two bytes each from 9 to 16.
+@inline(__always)
+func codeBytes(count: Int, bits: Int) -> Int {
+    bits < 8 ? PackedCodes.byteCount(count: count, bits: bits) : count * (bits <= 8 ? 1 : 2)
+}
+
+/// Bytes per element of a tensor kind with `bits` bits in `mode` in working form (unpacked codes).
 @inline(__always)
 func elementBytes(_ mode: PrecisionMode, bits: Int) -> Int {
     mode == .fp32 ? 4 : (bits <= 8 ? 1 : 2)
+}
+
+/// Bytes of `count` elements of a tensor kind with `bits` bits in `mode`, as stored.
+@inline(__always)
+func storedBytes(count: Int, _ mode: PrecisionMode, bits: Int) -> Int {
+    mode == .fp32 ? count * 4 : codeBytes(count: count, bits: bits)
 }
 
 /// Quantises a float buffer with a dynamic power-of-two scale covering its range.
@@ -322,12 +381,17 @@ func accumulatorBits(maxA: Int32, maxB: Int32) -> Int {
 /// Rounds `values` in place onto the activation grid (dynamic scale, nearest): what an integer pipeline hands
 /// to the next layer. Values stay floats in memory but are exactly representable as codes.
 func requantizeOutput(_ values: inout [Float], bits: Int) {
+    var unused = RandomSource(seed: 0)
+    requantize(&values, bits: bits, rounding: .nearest, random: &unused)
+}
+
+/// Rounds `values` onto the grid of `bits`-bit codes whose power-of-two scale covers their range, in place.
+func requantize(_ values: inout [Float], bits: Int, rounding: RoundingMode, random: inout RandomSource) {
     let m = values.withUnsafeBufferPointer { Quantizer.maxAbs($0) }
     let f = FixedPointFormat.covering(maxAbs: m, bits: bits)
-    var unused = RandomSource(seed: 0)
     values.withUnsafeMutableBufferPointer { v in
         ParameterBlock.quantizeInPlace(v, inverseStep: f.inverseStep, step: f.step, maxCode: Float(f.maxCode),
-                                       stochastic: false, random: &unused)
+                                       stochastic: rounding == .stochastic, random: &random)
     }
 }
 

@@ -63,7 +63,7 @@ public struct Linear: ParametricLayer {
     public mutating func releaseSaved() { saved = nil }
 
     public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        batch * inputs * elementBytes(mode, bits: quantization.activationBits)
+        storedBytes(count: batch * inputs, mode, bits: quantization.activationBits)
     }
 
     public func workspaceBytes(
@@ -91,7 +91,7 @@ public struct Linear: ParametricLayer {
                 GEMM.float(m: bsz, n: outputs, k: inputs, a: xp.baseAddress!, lda: inputs, b: wp.baseAddress!,
                            ldb: outputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
             } } }
-            if context.training { saved = SavedTensor(storage: .float(x.values)) }
+            if context.training { saved = SavedTensor(float: x.values) }
         case .fixed(let w):
             let q = context.quantization
             let xq = quantizeDynamic(x.values, shape: [bsz, inputs], bits: q.activationBits,
@@ -102,7 +102,7 @@ public struct Linear: ParametricLayer {
                               b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: yp.baseAddress!, ldc: outputs,
                               alpha: alpha, accumulate: false)
             }
-            if context.training { saved = SavedTensor(storage: .fixed(xq)) }
+            if context.training { saved = SavedTensor(fixed: xq) }
         }
         // Bias.
         let b = bias.values.dequantized()
@@ -135,7 +135,7 @@ public struct Linear: ParametricLayer {
         var slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
         var gb = [Float](repeating: 0, count: outputs)
 
-        switch (weights.values, saved.storage) {
+        switch (weights.values, saved.unpacked) {
         case (.float(let w), .float(let x)):
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
@@ -175,6 +175,8 @@ public struct Linear: ParametricLayer {
                                 b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
                                 alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                 }
+                // The input error leaves as error-bit codes, as the forward output leaves as activation codes.
+                requantize(&out, bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
                 dx = out
             }
             let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch

@@ -19,8 +19,9 @@ public struct ReLU: Layer {
     public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
         var sheet = CostSheet(profile: settings.profile)
         let n = batch * input.reduce(1, *)
-        sheet.scalarOps(n, pass: .forward)
-        if needsInputGradient { sheet.scalarOps(n, pass: .backwardInput) }
+        // One compare (select) per element, on codes in a fixed-point run.
+        sheet.elementwise(n, bits: settings.activationCodeBits, pass: .forward)
+        if needsInputGradient { sheet.elementwise(n, bits: settings.errorCodeBits, pass: .backwardInput) }
         return sheet
     }
 
@@ -31,21 +32,8 @@ public struct ReLU: Layer {
         let n = y.values.count
         var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
         y.values.withUnsafeMutableBufferPointer { v in
-            // Positive values (and NaN, so that divergence shows) pass; one mask bit per element, built a
-            // 64-element word at a time so the inner loop vectorises.
-            let p = v.baseAddress!
-            let words = (n + 63) / 64
-            for w in 0..<words {
-                let base = w * 64
-                let count = min(64, n - base)
-                var word: UInt64 = 0
-                for j in 0..<count {
-                    let x = p[base + j]
-                    let keep = !(x <= 0)
-                    word |= UInt64(keep ? 1 : 0) << UInt64(j)
-                    p[base + j] = keep ? x : 0
-                }
-                if !m.isEmpty { m[w] = word }
+            m.withUnsafeMutableBufferPointer { mp in
+                ReLU.apply(v.baseAddress!, count: n, mask: mp.isEmpty ? nil : mp.baseAddress!)
             }
         }
         if context.training { mask = m }
@@ -60,11 +48,57 @@ public struct ReLU: Layer {
         precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
         mask.withUnsafeBufferPointer { m in
-            dx.values.withUnsafeMutableBufferPointer { v in
-                for i in 0..<v.count { v[i] = (m[i >> 6] >> UInt64(i & 63)) & 1 == 1 ? v[i] : 0 }
-            }
+            dx.values.withUnsafeMutableBufferPointer { v in ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count) }
         }
         return dx
+    }
+}
+
+extension ReLU {
+    /// Lane `i` holds `1 << i`: picks one mask bit per lane.
+    @inline(__always) static var laneBits: SIMD16<Int32> {
+        SIMD16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    }
+
+    /// `max(x, 0)` in place over `count` values, writing one bit per value (set where the value passed) into
+    /// `mask` when given. Positive values and NaNs pass (so that divergence shows). Works on the IEEE bit patterns, 16 lanes at a
+    /// time (a negative float has the sign bit, so it is a negative integer).
+    static func apply(_ p: UnsafeMutablePointer<Float>, count n: Int, mask: UnsafeMutablePointer<UInt64>?) {
+        let words = (n + 63) / 64
+        let full = n / 16
+        for w in 0..<words {
+            var word: UInt64 = 0
+            for c in 0..<4 {
+                let chunk = w * 4 + c
+                let base = chunk * 16
+                if chunk < full {
+                    let b = bits16(load16(p + base))
+                    let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- (b & 0x7FFF_FFFF)) &>> 31
+                    let r = relu16(b) | (b & nan)
+                    store16(float16(r), p + base)
+                    word |= UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum()) << UInt64(16 * c)
+                } else {
+                    for j in 0..<max(0, min(16, n - base)) {
+                        let x = p[base + j]
+                        let keep = !(x <= 0)
+                        word |= UInt64(keep ? 1 : 0) << UInt64(16 * c + j)
+                        p[base + j] = keep ? x : 0
+                    }
+                }
+            }
+            mask?[w] = word
+        }
+    }
+
+    /// Zeroes the values whose mask bit is clear.
+    static func applyMask(_ m: UnsafePointer<UInt64>, to p: UnsafeMutablePointer<Float>, count n: Int) {
+        let full = n / 16
+        for chunk in 0..<full {
+            let bits = Int32(truncatingIfNeeded: (m[chunk >> 2] >> UInt64(16 * (chunk & 3))) & 0xFFFF)
+            let keep = nonZeroMask16(SIMD16(repeating: bits) & laneBits)
+            store16(float16(bits16(load16(p + chunk * 16)) & keep), p + chunk * 16)
+        }
+        for i in (full * 16)..<n where (m[i >> 6] >> UInt64(i & 63)) & 1 == 0 { p[i] = 0 }
     }
 }
 
@@ -82,6 +116,28 @@ public struct MaxPool2d: Layer {
     }
 
     public var name: String { "maxpool\(size)" }
+
+    /// An integer that orders like the float: ±magnitude bits, so −0 and +0 are equal (NaNs lie beyond ±∞).
+    @inline(__always) static func ordered(_ x: Float) -> Int64 {
+        let b = Int32(bitPattern: x.bitPattern)
+        let m = b &>> 31
+        return Int64(((b & 0x7FFF_FFFF) ^ m) &- m)
+    }
+
+    /// The float whose `ordered` value is `o` (a zero comes back as +0).
+    @inline(__always) static func float(ordered o: Int64) -> Float {
+        let v = Int32(truncatingIfNeeded: o)
+        let m = v &>> 31
+        let magnitude = (v ^ m) &- m
+        return Float(bitPattern: UInt32(bitPattern: magnitude | (m & Int32.min)))
+    }
+
+    /// Replaces (`best`, `index`) by (`x`, `i`) when `x > best`, without a branch.
+    @inline(__always) static func keepLarger(_ best: inout Int64, _ index: inout Int64, _ x: Int64, _ i: Int64) {
+        let take = (best &- x) &>> 63  // −1 when x > best (no overflow: both fit in 32 bits)
+        best ^= (best ^ x) & take
+        index ^= (index ^ i) & take
+    }
     public func outputShape(for input: [Int]) -> [Int] {
         precondition(input.count == 3 && input[1] >= size && input[2] >= size,
                      "MaxPool2d(\(size)) expects [C, H, W] with H, W ≥ \(size), got \(input)")
@@ -99,8 +155,12 @@ public struct MaxPool2d: Layer {
     public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
         var sheet = CostSheet(profile: settings.profile)
         let n = batch * input.reduce(1, *)
-        sheet.scalarOps(n, pass: .forward)
-        if needsInputGradient { sheet.scalarOps(batch * outputShape(for: input).reduce(1, *), pass: .backwardInput) }
+        // One compare per input element; the backward pass routes each output's error to its arg-max.
+        sheet.elementwise(n, bits: settings.activationCodeBits, pass: .forward)
+        if needsInputGradient {
+            sheet.elementwise(batch * outputShape(for: input).reduce(1, *), bits: settings.errorCodeBits,
+                              pass: .backwardInput)
+        }
         return sheet
     }
 
@@ -124,13 +184,15 @@ public struct MaxPool2d: Layer {
                             for oy in 0..<oh {
                                 let r0 = base + 2 * oy * w, r1 = r0 + w
                                 for ox in 0..<ow {
-                                    let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
-                                    var best = a, bi: UInt8 = 0
-                                    if b > best { best = b; bi = 1 }
-                                    if cc > best { best = cc; bi = 2 }
-                                    if d > best { best = d; bi = 3 }
-                                    yp[o] = best
-                                    if training { ap[o] = bi }
+                                    // Branch-free: which element wins is data-dependent and unpredictable, so
+                                    // branches (which the compiler makes of float compares) mispredict often.
+                                    // Floats are compared as order-preserving integers; ties keep the first.
+                                    var best = MaxPool2d.ordered(r0[2 * ox]), bi: Int64 = 0
+                                    MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r0[2 * ox + 1]), 1)
+                                    MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r1[2 * ox]), 2)
+                                    MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r1[2 * ox + 1]), 3)
+                                    yp[o] = MaxPool2d.float(ordered: best)
+                                    if training { ap[o] = UInt8(truncatingIfNeeded: bi) }
                                     o += 1
                                 }
                             }

@@ -177,7 +177,6 @@ public struct Trainer: Sendable {
             history[h].points.append([iteration, p.bits])
         }
         let (acc, testLoss) = network.evaluate(test)
-        let perPass = context.meter.perPass
         let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
         let end = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
         if end.totalBytes > peak.totalBytes { peak = end }
@@ -185,10 +184,12 @@ public struct Trainer: Sendable {
             model: c.model.name, precision: c.precision.description, tradeoff: c.tradeoff, profile: c.profile.name,
             seed: c.seed, epochs: c.epochs, batch: c.batchSize, lr: Double(c.learningRate), accuracy: acc,
             loss: testLoss, trainLoss: lastEpochLoss, energyJ: context.meter.totalJoules,
-            energyBreakdown: EnergyBreakdown(
-                forward: perPass[.forward]?.joules ?? 0, backwardInput: perPass[.backwardInput]?.joules ?? 0,
-                backwardWeights: perPass[.backwardWeights]?.joules ?? 0, update: perPass[.update]?.joules ?? 0,
-                compute: totals.computeJoules, scalar: totals.scalarJoules, memory: totals.memoryJoules),
+            energyBreakdown: context.meter.breakdown(),
+            energyPerLayer: network.layers.indices.map { i in
+                let c = context.meter.perLayer[i]
+                return LayerEnergy(layer: i, name: network.layers[i].name, energy: context.meter.breakdown(layers: i..<i + 1),
+                                   macs: c.macs, bytesMoved: c.bytesMoved)
+            },
             macs: totals.macs, paramBytes: end.parameterBytes, optimizerBytes: end.optimizerBytes,
             savedActivationBytes: peak.savedActivationBytes, gradientBytes: peak.gradientBytes,
             workspaceBytes: peak.workspaceBytes,

@@ -32,6 +32,34 @@ public struct EnergyBreakdown: Sendable, Codable, Equatable {
     }
 }
 
+/// Energy and traffic of one layer over a run.
+public struct LayerEnergy: Sendable, Codable, Equatable {
+    /// Layer index in the network.
+    public var layer: Int
+    /// Layer name, e.g. `conv(1→6, 5×5)`.
+    public var name: String
+    /// Energy by pass and by kind, J.
+    public var energy: EnergyBreakdown
+    /// Multiply-accumulates.
+    public var macs: Int
+    /// Bytes read or written.
+    public var bytesMoved: Int
+
+    /// Creates a row.
+    public init(layer: Int, name: String, energy: EnergyBreakdown, macs: Int, bytesMoved: Int) {
+        self.layer = layer
+        self.name = name
+        self.energy = energy
+        self.macs = macs
+        self.bytesMoved = bytesMoved
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case layer, name, energy, macs
+        case bytesMoved = "bytes_moved"
+    }
+}
+
 /// The outcome of a local training run (`apt-node train --report`). Schema: docs/report-schema.md.
 public struct TrainingReport: Sendable, Codable, Equatable {
     /// Model name.
@@ -60,6 +88,8 @@ public struct TrainingReport: Sendable, Codable, Equatable {
     public var energyJ: Double
     /// Energy by pass and by kind.
     public var energyBreakdown: EnergyBreakdown
+    /// Energy, MACs and traffic of every layer.
+    public var energyPerLayer: [LayerEnergy]
     /// Multiply-accumulates performed in training.
     public var macs: Int
     /// Bytes of weights and biases at the end.
@@ -98,6 +128,7 @@ public struct TrainingReport: Sendable, Codable, Equatable {
         case trainLoss = "train_loss"
         case energyJ = "energy_j"
         case energyBreakdown = "energy_breakdown"
+        case energyPerLayer = "energy_per_layer"
         case paramBytes = "param_bytes"
         case optimizerBytes = "optimizer_bytes"
         case savedActivationBytes = "saved_activation_bytes"

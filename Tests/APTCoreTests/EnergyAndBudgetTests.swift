@@ -35,6 +35,76 @@ struct EnergyAndBudgetTests {
                 "the step's cost is known before it runs")
     }
 
+    @Test("bytes moved are the hand-counted tensors at their stored widths, codes under 8 bits packed")
+    func handCountedTraffic() throws {
+        let m = PrecisionMode.fixed(bits: 8)
+        var q = TrainingConfiguration.defaultQuantization(precision: m, tradeoff: 0.5)
+        q.activationBits = 6
+        q.errorBits = 6
+        q.momentumBits = 16
+        #expect(q.biasBits == 16)
+        var net = try Network(spec: Self.tiny, mode: m, quantization: q, seed: 1)
+        var ctx = StepContext(mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+                              random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+                              training: true)
+        let x = Batch(values: (0..<20).map { Float($0) / 20 - 0.5 }, count: 5, shape: [1, 2, 2])
+        _ = net.trainStep(x, labels: [0, 1, 0, 1, 1], context: &ctx)
+        let bytes = ctx.meter.counts.map { $0.map(\.bytesMoved) }  // [layer][pass]
+        // Layer 1 (4→3, batch 5, no input error): forward reads 20 6-bit input codes (15 B) and 12 8-bit weights,
+        // writes 15 6-bit output codes (12 B); the weight gradient reads the input (15 B) and 15 error codes
+        // (12 B); the update reads and writes weights + 16-bit biases (18 B) and 16-bit momentum (30 B).
+        #expect(bytes[1] == [15 + 12 + 12, 0, 15 + 12, 2 * 18 + 2 * 30])
+        // Layer 3 (3→2, last): forward reads 15 codes (12 B) and 6 weights, writes 10 fp32 logits (40 B);
+        // the input error reads 10 error codes (8 B) and the weights, writes 15 error codes (12 B).
+        #expect(bytes[3] == [12 + 6 + 40, 8 + 6 + 12, 12 + 8, 2 * 10 + 2 * 16])
+        #expect(bytes[0] == [0, 0, 0, 0] && bytes[2] == [0, 0, 0, 0], "flatten and ReLU move nothing of their own")
+    }
+
+    @Test("element-wise work is priced as integer operations in fixed point and as fp32 in the baseline")
+    func elementwisePricing() throws {
+        var fixedScalar = 0.0, floatScalar = 0.0
+        for mode in [PrecisionMode.fixed(bits: 8), .fp32] {
+            let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: 0.5)
+            let net = try Network(spec: Self.tiny, mode: mode, quantization: q, seed: 1)
+            let ctx = StepContext(mode: mode, quantization: q,
+                                  hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+                                  random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+                                  training: true)
+            // The ReLU (index 2) on 5×3 values: one compare forward and one select backward per element.
+            let sheet = net.layers[2].cost(batch: 5, input: [3], needsInputGradient: true, settings: ctx.costSettings)
+            let scalar = sheet.passes.reduce(0) { $0 + $1.scalarJoules }
+            #expect(sheet.passes.reduce(0) { $0 + $1.scalarOps } == 30)
+            if mode == .fp32 { floatScalar = scalar } else { fixedScalar = scalar }
+        }
+        let p = DeviceProfile.generic45nm
+        #expect(isApproximatelyEqual(floatScalar, 30 * (p.fp32MultiplyPJ + p.fp32AddPJ) * 1e-12, absolute: 0, relative: 1e-9))
+        #expect(isApproximatelyEqual(fixedScalar, 30 * p.intAddPJ(8) * 1e-12, absolute: 0, relative: 1e-9))
+    }
+
+    @Test("a layer hands its input error on as error-bit codes")
+    func inputErrorIsQuantised() throws {
+        let m = PrecisionMode.fixed(bits: 8)
+        var q = TrainingConfiguration.defaultQuantization(precision: m, tradeoff: 0.5)
+        q.errorBits = 5
+        var seed = RandomSource(seed: 11)
+        var layer = Linear(inputs: 6, outputs: 4, mode: m, quantization: q, random: &seed)
+        var ctx = StepContext(mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0),
+                              random: RandomSource(seed: 2), meter: EnergyMeter(profile: .generic45nm, layers: 1),
+                              training: true)
+        var random = RandomSource(seed: 4)
+        let x = Batch(values: (0..<18).map { _ in random.nextUnitFloat() - 0.5 }, count: 3, shape: [6])
+        _ = layer.forward(x, context: &ctx)
+        let dy = Batch(values: (0..<12).map { _ in random.nextUnitFloat() - 0.5 }, count: 3, shape: [4])
+        let dx = try #require(layer.backward(dy, needsInputGradient: true, context: &ctx))
+        let maxAbs = dx.values.map { abs($0) }.max() ?? 0
+        #expect(maxAbs > 0)
+        let f = FixedPointFormat.covering(maxAbs: maxAbs, bits: 5)
+        for v in dx.values {
+            let code = v / f.step
+            #expect(code == code.rounded() && abs(code) <= Float(f.maxCode), "\(v) is not a 5-bit code of step \(f.step)")
+        }
+    }
+
     @Test("a memory budget that cannot fit is refused up front, saying what would fit")
     func memoryRefusal() throws {
         var c = TrainingConfiguration(model: .mlp, precision: .apt)

@@ -33,6 +33,57 @@ struct KernelTests {
         }
     }
 
+    @Test("ReLU and its mask equal the scalar rule (NaN passes, ±0 and negatives do not)")
+    func reluKernel() {
+        for n in Self.lengths + [64, 65, 130] {
+            let x = values(n, seed: UInt64(n + 7), scale: 2)
+            var y = x
+            var mask = [UInt64](repeating: 0, count: (n + 63) / 64)
+            y.withUnsafeMutableBufferPointer { yp in mask.withUnsafeMutableBufferPointer { mp in
+                if n > 0 { ReLU.apply(yp.baseAddress!, count: n, mask: mp.baseAddress!) }
+            } }
+            var back = (0..<n).map { Float($0) + 1 }
+            mask.withUnsafeBufferPointer { mp in back.withUnsafeMutableBufferPointer { bp in
+                if n > 0 { ReLU.applyMask(mp.baseAddress!, to: bp.baseAddress!, count: n) }
+            } }
+            for i in 0..<n {
+                let keep = !(x[i] <= 0)
+                #expect(keep ? (y[i].bitPattern == x[i].bitPattern) : (y[i].bitPattern == 0), "n \(n) [\(i)] \(x[i]) → \(y[i])")
+                #expect((mask[i >> 6] >> UInt64(i & 63)) & 1 == (keep ? 1 : 0), "mask bit \(i) of \(n)")
+                #expect(back[i] == (keep ? Float(i) + 1 : 0), "backward [\(i)] of \(n)")
+            }
+        }
+    }
+
+    @Test("2×2 max pooling picks the first largest of each window (negatives, ±0 and ties included)")
+    func maxPoolKernel() {
+        var r = RandomSource(seed: 21)
+        let (n, c, h, w) = (3, 2, 6, 10)
+        // Values from a small set so that ties are common; negatives and both zeros included.
+        let choices: [Float] = [-2, -1, -0.0, 0, 0.5, 1, 1.5]
+        let x = (0..<(n * c * h * w)).map { _ in choices[Int(r.next() % UInt64(choices.count))] }
+        var pool = MaxPool2d(size: 2)
+        var ctx = StepContext(mode: .fp32, quantization: TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5),
+                              hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0), random: RandomSource(seed: 1),
+                              meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
+        let y = pool.forward(Batch(values: x, count: n, shape: [c, h, w]), context: &ctx)
+        let dy = Batch(values: (0..<y.values.count).map { Float($0 + 1) }, count: n, shape: y.shape)
+        let dx = pool.backward(dy, needsInputGradient: true, context: &ctx)?.values ?? []
+        var o = 0
+        for plane in 0..<(n * c) {
+            for oy in 0..<(h / 2) {
+                for ox in 0..<(w / 2) {
+                    let idx = [0, 1, w, w + 1].map { plane * h * w + 2 * oy * w + 2 * ox + $0 }
+                    var best = idx[0]
+                    for i in idx.dropFirst() where x[i] > x[best] { best = i }
+                    #expect(y.values[o] == x[best], "window \(o): \(idx.map { x[$0] })")
+                    for i in idx { #expect(dx[i] == (i == best ? Float(o + 1) : 0), "error routed to \(best)") }
+                    o += 1
+                }
+            }
+        }
+    }
+
     @Test("stochastic quantisation stays in range, brackets each value, and is unbiased")
     func quantizeStochastic() {
         var random = RandomSource(seed: 5)

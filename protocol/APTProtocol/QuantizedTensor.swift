@@ -258,55 +258,28 @@ public struct QuantizedTensor: Hashable, Sendable {
 
     /// Packs codes LSB-first, `bits` each (two's complement; for 1 bit, −1 → 0 and +1 → 1).
     public static func pack(_ codes: [Int32], bits: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: (codes.count * bits + 7) / 8)
-        let mask: UInt64 = (1 << UInt64(bits)) - 1
-        var acc: UInt64 = 0
-        var nbits = 0
-        var o = 0
-        for c in codes {
-            let v: UInt64 = bits == 1 ? (c > 0 ? 1 : 0) : UInt64(bitPattern: Int64(c)) & mask
-            acc |= v << UInt64(nbits)
-            nbits += bits
-            while nbits >= 8 {
-                out[o] = UInt8(truncatingIfNeeded: acc)
-                o += 1
-                acc >>= 8
-                nbits -= 8
-            }
-        }
-        if nbits > 0 { out[o] = UInt8(truncatingIfNeeded: acc) }
-        return out
+        PackedCodes.pack(codes, bits: bits)
     }
 
     /// Unpacks `count` codes; the most negative two's-complement code (outside the symmetric range) and
     /// non-zero padding bits are errors.
     public static func unpack(_ packed: [UInt8], count: Int, bits: Int) throws(WireError) -> [Int32] {
+        guard packed.count == PackedCodes.byteCount(count: count, bits: bits) else {
+            throw WireError.invalidValue(field: "tensor.values", reason: "\(packed.count) bytes for \(count) codes of \(bits) bits")
+        }
         var codes = [Int32](repeating: 0, count: count)
-        let mask: UInt64 = (1 << UInt64(bits)) - 1
-        var acc: UInt64 = 0
-        var nbits = 0
-        var i = 0
-        for c in 0..<count {
-            while nbits < bits {
-                acc |= UInt64(packed[i]) << UInt64(nbits)
-                i += 1
-                nbits += 8
-            }
-            let raw = acc & mask
-            acc >>= UInt64(bits)
-            nbits -= bits
-            if bits == 1 {
-                codes[c] = raw == 1 ? 1 : -1
-            } else {
-                let signBit: UInt64 = 1 << UInt64(bits - 1)
-                let v = raw & signBit != 0 ? Int64(raw) - Int64(1 << UInt64(bits)) : Int64(raw)
-                guard v >= -Int64(maxCode(bits: bits)) else {
-                    throw WireError.invalidValue(field: "tensor.values", reason: "code \(v) outside the symmetric \(bits)-bit range")
-                }
-                codes[c] = Int32(v)
+        let lowest = -maxCode(bits: bits)
+        var outOfRange: Int32? = nil
+        let paddingIsZero = codes.withUnsafeMutableBufferPointer { cp in
+            PackedCodes(bits: bits, count: count, bytes: packed).forEachCode { i, c in
+                if c < lowest, outOfRange == nil { outOfRange = c }
+                cp[i] = c
             }
         }
-        if acc != 0 {
+        if let v = outOfRange {
+            throw WireError.invalidValue(field: "tensor.values", reason: "code \(v) outside the symmetric \(bits)-bit range")
+        }
+        guard paddingIsZero else {
             throw WireError.invalidValue(field: "tensor.values", reason: "non-zero padding bits")
         }
         return codes

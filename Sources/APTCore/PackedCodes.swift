@@ -1,0 +1,160 @@
+/// Signed integer codes of `bits` bits each, packed LSB-first into bytes with no padding between codes.
+///
+/// The engine keeps the activations it saves for the backward pass this way when their codes are narrower
+/// than a byte (a 6-bit code takes six bits, not eight), and the wire codec uses the same bit order. Codes are
+/// stored in two's complement; at 1 bit the codes are ±1, stored as 0 for −1 and 1 for +1.
+public struct PackedCodes: Sendable, Equatable {
+    /// Bits per code, 1...16.
+    public let bits: Int
+    /// Number of codes.
+    public let count: Int
+    /// The packed bytes, `(count · bits + 7) / 8` of them; padding bits in the last byte are zero.
+    public let bytes: [UInt8]
+
+    /// Bytes that `count` codes of `bits` bits take packed.
+    @inlinable
+    public static func byteCount(count: Int, bits: Int) -> Int { (count * bits + 7) / 8 }
+
+    /// Packs `codes`, each of which must fit `bits` bits (`bits` in 1...16).
+    @inlinable
+    public init<C: Collection>(packing codes: C, bits: Int) where C.Element: BinaryInteger {
+        precondition((1...16).contains(bits), "PackedCodes supports 1...16 bits, got \(bits)")
+        self.bits = bits
+        self.count = codes.count
+        self.bytes = PackedCodes.pack(codes, bits: bits)
+    }
+
+    /// Packs byte codes of 2...8 bits; eight codes at a time fill exactly `bits` bytes.
+    public init(packing codes: [Int8], bits: Int) {
+        precondition((2...8).contains(bits), "PackedCodes(packing: [Int8]) supports 2...8 bits, got \(bits)")
+        self.bits = bits
+        self.count = codes.count
+        var out = [UInt8](repeating: 0, count: PackedCodes.byteCount(count: codes.count, bits: bits))
+        let groups = codes.count / 8
+        let mask: UInt64 = (1 << UInt64(bits)) - 1
+        codes.withUnsafeBufferPointer { cp in
+            out.withUnsafeMutableBufferPointer { op in
+                guard let base = op.baseAddress else { return }
+                let raw = UnsafeMutableRawPointer(base)
+                for g in 0..<groups {
+                    var acc: UInt64 = 0
+                    for j in 0..<8 {
+                        acc |= (UInt64(truncatingIfNeeded: Int64(cp[g * 8 + j])) & mask) << UInt64(j * bits)
+                    }
+                    if g * bits + 8 <= op.count {
+                        // One 8-byte store; its top bytes are zero and the next group's store overwrites them.
+                        raw.storeBytes(of: acc.littleEndian, toByteOffset: g * bits, as: UInt64.self)
+                    } else {
+                        for b in 0..<bits { op[g * bits + b] = UInt8(truncatingIfNeeded: acc >> UInt64(8 * b)) }
+                    }
+                }
+            }
+        }
+        let tail = PackedCodes.pack(codes[(groups * 8)...], bits: bits)
+        for (i, b) in tail.enumerated() { out[groups * bits + i] = b }
+        self.bytes = out
+    }
+
+    /// Wraps bytes already packed (the caller has checked their length).
+    @inlinable
+    public init(bits: Int, count: Int, bytes: [UInt8]) {
+        precondition((1...16).contains(bits) && bytes.count == PackedCodes.byteCount(count: count, bits: bits),
+                     "PackedCodes: \(bytes.count) bytes cannot hold \(count) codes of \(bits) bits")
+        self.bits = bits
+        self.count = count
+        self.bytes = bytes
+    }
+
+    /// Packs `codes` LSB-first, `bits` each.
+    @inlinable
+    public static func pack<C: Collection>(_ codes: C, bits: Int) -> [UInt8] where C.Element: BinaryInteger {
+        var out = [UInt8](repeating: 0, count: byteCount(count: codes.count, bits: bits))
+        let mask: UInt64 = (1 << UInt64(bits)) - 1
+        out.withUnsafeMutableBufferPointer { op in
+            var acc: UInt64 = 0
+            var nbits = 0
+            var o = 0
+            for c in codes {
+                let v: UInt64 = bits == 1 ? (c > 0 ? 1 : 0) : UInt64(truncatingIfNeeded: Int64(c)) & mask
+                acc |= v << UInt64(nbits)
+                nbits += bits
+                while nbits >= 8 {
+                    op[o] = UInt8(truncatingIfNeeded: acc)
+                    o += 1
+                    acc >>= 8
+                    nbits -= 8
+                }
+            }
+            if nbits > 0 { op[o] = UInt8(truncatingIfNeeded: acc) }
+        }
+        return out
+    }
+
+    /// Calls `body(i, code)` for every code in order, sign-extended (±1 at 1 bit); returns whether the padding
+    /// bits after the last code are zero.
+    @inlinable
+    public func forEachCode(_ body: (Int, Int32) throws -> Void) rethrows -> Bool {
+        let mask: UInt64 = (1 << UInt64(bits)) - 1
+        let signBit: UInt64 = 1 << UInt64(bits - 1)
+        let bits = self.bits
+        return try bytes.withUnsafeBufferPointer { bp in
+            var acc: UInt64 = 0
+            var nbits = 0
+            var i = 0
+            for c in 0..<count {
+                while nbits < bits {
+                    acc |= UInt64(bp[i]) << UInt64(nbits)
+                    i += 1
+                    nbits += 8
+                }
+                let raw = acc & mask
+                acc >>= UInt64(bits)
+                nbits -= bits
+                let code: Int32
+                if bits == 1 {
+                    code = raw == 1 ? 1 : -1
+                } else {
+                    code = raw & signBit != 0 ? Int32(truncatingIfNeeded: Int64(raw) - Int64(1 << UInt64(bits)))
+                        : Int32(truncatingIfNeeded: raw)
+                }
+                try body(c, code)
+            }
+            return acc == 0
+        }
+    }
+
+    /// The codes as bytes (for `bits` ≤ 8).
+    public func unpackedInt8() -> [Int8] {
+        precondition(bits <= 8, "PackedCodes.unpackedInt8 needs codes of at most 8 bits, these have \(bits)")
+        var out = [Int8](repeating: 0, count: count)
+        let groups = count / 8
+        let bits = self.bits
+        let shift = UInt64(64 - bits)
+        bytes.withUnsafeBufferPointer { bp in
+            out.withUnsafeMutableBufferPointer { op in
+                // Eight codes at a time come from exactly `bits` bytes; shifting each code to the top of the
+                // word and back down (arithmetically) sign-extends it.
+                let raw = UnsafeRawPointer(bp.baseAddress)
+                for g in 0..<groups {
+                    var acc: UInt64 = 0
+                    if let raw, g * bits + 8 <= bp.count {
+                        // One 8-byte load; the bits past this group's `bits` bytes are never looked at.
+                        acc = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
+                    } else {
+                        for b in 0..<bits { acc |= UInt64(bp[g * bits + b]) << UInt64(8 * b) }
+                    }
+                    for j in 0..<8 {
+                        let top = acc << UInt64(64 - (j + 1) * bits)
+                        op[g * 8 + j] = Int8(truncatingIfNeeded: Int64(bitPattern: top) >> shift)
+                    }
+                }
+                if groups * 8 < count {
+                    let tail = PackedCodes(bits: bits, count: count - groups * 8,
+                                           bytes: Array(bp[(groups * bits)...]))
+                    _ = tail.forEachCode { i, c in op[groups * 8 + i] = Int8(truncatingIfNeeded: c) }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,55 @@
+import Testing
+@testable import APTCore
+
+@Suite("Sub-byte packing of codes")
+struct PackedCodesTests {
+    /// Random symmetric codes of `bits` bits.
+    func codes(count: Int, bits: Int, seed: UInt64) -> [Int8] {
+        var random = RandomSource(seed: seed)
+        let m = Int(maxCode(bits: bits))
+        return (0..<count).map { _ in Int8(Int(random.next() % UInt64(2 * m + 1)) - m) }
+    }
+
+    @Test("byte codes of 2…8 bits pack into bits/8 of a byte each and unpack exactly", arguments: 2...8)
+    func roundTrip(bits: Int) {
+        for count in [0, 1, 7, 8, 9, 64, 1001] {
+            let c = codes(count: count, bits: bits, seed: UInt64(bits * 1000 + count))
+            let p = PackedCodes(packing: c, bits: bits)
+            #expect(p.bytes.count == (count * bits + 7) / 8)
+            #expect(p.unpackedInt8() == c, "bits \(bits), count \(count)")
+            // The eight-at-a-time path writes what the general packer writes.
+            #expect(p.bytes == PackedCodes.pack(c, bits: bits))
+            var seen: [Int32] = []
+            let paddingZero = p.forEachCode { _, v in seen.append(v) }
+            #expect(paddingZero)
+            #expect(seen == c.map(Int32.init))
+        }
+    }
+
+    @Test("the bit order is LSB-first with no gaps")
+    func bitOrder() {
+        // Codes 1, -1, 2 at 3 bits: 001, 111, 010 → bits 0-2, 3-5, 6-8.
+        let p = PackedCodes(packing: [Int8(1), -1, 2], bits: 3)
+        #expect(p.bytes == [0b1011_1001, 0b0000_0000])
+    }
+
+    @Test("a layer keeps its saved input packed when activation codes are narrower than a byte")
+    func savedInputIsPacked() throws {
+        var q = TrainingConfiguration.defaultQuantization(precision: .fixed(bits: 8), tradeoff: 0.5)
+        q.activationBits = 6
+        let spec = ModelSpec(name: "t", input: [1, 4, 4], classes: 3,
+                             layers: [.conv(outChannels: 2, kernel: 3, stride: 1, padding: 1), .relu, .flatten,
+                                      .linear(outputs: 3)])
+        var net = try Network(spec: spec, mode: .fixed(bits: 8), quantization: q, seed: 3)
+        var ctx = StepContext(mode: .fixed(bits: 8), quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+                              random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+                              training: true)
+        var random = RandomSource(seed: 5)
+        let x = Batch(values: (0..<(5 * 16)).map { _ in random.nextUnitFloat() - 0.5 }, count: 5, shape: [1, 4, 4])
+        _ = net.forward(x, context: &ctx)
+        // Conv input: 5·16 codes of 6 bits = 60 bytes; linear input: 5·32 codes = 120 bytes.
+        #expect(net.layers[0].savedBytes == 60)
+        #expect(net.layers[3].savedBytes == 120)
+        #expect(net.layers[0].savedBytes(batch: 5, input: [1, 4, 4], mode: .fixed(bits: 8), quantization: q) == 60)
+    }
+}
