@@ -395,14 +395,8 @@ public struct Conv2d: ParametricLayer {
                 requantize(&dx!, bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
             }
             let ds = dq.format.step / Float(bsz)
-            dq.storage.withWidenedCodes { codes in
-                for n in 0..<bsz {
-                    for c in 0..<outChannels {
-                        var s: Int32 = 0
-                        for i in 0..<p { s &+= codes(n * outSize + c * p + i) }
-                        gb[c] += Float(s)
-                    }
-                }
+            for n in 0..<bsz {
+                for c in 0..<outChannels { gb[c] += Float(dq.storage.sum(from: n * outSize + c * p, count: p)) }
             }
             for c in 0..<outChannels { gb[c] *= ds }
 
@@ -419,11 +413,29 @@ public struct Conv2d: ParametricLayer {
 }
 
 extension FixedPointStorage {
-    /// Calls `body` with an accessor returning widened codes (avoids a per-element enum switch).
-    func withWidenedCodes<R>(_ body: ((Int) -> Int32) -> R) -> R {
+    /// The sum of `count` codes from `start`, 16 lanes at a time (a run of at most 2^16 codes of ≤ 16 bits
+    /// cannot overflow `Int32`).
+    func sum(from start: Int, count: Int) -> Int32 {
+        precondition(count <= 1 << 16, "FixedPointStorage.sum over \(count) codes could overflow")
         switch self {
-        case .int8(let a): return a.withUnsafeBufferPointer { p in body { Int32(p[$0]) } }
-        case .int16(let a): return a.withUnsafeBufferPointer { p in body { Int32(p[$0]) } }
+        case .int8(let a): return a.withUnsafeBufferPointer { FixedPointStorage.sum($0.baseAddress! + start, count) }
+        case .int16(let a): return a.withUnsafeBufferPointer { FixedPointStorage.sum($0.baseAddress! + start, count) }
         }
+    }
+
+    @inline(__always)
+    private static func sum<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>, _ count: Int) -> Int32 {
+        var acc = SIMD16<Int32>(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            acc &+= loadInts16(p + i)
+            i += 16
+        }
+        var s = acc.wrappedSum()
+        while i < count {
+            s &+= Int32(p[i])
+            i += 1
+        }
+        return s
     }
 }

@@ -37,7 +37,10 @@ public enum GEMM {
     ) {
         guard prepare(c, m: m, n: n, k: k, ldc: ldc, accumulate: accumulate) else { return }
         let steps = safeInt32Steps(maxA: maxA, maxB: maxB)
-        if steps >= 64 {
+        if pairedApplies(m: m, steps: steps) {
+            pairedKernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
+                         chunk: min(steps, k + 1) & ~1)
+        } else if steps >= 64 {
             kernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
                    chunk: min(steps, k), acc: Int32.self)
         } else {

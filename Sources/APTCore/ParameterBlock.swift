@@ -288,7 +288,7 @@ public struct ParameterBlock: Sendable {
             } else {
                 q = roundToInt16(x)
             }
-            store16(SIMD16<Float>(q) * step, p + i)
+            store16(floats16(q) * step, p + i)
             i += 16
         }
         while i < n {
@@ -336,7 +336,7 @@ public struct ParameterBlock: Sendable {
                 let vr = clamp16(d * vInv, vm)
                 let vq = mStochastic ? clampInts16(floorToInt16(vr + random.nextUnitFloats16()), vmI) : roundToInt16(vr)
                 storeCodes16(vq, v + i)
-                d = SIMD16<Float>(vq) * vStep
+                d = floats16(vq) * vStep
             }
             let u = d * lrSteps
             sumAbs += abs16(u)

@@ -7,6 +7,11 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
     private var s1: UInt64
     private var s2: UInt64
     private var s3: UInt64
+    /// Sixteen xoshiro128+ generators side by side, for stochastic rounding sixteen values at a time.
+    private var l0: SIMD16<UInt32>
+    private var l1: SIMD16<UInt32>
+    private var l2: SIMD16<UInt32>
+    private var l3: SIMD16<UInt32>
 
     /// Creates a generator whose whole state is derived from `seed`.
     public init(seed: UInt64) {
@@ -22,6 +27,26 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
         s1 = splitMix(&sm)
         s2 = splitMix(&sm)
         s3 = splitMix(&sm)
+        var lanes = [SIMD16<UInt32>](repeating: .zero, count: 4)
+        for w in 0..<4 {
+            for l in 0..<16 { lanes[w][l] = UInt32(truncatingIfNeeded: splitMix(&sm) >> 32) }
+        }
+        for l in 0..<16 where lanes[0][l] | lanes[1][l] | lanes[2][l] | lanes[3][l] == 0 { lanes[0][l] = 1 }
+        (l0, l1, l2, l3) = (lanes[0], lanes[1], lanes[2], lanes[3])
+    }
+
+    /// The next 32 random bits in each of sixteen lanes (xoshiro128+ per lane; use the high bits).
+    @inline(__always)
+    public mutating func nextLanes16() -> SIMD16<UInt32> {
+        let result = l0 &+ l3
+        let t = l1 &<< 9
+        l2 ^= l0
+        l3 ^= l1
+        l1 ^= l2
+        l0 ^= l3
+        l2 ^= t
+        l3 = (l3 &<< 11) | (l3 &>> 21)
+        return result
     }
 
     /// The next 64 random bits.

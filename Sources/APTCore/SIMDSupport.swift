@@ -28,12 +28,20 @@ func loadInts16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SIM
 
 @inline(__always)
 func loadCodes16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD16<Float> {
-    SIMD16<Float>(loadInts16(p))
+    floats16(loadInts16(p))
 }
 
 @inline(__always)
 func storeCodes16<T: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<T>) {
     UnsafeMutableRawPointer(p).storeBytes(of: widen16(v, to: T.self), as: SIMD16<T>.self)
+}
+
+/// Converts 16 integer lanes to floats, inline (the standard library's generic conversion is an out-of-line call).
+@inline(__always)
+func floats16(_ v: SIMD16<Int32>) -> SIMD16<Float> {
+    var f = SIMD16<Float>()
+    for l in 0..<16 { f[l] = Float(v[l]) }
+    return f
 }
 
 @inline(__always) func bits16(_ x: SIMD16<Float>) -> SIMD16<Int32> { unsafeBitCast(x, to: SIMD16<Int32>.self) }
@@ -94,19 +102,14 @@ func roundToInt16(_ x: SIMD16<Float>) -> SIMD16<Int32> {
 @inline(__always)
 func floorToInt16(_ x: SIMD16<Float>) -> SIMD16<Int32> {
     let r = roundToInt16(x)
-    return r &+ negativeMask16(bits16(x - SIMD16<Float>(r)))
+    return r &+ negativeMask16(bits16(x - floats16(r)))
 }
 
 extension RandomSource {
-    /// Sixteen uniform floats in [0, 1), 24 random bits each, from eight draws.
+    /// Sixteen uniform floats in [0, 1), 24 random bits each, from the sixteen-lane generator.
     @inline(__always)
     mutating func nextUnitFloats16() -> SIMD16<Float> {
-        var bits = SIMD16<Int32>()
-        for l in 0..<8 {
-            let r = next()
-            bits[2 * l] = Int32(truncatingIfNeeded: r >> 40)
-            bits[2 * l + 1] = Int32(truncatingIfNeeded: r >> 8) & 0xFF_FFFF
-        }
-        return SIMD16<Float>(bits) * (1.0 / 16_777_216.0)
+        let bits = unsafeBitCast(nextLanes16() &>> 8, to: SIMD16<Int32>.self)  // < 2^24: the cast is exact
+        return floats16(bits) * (1.0 / 16_777_216.0)
     }
 }

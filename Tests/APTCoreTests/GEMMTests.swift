@@ -5,6 +5,7 @@ import Testing
 struct GEMMTests {
     static let shapes: [(Int, Int, Int)] = [
         (1, 1, 1), (1, 17, 3), (3, 5, 7), (4, 16, 1), (5, 33, 10), (9, 31, 64), (64, 10, 128), (7, 48, 784),
+        (8, 100, 150), (13, 37, 1033), (10, 16, 1),
     ]
 
     func reference(_ m: Int, _ n: Int, _ k: Int, _ a: [Int32], _ b: [Int32]) -> [Double] {

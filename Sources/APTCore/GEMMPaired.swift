@@ -1,0 +1,125 @@
+/// The integer `A · B` kernel in pair form: two steps of K at a time with 16-bit operands, so each
+/// multiply-add instruction does two products per lane (the pattern compiles to `vpmaddwd`), instead of
+/// one 32-bit multiply per product in the broadcast kernel.
+///
+/// `B` is first packed into a panel of K-pairs: for each pair of rows `(2p, 2p+1)` and each column `j`, the
+/// two codes side by side as 16-bit values (a zero row pads an odd K, zero columns pad N to a multiple of 16).
+/// Each row of `A` then supplies a pair `(a[2p], a[2p+1])` broadcast to every lane.
+extension GEMM {
+    /// Whether the pair kernel applies: codes fit 16 bits, a 32-bit lane cannot overflow over 64 steps of K
+    /// (two products per step are safe then), and there are enough rows of A to repay packing B.
+    @inline(__always)
+    static func pairedApplies(m: Int, steps: Int) -> Bool { steps >= 64 && m >= 8 }
+
+    /// `C += alpha · A · B` with the pair kernel; `chunk` (even) bounds the K-steps summed in `Int32`.
+    @inline(__always)
+    static func pairedKernel<TA: FixedWidthInteger & SIMDScalar, TB: FixedWidthInteger & SIMDScalar>(
+        m: Int, n: Int, k: Int,
+        a: UnsafePointer<TA>, lda: Int, b: UnsafePointer<TB>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, chunk: Int
+    ) {
+        let pairs = (k + 1) / 2
+        let np = (n + 15) & ~15
+        // Panel: pairs × np × 2 codes.
+        let panel = UnsafeMutablePointer<Int16>.allocate(capacity: pairs * np * 2)
+        defer { panel.deallocate() }
+        for p in 0..<pairs {
+            let row = panel + p * np * 2
+            let b0 = b + 2 * p * ldb
+            if 2 * p + 1 < k {
+                let b1 = b0 + ldb
+                for j in 0..<n {
+                    row[2 * j] = Int16(truncatingIfNeeded: b0[j])
+                    row[2 * j + 1] = Int16(truncatingIfNeeded: b1[j])
+                }
+            } else {
+                for j in 0..<n {
+                    row[2 * j] = Int16(truncatingIfNeeded: b0[j])
+                    row[2 * j + 1] = 0
+                }
+            }
+            for j in (2 * n)..<(2 * np) { row[j] = 0 }
+        }
+        let pairChunk = max(1, chunk / 2)
+        var p0 = 0
+        while p0 < pairs {
+            let p1 = min(pairs, p0 + pairChunk)
+            var i = 0
+            while i < m {
+                let rows = min(4, m - i)
+                var j = 0
+                while j < np {
+                    pairedTile(rows: rows, i: i, j: j, n: n, np: np, k: k, p0: p0, p1: p1, a: a, lda: lda,
+                               panel: panel, c: c, ldc: ldc, alpha: alpha)
+                    j += 16
+                }
+                i += rows
+            }
+            p0 = p1
+        }
+    }
+
+    /// The pair `(a[kk], a[kk+1])` (0 past K) as one 32-bit lane pattern of two 16-bit codes.
+    @inline(__always)
+    private static func pair<TA: FixedWidthInteger>(_ row: UnsafePointer<TA>, _ kk: Int, _ k: Int) -> SIMD16<Int16> {
+        let lo = UInt32(UInt16(bitPattern: Int16(truncatingIfNeeded: row[kk])))
+        let hi: UInt32 = kk + 1 < k ? UInt32(UInt16(bitPattern: Int16(truncatingIfNeeded: row[kk + 1]))) : 0
+        return unsafeBitCast(SIMD8<UInt32>(repeating: lo | hi << 16), to: SIMD16<Int16>.self)
+    }
+
+    /// Two products per lane, summed: `x[2l]·y[2l] + x[2l+1]·y[2l+1]` for the 8 lanes `l`.
+    @inline(__always)
+    private static func madd(_ x: SIMD16<Int16>, _ y: SIMD16<Int16>) -> SIMD8<Int32> {
+        let p = widen16(x, to: Int32.self) &* widen16(y, to: Int32.self)
+        return p.evenHalf &+ p.oddHalf
+    }
+
+    /// Up to 4 rows × 16 columns of C over pairs `p0..<p1`.
+    @inline(__always)
+    private static func pairedTile<TA: FixedWidthInteger & SIMDScalar>(
+        rows: Int, i: Int, j: Int, n: Int, np: Int, k: Int, p0: Int, p1: Int,
+        a: UnsafePointer<TA>, lda: Int, panel: UnsafePointer<Int16>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float
+    ) {
+        let a0 = a + i * lda
+        let a1 = a0 + (rows > 1 ? lda : 0), a2 = a0 + (rows > 2 ? 2 * lda : 0), a3 = a0 + (rows > 3 ? 3 * lda : 0)
+        var c00 = SIMD8<Int32>(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00
+        var bp = UnsafeRawPointer(panel + (p0 * np + j) * 2)
+        let stride = np * 2 * MemoryLayout<Int16>.stride
+        for p in p0..<p1 {
+            let x0 = bp.loadUnaligned(as: SIMD16<Int16>.self)
+            let x1 = bp.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self)
+            let kk = 2 * p
+            let y0 = pair(a0, kk, k), y1 = pair(a1, kk, k), y2 = pair(a2, kk, k), y3 = pair(a3, kk, k)
+            c00 &+= madd(y0, x0); c01 &+= madd(y0, x1)
+            c10 &+= madd(y1, x0); c11 &+= madd(y1, x1)
+            c20 &+= madd(y2, x0); c21 &+= madd(y2, x1)
+            c30 &+= madd(y3, x0); c31 &+= madd(y3, x1)
+            bp += stride
+        }
+        let width = min(16, n - j)
+        pairedFlush(c00, c01, c + i * ldc + j, width, alpha)
+        if rows > 1 { pairedFlush(c10, c11, c + (i + 1) * ldc + j, width, alpha) }
+        if rows > 2 { pairedFlush(c20, c21, c + (i + 2) * ldc + j, width, alpha) }
+        if rows > 3 { pairedFlush(c30, c31, c + (i + 3) * ldc + j, width, alpha) }
+    }
+
+    /// Adds `alpha ·` the 16 sums (columns j…j+15; only `width` of them real) into a row of C.
+    @inline(__always)
+    private static func pairedFlush(
+        _ lo: SIMD8<Int32>, _ hi: SIMD8<Int32>, _ p: UnsafeMutablePointer<Float>, _ width: Int, _ alpha: Float
+    ) {
+        var f = SIMD16<Float>()
+        for l in 0..<8 {
+            f[l] = Float(lo[l])
+            f[l + 8] = Float(hi[l])
+        }
+        f *= alpha
+        if width == 16 {
+            let raw = UnsafeMutableRawPointer(p)
+            raw.storeBytes(of: raw.loadUnaligned(as: SIMD16<Float>.self) + f, as: SIMD16<Float>.self)
+        } else {
+            for l in 0..<width { p[l] += f[l] }
+        }
+    }
+}
