@@ -18,28 +18,46 @@ extension GEMM {
         a: UnsafePointer<TA>, lda: Int, b: UnsafePointer<TB>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, chunk: Int
     ) {
+        let panel = packPairs(b, ldb: ldb, k: k, n: n)
+        panel.withUnsafeBufferPointer { pp in
+            pairedProduct(m: m, n: n, k: k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc, alpha: alpha,
+                          chunk: chunk)
+        }
+    }
+
+    /// Packs the K×N matrix `b` into K-pairs: `(k+1)/2` rows of `np = N` rounded up to 16 columns, each column
+    /// two 16-bit codes side by side (zeros pad an odd K and the extra columns).
+    static func packPairs<TB: FixedWidthInteger>(_ b: UnsafePointer<TB>, ldb: Int, k: Int, n: Int) -> [Int16] {
         let pairs = (k + 1) / 2
         let np = (n + 15) & ~15
-        // Panel: pairs × np × 2 codes.
-        let panel = UnsafeMutablePointer<Int16>.allocate(capacity: pairs * np * 2)
-        defer { panel.deallocate() }
-        for p in 0..<pairs {
-            let row = panel + p * np * 2
-            let b0 = b + 2 * p * ldb
-            if 2 * p + 1 < k {
-                let b1 = b0 + ldb
-                for j in 0..<n {
-                    row[2 * j] = Int16(truncatingIfNeeded: b0[j])
-                    row[2 * j + 1] = Int16(truncatingIfNeeded: b1[j])
-                }
-            } else {
-                for j in 0..<n {
-                    row[2 * j] = Int16(truncatingIfNeeded: b0[j])
-                    row[2 * j + 1] = 0
+        var out = [Int16](repeating: 0, count: pairs * np * 2)
+        out.withUnsafeMutableBufferPointer { op in
+            for p in 0..<pairs {
+                let row = op.baseAddress! + p * np * 2
+                let b0 = b + 2 * p * ldb
+                if 2 * p + 1 < k {
+                    let b1 = b0 + ldb
+                    for j in 0..<n {
+                        row[2 * j] = Int16(truncatingIfNeeded: b0[j])
+                        row[2 * j + 1] = Int16(truncatingIfNeeded: b1[j])
+                    }
+                } else {
+                    for j in 0..<n { row[2 * j] = Int16(truncatingIfNeeded: b0[j]) }
                 }
             }
-            for j in (2 * n)..<(2 * np) { row[j] = 0 }
         }
+        return out
+    }
+
+    /// `C += alpha · A · B` for `B` already packed by `packPairs` (K×N); `chunk` (even) bounds the K-steps
+    /// summed in `Int32`.
+    @inline(__always)
+    static func pairedProduct<TA: FixedWidthInteger & SIMDScalar>(
+        m: Int, n: Int, k: Int, a: UnsafePointer<TA>, lda: Int, panel: UnsafePointer<Int16>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, chunk: Int
+    ) {
+        let pairs = (k + 1) / 2
+        let np = (n + 15) & ~15
         let pairChunk = max(1, chunk / 2)
         var p0 = 0
         while p0 < pairs {
@@ -56,6 +74,21 @@ extension GEMM {
                 i += rows
             }
             p0 = p1
+        }
+    }
+
+    /// `C = alpha · A · B` (or `C += …`) for `B` packed once in `panel` and shared by several calls.
+    @inline(never)
+    static func integer<TA: FixedWidthInteger & SIMDScalar>(
+        m: Int, a: UnsafePointer<TA>, lda: Int, maxA: Int32, panel: PairPanel,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
+    ) {
+        guard prepare(c, m: m, n: panel.n, k: panel.k, ldc: ldc, accumulate: accumulate) else { return }
+        let steps = safeInt32Steps(maxA: maxA, maxB: panel.maxB)
+        precondition(steps >= 64, "GEMM.integer(panel:): these codes need the 64-bit kernel")
+        panel.codes.withUnsafeBufferPointer { pp in
+            pairedProduct(m: m, n: panel.n, k: panel.k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc,
+                          alpha: alpha, chunk: min(steps, panel.k + 1) & ~1)
         }
     }
 
@@ -120,6 +153,50 @@ extension GEMM {
             raw.storeBytes(of: raw.loadUnaligned(as: SIMD16<Float>.self) + f, as: SIMD16<Float>.self)
         } else {
             for l in 0..<width { p[l] += f[l] }
+        }
+    }
+}
+
+/// A K×N matrix of codes packed into K-pairs (`GEMM.packPairs`) once, for several products that share it
+/// (the weight-gradient slices of a linear layer all multiply the same saved input).
+struct PairPanel: Sendable {
+    /// The packed codes.
+    let codes: [Int16]
+    /// Rows (K) and columns (N) of the matrix.
+    let k: Int, n: Int
+    /// Bound on |code|.
+    let maxB: Int32
+
+    /// Packs the `k×n` codes of `storage`.
+    init(packing storage: FixedPointStorage, k: Int, n: Int, maxB: Int32) {
+        switch storage {
+        case .int8(let b): codes = b.withUnsafeBufferPointer { GEMM.packPairs($0.baseAddress!, ldb: n, k: k, n: n) }
+        case .int16(let b): codes = b.withUnsafeBufferPointer { GEMM.packPairs($0.baseAddress!, ldb: n, k: k, n: n) }
+        }
+        self.k = k
+        self.n = n
+        self.maxB = maxB
+    }
+
+    /// Whether products of codes bounded by `maxA` with these can use the pair kernel.
+    func accepts(maxA: Int32) -> Bool { GEMM.safeInt32Steps(maxA: maxA, maxB: maxB) >= 64 }
+}
+
+/// `C (+)= alpha · A · B` with `B` packed once in `panel`; A's codes of either width.
+func integerGEMM(
+    m: Int, a: FixedPointStorage, aOffset: Int = 0, lda: Int, maxA: Int32, panel: PairPanel,
+    c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
+) {
+    switch a {
+    case .int8(let x):
+        x.withUnsafeBufferPointer {
+            GEMM.integer(m: m, a: $0.baseAddress! + aOffset, lda: lda, maxA: maxA, panel: panel, c: c, ldc: ldc,
+                         alpha: alpha, accumulate: accumulate)
+        }
+    case .int16(let x):
+        x.withUnsafeBufferPointer {
+            GEMM.integer(m: m, a: $0.baseAddress! + aOffset, lda: lda, maxA: maxA, panel: panel, c: c, ldc: ldc,
+                         alpha: alpha, accumulate: accumulate)
         }
     }
 }

@@ -181,14 +181,22 @@ public struct Linear: ParametricLayer {
             }
             let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
+            // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
+            let panel = PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode)
+            let usePanel = panel.accepts(maxA: dq.format.maxCode)
             var r0 = 0
             while r0 < outputs {
                 let rows = min(Linear.gradientRows, outputs - r0)
                 slice.withUnsafeMutableBufferPointer { sp in
-                    // Short contraction (the batch): the broadcast kernel, vectorised along the inputs.
-                    integerGEMM(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
-                                maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
-                                c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    // Short contraction (the batch), vectorised along the inputs.
+                    if usePanel {
+                        integerGEMM(m: rows, a: dqT, aOffset: r0 * bsz, lda: bsz, maxA: dq.format.maxCode,
+                                    panel: panel, c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    } else {
+                        integerGEMM(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
+                                    maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
+                                    c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    }
                     weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
                                           offset: r0 * inputs, hyper: hyper, random: &context.random)
                 }

@@ -37,6 +37,34 @@ struct GEMMTests {
         }
     }
 
+    @Test("a B packed once into K-pairs gives the exact product for every slice of A's rows")
+    func prepackedPanel() {
+        var random = RandomSource(seed: 77)
+        for (m, n, k) in [(24, 37, 64), (8, 784, 65), (9, 16, 1)] {
+            let ma = maxCode(bits: 8), mb = maxCode(bits: 12)
+            let a = (0..<(m * k)).map { _ in Int32(Int64(random.next() % UInt64(2 * ma + 1)) - Int64(ma)) }
+            let b = (0..<(k * n)).map { i in i % 5 == 0 ? -mb : Int32(Int64(random.next() % UInt64(2 * mb + 1)) - Int64(mb)) }
+            let ta = FixedPointTensor(shape: [m, k], format: FixedPointFormat(bits: 8, fractionBits: 0), codes: a)
+            let tb = FixedPointTensor(shape: [k, n], format: FixedPointFormat(bits: 12, fractionBits: 0), codes: b)
+            let panel = PairPanel(packing: tb.storage, k: k, n: n, maxB: mb)
+            #expect(panel.accepts(maxA: ma))
+            var c = [Float](repeating: 0, count: m * n)
+            c.withUnsafeMutableBufferPointer { cp in
+                var r0 = 0
+                while r0 < m {  // in slices of up to 8 rows, as the linear layer does
+                    let rows = min(8, m - r0)
+                    integerGEMM(m: rows, a: ta.storage, aOffset: r0 * k, lda: k, maxA: ma, panel: panel,
+                                c: cp.baseAddress! + r0 * n, ldc: n, alpha: 1, accumulate: false)
+                    r0 += rows
+                }
+            }
+            let ref = reference(m, n, k, a, b)
+            for i in 0..<(m * n) {
+                #expect(Double(c[i]) == ref[i], "shape \(m)×\(n)×\(k), element \(i): \(c[i]) vs \(ref[i])")
+            }
+        }
+    }
+
     @Test("float GEMM matches the naive product, with accumulate")
     func float() {
         var random = RandomSource(seed: 9)
