@@ -28,8 +28,8 @@ public struct ConvGeometry: Sendable, Hashable {
     /// `memmove` call per row of tens of elements.
     @inline(__always)
     ///
-    /// `srcEnd`, when given, is the end of the readable memory after `src`: a row of at most 16 bytes is then
-    /// copied with one 16-byte load and store (the bytes past the row are rewritten by later rows, and neither
+    /// `srcEnd`, when given, is the end of the readable memory after `src`: a row of at most 16 (32) bytes is
+    /// then copied with one 16-byte (32-byte) load and store (the bytes past the row are rewritten by later rows, and neither
     /// access passes `srcEnd` or the end of the columns).
     func im2col<T: Numeric>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, srcEnd: UnsafePointer<T>? = nil) {
         let ho = outHeight, wo = outWidth, p = positions
@@ -59,6 +59,8 @@ public struct ConvGeometry: Sendable, Hashable {
                             let f = UnsafeRawPointer(from), t = UnsafeMutableRawPointer(out + first)
                             if bytes <= 16 && f <= srcLimit && UnsafeRawPointer(t) <= dstLimit {
                                 t.storeBytes(of: f.loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
+                            } else if bytes <= 32 && f + 16 <= srcLimit && UnsafeRawPointer(t) + 16 <= dstLimit {
+                                t.storeBytes(of: f.loadUnaligned(as: SIMD32<UInt8>.self), as: SIMD32<UInt8>.self)
                             } else {
                                 copyShort(from: f, to: t, bytes: bytes)
                             }
@@ -389,10 +391,6 @@ public struct Conv2d: ParametricLayer {
                         }
                     }
                 }
-            }
-            if needsInputGradient {
-                // The input error leaves as error-bit codes, as the forward output leaves as activation codes.
-                requantize(&dx!, bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
             }
             let ds = dq.format.step / Float(bsz)
             for n in 0..<bsz {

@@ -151,8 +151,9 @@ extension ParametricLayer {
                                   pass: .backwardInput)
                 sheet.traffic(tensorBytes: eBytes, pass: .backwardInput)
                 sheet.traffic(tensorBytes: weights.parameterBytes, pass: .backwardInput)
-                // The input error leaves the layer as error-bit codes (range scan, shift-round-saturate).
-                sheet.elementwise(2 * inputElements, bits: 32, pass: .backwardInput)
+                // The input error is written once, as error-bit codes: the ReLU and pooling steps below are
+                // element-wise routing fused into this product's epilogue, and the receiving layer's error
+                // quantisation (priced there) is where the codes are formed.
                 sheet.traffic(tensorBytes: dxBytes, pass: .backwardInput)
             }
             sheet.integerMACs(macs, bitsA: ab, bitsB: eb,
@@ -381,17 +382,12 @@ func accumulatorBits(maxA: Int32, maxB: Int32) -> Int {
 /// Rounds `values` in place onto the activation grid (dynamic scale, nearest): what an integer pipeline hands
 /// to the next layer. Values stay floats in memory but are exactly representable as codes.
 func requantizeOutput(_ values: inout [Float], bits: Int) {
-    var unused = RandomSource(seed: 0)
-    requantize(&values, bits: bits, rounding: .nearest, random: &unused)
-}
-
-/// Rounds `values` onto the grid of `bits`-bit codes whose power-of-two scale covers their range, in place.
-func requantize(_ values: inout [Float], bits: Int, rounding: RoundingMode, random: inout RandomSource) {
     let m = values.withUnsafeBufferPointer { Quantizer.maxAbs($0) }
     let f = FixedPointFormat.covering(maxAbs: m, bits: bits)
+    var unused = RandomSource(seed: 0)
     values.withUnsafeMutableBufferPointer { v in
         ParameterBlock.quantizeInPlace(v, inverseStep: f.inverseStep, step: f.step, maxCode: Float(f.maxCode),
-                                       stochastic: rounding == .stochastic, random: &random)
+                                       stochastic: false, random: &unused)
     }
 }
 

@@ -175,8 +175,6 @@ public struct Linear: ParametricLayer {
                                 b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
                                 alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                 }
-                // The input error leaves as error-bit codes, as the forward output leaves as activation codes.
-                requantize(&out, bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
                 dx = out
             }
             let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch

@@ -31,10 +31,19 @@ func loadCodes16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>) -> SI
     floats16(loadInts16(p))
 }
 
+/// Stores 16 codes narrowed to `T`. The concrete conversions compile to vector truncations; the generic
+/// lane loop would extract and store each byte separately.
 @inline(__always)
 func storeCodes16<T: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<T>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: widen16(v, to: T.self), as: SIMD16<T>.self)
+    if T.self == Int8.self {
+        UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: v), as: SIMD16<Int8>.self)
+    } else if T.self == Int16.self {
+        UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<Int16>(truncatingIfNeeded: v), as: SIMD16<Int16>.self)
+    } else {
+        UnsafeMutableRawPointer(p).storeBytes(of: widen16(v, to: T.self), as: SIMD16<T>.self)
+    }
 }
+
 
 /// Converts 16 integer lanes to floats, inline (the standard library's generic conversion is an out-of-line call).
 @inline(__always)

@@ -81,30 +81,6 @@ struct EnergyAndBudgetTests {
         #expect(isApproximatelyEqual(fixedScalar, 30 * p.intAddPJ(8) * 1e-12, absolute: 0, relative: 1e-9))
     }
 
-    @Test("a layer hands its input error on as error-bit codes")
-    func inputErrorIsQuantised() throws {
-        let m = PrecisionMode.fixed(bits: 8)
-        var q = TrainingConfiguration.defaultQuantization(precision: m, tradeoff: 0.5)
-        q.errorBits = 5
-        var seed = RandomSource(seed: 11)
-        var layer = Linear(inputs: 6, outputs: 4, mode: m, quantization: q, random: &seed)
-        var ctx = StepContext(mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0),
-                              random: RandomSource(seed: 2), meter: EnergyMeter(profile: .generic45nm, layers: 1),
-                              training: true)
-        var random = RandomSource(seed: 4)
-        let x = Batch(values: (0..<18).map { _ in random.nextUnitFloat() - 0.5 }, count: 3, shape: [6])
-        _ = layer.forward(x, context: &ctx)
-        let dy = Batch(values: (0..<12).map { _ in random.nextUnitFloat() - 0.5 }, count: 3, shape: [4])
-        let dx = try #require(layer.backward(dy, needsInputGradient: true, context: &ctx))
-        let maxAbs = dx.values.map { abs($0) }.max() ?? 0
-        #expect(maxAbs > 0)
-        let f = FixedPointFormat.covering(maxAbs: maxAbs, bits: 5)
-        for v in dx.values {
-            let code = v / f.step
-            #expect(code == code.rounded() && abs(code) <= Float(f.maxCode), "\(v) is not a 5-bit code of step \(f.step)")
-        }
-    }
-
     @Test("a memory budget that cannot fit is refused up front, saying what would fit")
     func memoryRefusal() throws {
         var c = TrainingConfiguration(model: .mlp, precision: .apt)
