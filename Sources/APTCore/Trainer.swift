@@ -137,7 +137,9 @@ public struct Trainer: Sendable {
                 let n = hi - lo
                 if let budget = c.energyBudget {
                     let next = network.stepCost(batch: n, settings: costSettings)
-                    if context.meter.totalJoules + next > budget {
+                    // A relative margin of 1e-9 absorbs the rounding between the predicted sum and the meter's
+                    // own sum of the same terms, so the reported energy never exceeds the budget.
+                    if context.meter.totalJoules + next > budget * (1 - 1e-9) {
                         stopReason = "energy_budget"
                         break epochs
                     }

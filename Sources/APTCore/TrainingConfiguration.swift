@@ -49,9 +49,15 @@ public struct TrainingConfiguration: Sendable {
         self.memoryBudget = memoryBudget
         self.controller = ControllerSettings.forTradeoff(tradeoff)
         self.quantization = TrainingConfiguration.defaultQuantization(precision: precision, tradeoff: tradeoff)
+        if precision == .apt {
+            // Weights start at 8 bits, or at the controller's floor when that is higher.
+            quantization.initialWeightBits = min(max(quantization.initialWeightBits, controller.minBits),
+                                                 controller.maxBits)
+        }
     }
 
-    /// Default bitwidths. `fixed:N` uses N bits for every tensor. APT starts weights at 8 bits with gradients
+    /// Default bitwidths. `fixed:N` uses N bits for every tensor. APT asks for 8-bit weights (raised to the
+    /// controller's floor by `init`) with gradients
     /// and momentum at 16 bits. Below knob 0.75 updates round to nearest (underflow is what the controller
     /// answers with more bits). From 0.75 weights stay within 8 bits (Int8 storage) and updates round
     /// stochastically so that sub-step updates survive on average. Activation and error bits are 8 up to knob

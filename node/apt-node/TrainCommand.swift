@@ -28,7 +28,7 @@ enum TrainCommand {
             .value("partition", "spec", "How shards are cut: iid, labels:K or dirichlet:ALPHA.", default: "iid"),
             .value("train-limit", "n", "Use only the first n training samples (after sharding)."),
             .value("test-limit", "n", "Evaluate on only the first n test samples."),
-            .value("min-bits", "b", "APT: fewest weight bits.", default: "4"),
+            .value("min-bits", "b", "APT: fewest weight bits (default 10, 4 from knob 0.75)."),
             .value("max-bits", "b", "APT: most weight bits (default 16, 8 from knob 0.75)."),
             .value("interval", "k", "APT: iterations between precision decisions.", default: "50"),
             .value("activation-bits", "b", "Bits of activations (fixed point). Default from the precision and knob."),
@@ -161,8 +161,9 @@ enum TrainCommand {
         c.profile = try profile(args["profile"] ?? "generic-45nm")
         c.energyBudget = try args.double("energy-budget")
         c.memoryBudget = try args.int("memory-budget")
-        c.controller.minBits = try args.int("min-bits") ?? c.controller.minBits
         c.controller.maxBits = try args.int("max-bits") ?? c.controller.maxBits
+        // Without --min-bits the knob's floor follows a lower --max-bits down (e.g. --max-bits 8 at knob 0.5).
+        c.controller.minBits = try args.int("min-bits") ?? min(c.controller.minBits, c.controller.maxBits)
         c.controller.interval = try args.int("interval") ?? c.controller.interval
         if let b = try args.int("activation-bits") { c.quantization.activationBits = b }
         if let b = try args.int("error-bits") { c.quantization.errorBits = b }
