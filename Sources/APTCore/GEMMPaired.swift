@@ -59,6 +59,18 @@ extension GEMM {
         let pairs = (k + 1) / 2
         let np = (n + 15) & ~15
         let pairChunk = max(1, chunk / 2)
+        // A's rows as pairs too, one 32-bit lane pattern per pair, so the inner loop broadcasts from memory.
+        let aPairs = UnsafeMutablePointer<UInt32>.allocate(capacity: m * pairs)
+        defer { aPairs.deallocate() }
+        for i in 0..<m {
+            let row = a + i * lda
+            for p in 0..<pairs {
+                let kk = 2 * p
+                let lo = UInt32(UInt16(bitPattern: Int16(truncatingIfNeeded: row[kk])))
+                let hi: UInt32 = kk + 1 < k ? UInt32(UInt16(bitPattern: Int16(truncatingIfNeeded: row[kk + 1]))) : 0
+                aPairs[i * pairs + p] = lo | hi << 16
+            }
+        }
         var p0 = 0
         while p0 < pairs {
             let p1 = min(pairs, p0 + pairChunk)
@@ -67,7 +79,7 @@ extension GEMM {
                 let rows = min(4, m - i)
                 var j = 0
                 while j < np {
-                    pairedTile(rows: rows, i: i, j: j, n: n, np: np, k: k, p0: p0, p1: p1, a: a, lda: lda,
+                    pairedTile(rows: rows, i: i, j: j, n: n, np: np, p0: p0, p1: p1, aPairs: aPairs, pairs: pairs,
                                panel: panel, c: c, ldc: ldc, alpha: alpha)
                     j += 16
                 }
@@ -92,12 +104,10 @@ extension GEMM {
         }
     }
 
-    /// The pair `(a[kk], a[kk+1])` (0 past K) as one 32-bit lane pattern of two 16-bit codes.
+    /// A pair pattern broadcast to all eight 32-bit lanes, viewed as sixteen 16-bit codes.
     @inline(__always)
-    private static func pair<TA: FixedWidthInteger>(_ row: UnsafePointer<TA>, _ kk: Int, _ k: Int) -> SIMD16<Int16> {
-        let lo = UInt32(UInt16(bitPattern: Int16(truncatingIfNeeded: row[kk])))
-        let hi: UInt32 = kk + 1 < k ? UInt32(UInt16(bitPattern: Int16(truncatingIfNeeded: row[kk + 1]))) : 0
-        return unsafeBitCast(SIMD8<UInt32>(repeating: lo | hi << 16), to: SIMD16<Int16>.self)
+    private static func broadcast(_ pattern: UInt32) -> SIMD16<Int16> {
+        unsafeBitCast(SIMD8<UInt32>(repeating: pattern), to: SIMD16<Int16>.self)
     }
 
     /// Two products per lane, summed: `x[2l]·y[2l] + x[2l+1]·y[2l+1]` for the 8 lanes `l`.
@@ -109,21 +119,20 @@ extension GEMM {
 
     /// Up to 4 rows × 16 columns of C over pairs `p0..<p1`.
     @inline(__always)
-    private static func pairedTile<TA: FixedWidthInteger & SIMDScalar>(
-        rows: Int, i: Int, j: Int, n: Int, np: Int, k: Int, p0: Int, p1: Int,
-        a: UnsafePointer<TA>, lda: Int, panel: UnsafePointer<Int16>,
+    private static func pairedTile(
+        rows: Int, i: Int, j: Int, n: Int, np: Int, p0: Int, p1: Int,
+        aPairs: UnsafePointer<UInt32>, pairs: Int, panel: UnsafePointer<Int16>,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float
     ) {
-        let a0 = a + i * lda
-        let a1 = a0 + (rows > 1 ? lda : 0), a2 = a0 + (rows > 2 ? 2 * lda : 0), a3 = a0 + (rows > 3 ? 3 * lda : 0)
+        let a0 = aPairs + i * pairs
+        let a1 = a0 + (rows > 1 ? pairs : 0), a2 = a0 + (rows > 2 ? 2 * pairs : 0), a3 = a0 + (rows > 3 ? 3 * pairs : 0)
         var c00 = SIMD8<Int32>(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00
         var bp = UnsafeRawPointer(panel + (p0 * np + j) * 2)
         let stride = np * 2 * MemoryLayout<Int16>.stride
         for p in p0..<p1 {
             let x0 = bp.loadUnaligned(as: SIMD16<Int16>.self)
             let x1 = bp.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self)
-            let kk = 2 * p
-            let y0 = pair(a0, kk, k), y1 = pair(a1, kk, k), y2 = pair(a2, kk, k), y3 = pair(a3, kk, k)
+            let y0 = broadcast(a0[p]), y1 = broadcast(a1[p]), y2 = broadcast(a2[p]), y3 = broadcast(a3[p])
             c00 &+= madd(y0, x0); c01 &+= madd(y0, x1)
             c10 &+= madd(y1, x0); c11 &+= madd(y1, x1)
             c20 &+= madd(y2, x0); c21 &+= madd(y2, x1)
