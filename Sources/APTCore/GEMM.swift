@@ -14,6 +14,12 @@ public enum GEMM {
         return m > 0 && n > 0 && k > 0
     }
 
+    /// The fewest safe K-steps (`safeInt32Steps`) for which the `Int32` kernels are used; below it, `Int64`.
+    static let minInt32Steps = 64
+
+    /// Whether codes bounded by `maxA` and `maxB` can be multiplied with `Int32` accumulators.
+    static func int32Suffices(maxA: Int32, maxB: Int32) -> Bool { safeInt32Steps(maxA: maxA, maxB: maxB) >= minInt32Steps }
+
     /// Number of K-steps an `Int32` accumulator can take without overflow, for codes bounded by
     /// `maxA` and `maxB` in magnitude; `0` when even one product could overflow.
     public static func safeInt32Steps(maxA: Int32, maxB: Int32) -> Int {
@@ -40,7 +46,7 @@ public enum GEMM {
         if pairedApplies(m: m, steps: steps) {
             pairedKernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
                          chunk: min(steps, k + 1) & ~1)
-        } else if steps >= 64 {
+        } else if steps >= minInt32Steps {
             kernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
                    chunk: min(steps, k), acc: Int32.self)
         } else {

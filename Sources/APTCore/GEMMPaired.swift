@@ -9,7 +9,7 @@ extension GEMM {
     /// Whether the pair kernel applies: codes fit 16 bits, a 32-bit lane cannot overflow over 64 steps of K
     /// (two products per step are safe then), and there are enough rows of A to repay packing B.
     @inline(__always)
-    static func pairedApplies(m: Int, steps: Int) -> Bool { steps >= 64 && m >= 8 }
+    static func pairedApplies(m: Int, steps: Int) -> Bool { steps >= minInt32Steps && m >= 8 }
 
     /// `C += alpha · A · B` with the pair kernel; `chunk` (even) bounds the K-steps summed in `Int32`.
     @inline(__always)
@@ -97,7 +97,7 @@ extension GEMM {
     ) {
         guard prepare(c, m: m, n: panel.n, k: panel.k, ldc: ldc, accumulate: accumulate) else { return }
         let steps = safeInt32Steps(maxA: maxA, maxB: panel.maxB)
-        precondition(steps >= 64, "GEMM.integer(panel:): these codes need the 64-bit kernel")
+        precondition(steps >= minInt32Steps, "GEMM.integer(panel:): these codes need the 64-bit kernel")
         panel.codes.withUnsafeBufferPointer { pp in
             pairedProduct(m: m, n: panel.n, k: panel.k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc,
                           alpha: alpha, chunk: min(steps, panel.k + 1) & ~1)
@@ -186,9 +186,6 @@ struct PairPanel: Sendable {
         self.n = n
         self.maxB = maxB
     }
-
-    /// Whether products of codes bounded by `maxA` with these can use the pair kernel.
-    func accepts(maxA: Int32) -> Bool { GEMM.safeInt32Steps(maxA: maxA, maxB: maxB) >= 64 }
 }
 
 /// `C (+)= alpha · A · B` with `B` packed once in `panel`; A's codes of either width.

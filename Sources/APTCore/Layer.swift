@@ -376,7 +376,7 @@ func integerGEMMNT(
 
 /// Accumulator width the integer kernel uses for these operand bounds (32, or 64 where 32 would overflow).
 func accumulatorBits(maxA: Int32, maxB: Int32) -> Int {
-    GEMM.safeInt32Steps(maxA: maxA, maxB: maxB) >= 64 ? 32 : 64
+    GEMM.int32Suffices(maxA: maxA, maxB: maxB) ? 32 : 64
 }
 
 /// Rounds `values` in place onto the activation grid (dynamic scale, nearest): what an integer pipeline hands

@@ -180,14 +180,14 @@ public struct Linear: ParametricLayer {
             let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
-            let panel = PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode)
-            let usePanel = panel.accepts(maxA: dq.format.maxCode)
+            let panel = GEMM.int32Suffices(maxA: dq.format.maxCode, maxB: xq.format.maxCode)
+                ? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
             var r0 = 0
             while r0 < outputs {
                 let rows = min(Linear.gradientRows, outputs - r0)
                 slice.withUnsafeMutableBufferPointer { sp in
                     // Short contraction (the batch), vectorised along the inputs.
-                    if usePanel {
+                    if let panel {
                         integerGEMM(m: rows, a: dqT, aOffset: r0 * bsz, lda: bsz, maxA: dq.format.maxCode,
                                     panel: panel, c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
                     } else {
