@@ -58,6 +58,7 @@ let package = Package(
             path: "coordinator/apt-coord", swiftSettings: strict),
 
         .testTarget(name: "APTCoreTests", dependencies: ["APTCore"], swiftSettings: strict),
+        .testTarget(name: "APTCommandLineTests", dependencies: ["APTCommandLine"], swiftSettings: strict),
         .testTarget(name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore"], swiftSettings: strict),
         .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore"], swiftSettings: strict),
         .testTarget(

@@ -18,7 +18,7 @@ struct GEMMTests {
     func integer(bitsA: Int, bitsB: Int) {
         var random = RandomSource(seed: UInt64(bitsA * 31 + bitsB))
         for (m, n, k) in Self.shapes {
-            let ma = maxCode(bits: bitsA), mb = maxCode(bits: bitsB)
+            let ma = FixedPointFormat.maxCode(bits: bitsA), mb = FixedPointFormat.maxCode(bits: bitsB)
             // Extreme codes included so that overflow of a 32-bit accumulator would show.
             let a = (0..<(m * k)).map { i in i % 3 == 0 ? ma : Int32(Int64(random.next() % UInt64(2 * ma + 1)) - Int64(ma)) }
             let b = (0..<(k * n)).map { i in i % 2 == 0 ? mb : Int32(Int64(random.next() % UInt64(2 * mb + 1)) - Int64(mb)) }
@@ -41,7 +41,7 @@ struct GEMMTests {
     func prepackedPanel() {
         var random = RandomSource(seed: 77)
         for (m, n, k) in [(24, 37, 64), (8, 784, 65), (9, 16, 1)] {
-            let ma = maxCode(bits: 8), mb = maxCode(bits: 12)
+            let ma = FixedPointFormat.maxCode(bits: 8), mb = FixedPointFormat.maxCode(bits: 12)
             let a = (0..<(m * k)).map { _ in Int32(Int64(random.next() % UInt64(2 * ma + 1)) - Int64(ma)) }
             let b = (0..<(k * n)).map { i in i % 5 == 0 ? -mb : Int32(Int64(random.next() % UInt64(2 * mb + 1)) - Int64(mb)) }
             let ta = FixedPointTensor(shape: [m, k], format: FixedPointFormat(bits: 8, fractionBits: 0), codes: a)
@@ -94,7 +94,7 @@ struct GEMMNTTests {
     func integerNT(bitsA: Int, bitsB: Int) {
         var random = RandomSource(seed: UInt64(bitsA * 17 + bitsB))
         for (m, n, k) in [(1, 1, 1), (1, 3, 15), (4, 2, 16), (5, 3, 17), (9, 7, 33), (4, 4, 784), (7, 5, 100), (64, 10, 64)] {
-            let ma = maxCode(bits: bitsA), mb = maxCode(bits: bitsB)
+            let ma = FixedPointFormat.maxCode(bits: bitsA), mb = FixedPointFormat.maxCode(bits: bitsB)
             let a = (0..<(m * k)).map { i in i % 3 == 0 ? -ma : Int32(Int64(random.next() % UInt64(2 * ma + 1)) - Int64(ma)) }
             let b = (0..<(n * k)).map { i in i % 2 == 0 ? -mb : Int32(Int64(random.next() % UInt64(2 * mb + 1)) - Int64(mb)) }
             let ta = FixedPointTensor(shape: [m, k], format: FixedPointFormat(bits: bitsA, fractionBits: 0), codes: a)

@@ -6,7 +6,7 @@ struct PackedCodesTests {
     /// Random symmetric codes of `bits` bits.
     func codes(count: Int, bits: Int, seed: UInt64) -> [Int8] {
         var random = RandomSource(seed: seed)
-        let m = Int(maxCode(bits: bits))
+        let m = Int(FixedPointFormat.maxCode(bits: bits))
         return (0..<count).map { _ in Int8(Int(random.next() % UInt64(2 * m + 1)) - m) }
     }
 

@@ -18,7 +18,7 @@ enum Samples {
         [
             .hello(hello),
             .welcome(Welcome(nodeId: 7, model: .lenet, policy: policy)),
-            .task(Task(round: 3, deadlineMs: 1_800_000_000_000, payload: .delta, baseRound: 2,
+            .task(TrainingTask(round: 3, deadlineMs: 1_800_000_000_000, payload: .delta, baseRound: 2,
                        tensors: [tensor(0, 100, bits: 8), tensor(1, 10, bits: 16)], policy: policy)),
             .update(Update(round: 3, samplesTrained: 640,
                            delta: [tensor(0, 1000, bits: 4, topK: 50), tensor(1, 33, bits: 1)],
@@ -112,7 +112,7 @@ struct MessageTests {
             try Frame.decode(Frame.encode(.update(u)))
         }
         // A payload above the limit is refused from the header alone.
-        let big = Frame.encode(.task(Task(round: 1, deadlineMs: 0, payload: .fullModel, baseRound: 0,
+        let big = Frame.encode(.task(TrainingTask(round: 1, deadlineMs: 0, payload: .fullModel, baseRound: 0,
                                           tensors: [Samples.tensor(0, 5000, bits: 16)], policy: Samples.policy)))
         #expect(throws: WireError.tooLarge(field: "header.length", declared: big.count - 16, limit: 1000)) {
             try Frame.decode(big, limits: DecodeLimits(maxPayloadBytes: 1000))

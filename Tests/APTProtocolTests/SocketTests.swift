@@ -10,8 +10,8 @@ struct SocketTests {
 
     /// Receives until a message arrives or `ms` pass.
     func receive(_ r: RouterEndpoint, within ms: UInt64) throws -> Incoming? {
-        let end = monotonicMilliseconds() + ms
-        while monotonicMilliseconds() < end {
+        let end = MonotonicClock.milliseconds() + ms
+        while MonotonicClock.milliseconds() < end {
             if let i = try r.receive(timeoutMs: 50) { return i }
         }
         return nil
@@ -51,7 +51,7 @@ struct SocketTests {
         let endpoint = first!.endpoint
         let node = try NodeConnection(context: ctx, endpoint: endpoint, identity: Array("node-r".utf8), hello: Samples.hello,
                                       options: fast, heartbeatIntervalMs: 100, missedAllowed: 3,
-                                      backoff: ReconnectBackoff(initialMs: 20, maxMs: 200))
+                                      backoff: ReconnectBackoff(initialMs: 20, maxMs: 200, seed: 7))
         guard case .message(let peer, .hello)? = try receive(first!, within: 3000) else {
             Issue.record("first router got no HELLO")
             return
@@ -73,8 +73,8 @@ struct SocketTests {
         // The restarted coordinator does not answer; the node notices the silence, reconnects and says HELLO.
         var reconnected = false
         var helloSeen = false
-        let end = monotonicMilliseconds() + 8000
-        while monotonicMilliseconds() < end && !(reconnected && helloSeen) {
+        let end = MonotonicClock.milliseconds() + 8000
+        while MonotonicClock.milliseconds() < end && !(reconnected && helloSeen) {
             if case .reconnected? = try node.poll(timeoutMs: 50) { reconnected = true }
             while let i = try second.receive(timeoutMs: 0) {
                 if case .message(_, .hello(let h)) = i, h == Samples.hello { helloSeen = true }
@@ -94,21 +94,21 @@ struct SocketTests {
         var liveness = PeerLiveness<[UInt8]>(intervalMs: 100, missedAllowed: 3)
         var lastBeat: UInt64 = 0
         for i in 0..<5 {
-            try dealer!.send(.heartbeat(sequence: UInt64(i), timestampMs: monotonicMilliseconds()))
+            try dealer!.send(.heartbeat(sequence: UInt64(i), timestampMs: MonotonicClock.milliseconds()))
             if case .message(let p, .heartbeat)? = try receive(router, within: 2000) {
-                liveness.heard(p, at: monotonicMilliseconds())
-                lastBeat = monotonicMilliseconds()
+                liveness.heard(p, at: MonotonicClock.milliseconds())
+                lastBeat = MonotonicClock.milliseconds()
             }
-            #expect(liveness.expire(at: monotonicMilliseconds()).isEmpty, "declared gone while heartbeating")
+            #expect(liveness.expire(at: MonotonicClock.milliseconds()).isEmpty, "declared gone while heartbeating")
             usleepMs(100)
         }
         dealer!.close()
         dealer = nil
         var goneAt: UInt64? = nil
-        let end = monotonicMilliseconds() + 3000
-        while goneAt == nil && monotonicMilliseconds() < end {
+        let end = MonotonicClock.milliseconds() + 3000
+        while goneAt == nil && MonotonicClock.milliseconds() < end {
             _ = try router.receive(timeoutMs: 20)
-            if !liveness.expire(at: monotonicMilliseconds()).isEmpty { goneAt = monotonicMilliseconds() }
+            if !liveness.expire(at: MonotonicClock.milliseconds()).isEmpty { goneAt = MonotonicClock.milliseconds() }
         }
         guard let goneAt else {
             Issue.record("silent peer never declared gone")
@@ -192,5 +192,10 @@ struct SocketTests {
         }
         b.reset()
         #expect(b.next() <= 100)
+        // Two nodes draw different jitter: a fleet does not reconnect in lock-step.
+        var x = ReconnectBackoff(initialMs: 1000, maxMs: 5000, seed: ReconnectBackoff.seed(identity: Array("node-1".utf8)))
+        var y = ReconnectBackoff(initialMs: 1000, maxMs: 5000, seed: ReconnectBackoff.seed(identity: Array("node-2".utf8)))
+        let xs = (0..<6).map { _ in x.next() }, ys = (0..<6).map { _ in y.next() }
+        #expect(xs != ys, "two nodes drew the same reconnect delays \(xs)")
     }
 }

@@ -15,36 +15,25 @@ enum KeygenCommand {
             .value("format", "text|json", "Report the public key as text or JSON.", default: "text"),
         ])
 
-    static func run(_ arguments: [String]) -> Never {
-        let args = spec.parseOrExit(arguments)
-        let prefix = args["out"] ?? "coordinator"
-        let keyPath = prefix + ".key", pubPath = prefix + ".pub"
-        if !args.flag("force") {
-            for p in [keyPath, pubPath] where FileManager.default.fileExists(atPath: p) {
-                Terminal.failure("\(p) exists; pass --force to overwrite it")
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in
+            let prefix = args.string("out", default: "coordinator")
+            let format = try args.choice("format", among: ["text", "json"])
+            let files: KeyFiles
+            do {
+                files = try KeyFiles.create(prefix: prefix, overwrite: args.flag("force"))
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            if format == "json" {
+                console.out(
+                    "{\"public_key\": \"\(files.keys.publicKey)\", \"secret_key_file\": \"\(files.secretKeyPath)\", "
+                        + "\"public_key_file\": \"\(files.publicKeyPath)\"}\n")
+            } else {
+                console.out(
+                    "public key \(files.keys.publicKey)\nwrote \(files.secretKeyPath) (secret, mode 0600) and "
+                        + "\(files.publicKeyPath)\n")
             }
         }
-        let pair: CurveKeyPair
-        do {
-            pair = try CurveKeyPair.generate()
-        } catch {
-            Terminal.failure("cannot generate a CURVE key pair: \(error)")
-        }
-        do {
-            let fm = FileManager.default
-            try? fm.removeItem(atPath: keyPath)
-            guard fm.createFile(atPath: keyPath, contents: Data((pair.secretKey + "\n").utf8),
-                                attributes: [.posixPermissions: 0o600])
-            else { throw CocoaError(.fileWriteUnknown) }
-            try Data((pair.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: pubPath), options: .atomic)
-        } catch {
-            Terminal.failure("cannot write \(keyPath) / \(pubPath): \(error.localizedDescription)")
-        }
-        if args["format"] == "json" {
-            Terminal.out("{\"public_key\": \"\(pair.publicKey)\", \"secret_key_file\": \"\(keyPath)\", \"public_key_file\": \"\(pubPath)\"}\n")
-        } else {
-            Terminal.out("public key \(pair.publicKey)\nwrote \(keyPath) (secret, mode 0600) and \(pubPath)\n")
-        }
-        exit(0)
     }
 }

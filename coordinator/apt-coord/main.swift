@@ -10,5 +10,9 @@ let rootSpec = CommandSpec(
         ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
     ])
 
-if let problem = CPUFeatures.unsupportedMessage() { Terminal.failure(problem) }
-rootSpec.dispatch(Array(CommandLine.arguments.dropFirst()), to: ["keygen": KeygenCommand.run])
+let console = Console.standard
+if let problem = CPUFeatures.unsupportedMessage() {
+    console.err("Error: \(problem)\n")
+    exit(ExitStatus.failure)
+}
+exit(rootSpec.dispatch(Array(CommandLine.arguments.dropFirst()), console: console, to: ["keygen": KeygenCommand.run]))

@@ -10,7 +10,7 @@ enum BenchmarkCommand {
         overview: "Train every configuration of the engine benchmark (fp32, fixed:8, fixed:16, APT at three knob "
             + "values) on each model, each in its own process, and print a Markdown table.",
         options: [
-            .value("data", "dir", "Directory with the IDX files.", default: "/usr/share/datasets/fashion-mnist"),
+            .value("data", "dir", "Directory with the IDX files.", default: Dataset.defaultDirectory),
             .value("models", "list", "Comma-separated models.", default: "mlp,lenet"),
             .value("precisions", "list", "Comma-separated configurations (apt@KNOB for APT).",
                    default: "fp32,fixed:8,fixed:16,apt@0.25,apt@0.5,apt@0.75"),
@@ -23,22 +23,25 @@ enum BenchmarkCommand {
             .value("format", "text|json", "Markdown table or JSON array of reports.", default: "text"),
         ])
 
-    static func run(_ arguments: [String]) -> Never {
-        let args = spec.parseOrExit(arguments)
-        let models = (args["models"] ?? "mlp,lenet").split(separator: ",").map(String.init)
-        let precisions = (args["precisions"] ?? "fp32,fixed:8,fixed:16,apt@0.25,apt@0.5,apt@0.75")
-            .split(separator: ",").map(String.init)
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in try benchmark(args, console: console) }
+    }
+
+    static func benchmark(_ args: ParsedArguments, console: Console) throws {
+        let models = args.list("models", default: ["mlp", "lenet"])
+        let precisions = args.list("precisions", default: ["fp32", "fixed:8", "fixed:16", "apt@0.25", "apt@0.5", "apt@0.75"])
+        let format = try args.choice("format", among: ["text", "json"])
+        let seeds = args.list("seeds", default: ["0"])
+        for s in seeds where UInt64(s) == nil { throw UsageError("--seeds expects whole numbers, got '\(s)'") }
         let outDir = args["out"] ?? NSTemporaryDirectory() + "apt-bench-\(getpid())"
         try? FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         var reports: [TrainingReport] = []
-        let seeds = (args["seeds"] ?? "0").split(separator: ",").map(String.init)
-        for s in seeds where UInt64(s) == nil { Terminal.usageFailure("--seeds expects whole numbers, got '\(s)'", spec: spec) }
         for model in models {
             for p in precisions {
             for seed in seeds {
-                var runArgs = ["train", "--model", model, "--epochs", args["epochs"] ?? "3", "--seed", seed,
-                               "--data", args["data"] ?? "/usr/share/datasets/fashion-mnist", "--quiet"]
+                var runArgs = ["train", "--model", model, "--epochs", args.string("epochs", default: "3"), "--seed", seed,
+                               "--data", args.string("data", default: Dataset.defaultDirectory), "--quiet"]
                 if p.hasPrefix("apt@") {
                     runArgs += ["--precision", "apt", "--tradeoff", String(p.dropFirst(4))]
                 } else {
@@ -48,7 +51,7 @@ enum BenchmarkCommand {
                 if let e = args["extra"] { runArgs += e.split(separator: " ").map(String.init) }
                 let path = "\(outDir)/\(model)-\(p.replacingOccurrences(of: ":", with: "_"))-seed\(seed).json"
                 runArgs += ["--report", path]
-                Terminal.err("running: apt-node \(runArgs.joined(separator: " "))\n")
+                console.err("running: apt-node \(runArgs.joined(separator: " "))\n")
                 let proc = Process()
                 proc.executableURL = URL(fileURLWithPath: exe)
                 proc.arguments = runArgs
@@ -57,23 +60,22 @@ enum BenchmarkCommand {
                     try proc.run()
                     proc.waitUntilExit()
                 } catch {
-                    Terminal.failure("cannot start \(exe): \(error)")
+                    throw CommandFailure("cannot start \(exe): \(error)")
                 }
                 guard proc.terminationStatus == 0, let data = FileManager.default.contents(atPath: path),
                       let r = try? JSONDecoder().decode(TrainingReport.self, from: data)
                 else {
-                    Terminal.failure("run '\(runArgs.joined(separator: " "))' failed with status \(proc.terminationStatus)")
+                    throw CommandFailure("run '\(runArgs.joined(separator: " "))' failed with status \(proc.terminationStatus)")
                 }
                 reports.append(r)
             }
             }
         }
-        if args["format"] == "json" {
-            Terminal.out(String(decoding: (try? jsonData(reports)) ?? Data(), as: UTF8.self) + "\n")
+        if format == "json" {
+            console.out(String(decoding: try jsonData(reports), as: UTF8.self) + "\n")
         } else {
-            Terminal.out(table(reports))
+            console.out(table(reports))
         }
-        exit(0)
     }
 
     /// One row per configuration: means over seeds (accuracy with its min–max), savings against fp32's means.

@@ -11,7 +11,7 @@ enum CodecBenchmarkCommand {
             + "encode and decode throughput and bytes on the wire at 2, 4, 8 and 16 bits, dense and top-k, "
             + "against raw float32.",
         options: [
-            .value("data", "dir", "Directory with the IDX files.", default: "/usr/share/datasets/fashion-mnist"),
+            .value("data", "dir", "Directory with the IDX files.", default: Dataset.defaultDirectory),
             .value("models", "list", "Comma-separated models.", default: "mlp,lenet"),
             .value("steps", "n", "Training steps that make the delta.", default: "100"),
             .value("repeat", "n", "Encode/decode repetitions timed per configuration.", default: "20"),
@@ -32,39 +32,35 @@ enum CodecBenchmarkCommand {
         var rmsError: Double
     }
 
-    static func run(_ arguments: [String]) -> Never {
-        let args = spec.parseOrExit(arguments)
-        let steps: Int, repeats: Int, density: Double
-        do {
-            steps = try args.int("steps") ?? 100
-            repeats = max(1, try args.int("repeat") ?? 20)
-            density = try args.double("density") ?? 0.01
-        } catch {
-            Terminal.usageFailure(error.message, spec: spec)
-        }
-        guard density > 0, density <= 1 else { Terminal.usageFailure("--density must be in (0, 1]", spec: spec) }
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in try benchmark(args, console: console) }
+    }
+
+    static func benchmark(_ args: ParsedArguments, console: Console) throws {
+        let steps = try args.int("steps", default: 100)
+        let repeats = max(1, try args.int("repeat", default: 20))
+        let density = try args.double("density", default: 0.01)
+        guard density > 0, density <= 1 else { throw UsageError("--density must be in (0, 1], got \(density)") }
+        let format = try args.choice("format", among: ["text", "json"])
+        let models = args.list("models", default: ["mlp", "lenet"])
+        for name in models where ModelSpec.builtIn[name] == nil { throw UsageError("unknown model '\(name)'") }
         let train: Dataset
         do {
-            train = try Dataset.split(directory: args["data"] ?? "/usr/share/datasets/fashion-mnist", train: true)
+            train = try Dataset.split(directory: args.string("data", default: Dataset.defaultDirectory), train: true)
         } catch {
-            Terminal.failure("\(error)")
+            throw CommandFailure("\(error)")
         }
         var rows: [Row] = []
-        for name in (args["models"] ?? "mlp,lenet").split(separator: ",").map(String.init) {
-            guard let model = ModelSpec.builtIn[name] else { Terminal.usageFailure("unknown model '\(name)'", spec: spec) }
-            let delta: [[Float]]
-            do {
-                delta = try realDelta(model: model, data: train, steps: steps)
-            } catch {
-                Terminal.failure("\(error)")
-            }
+        for name in models {
+            guard let model = ModelSpec.builtIn[name] else { continue }
+            let delta = try realDelta(model: model, data: train, steps: steps)
             let floats = delta.reduce(0) { $0 + $1.count }
             let f32Bytes = floats * 4
             for bits in [2, 4, 8, 16] {
                 for topK in [false, true] {
                     var random = RandomSource(seed: 1)
                     var frame: [UInt8] = []
-                    let t0 = monotonicSeconds()
+                    let t0 = MonotonicClock.seconds()
                     for _ in 0..<repeats {
                         let tensors = delta.enumerated().map { i, d in
                             QuantizedTensor.quantize(d, layer: UInt16(i), bits: bits,
@@ -75,13 +71,13 @@ enum CodecBenchmarkCommand {
                             round: 1, samplesTrained: 0, delta: tensors,
                             ledger: LedgerEntry(energyJ: 0, peakMemoryBytes: 0, bits: [], loss: 0, accuracy: 0, durationS: 0))))
                     }
-                    let t1 = monotonicSeconds()
+                    let t1 = MonotonicClock.seconds()
                     var decoded: [Float] = []
                     for _ in 0..<repeats {
-                        guard case .update(let u)? = try? Frame.decode(frame) else { Terminal.failure("decode failed") }
+                        guard case .update(let u) = try Frame.decode(frame) else { throw CommandFailure("decode failed") }
                         decoded = u.delta.flatMap { $0.dequantized() }
                     }
-                    let t2 = monotonicSeconds()
+                    let t2 = MonotonicClock.seconds()
                     let flat = delta.flatMap { $0 }
                     var se = 0.0
                     for i in flat.indices { se += Double(flat[i] - decoded[i]) * Double(flat[i] - decoded[i]) }
@@ -93,8 +89,8 @@ enum CodecBenchmarkCommand {
                 }
             }
         }
-        if args["format"] == "json" {
-            Terminal.out(String(decoding: (try? jsonData(rows)) ?? Data(), as: UTF8.self) + "\n")
+        if format == "json" {
+            console.out(String(decoding: try jsonData(rows), as: UTF8.self) + "\n")
         } else {
             var s = "| model | codec | bits | wire bytes | float32 bytes | ratio | encode MB/s | decode MB/s | RMS error |\n"
             s += "|---|---|---|---|---|---|---|---|---|\n"
@@ -103,9 +99,8 @@ enum CodecBenchmarkCommand {
                             (r.codec == "top-k" ? "top-k \(r.density)" : r.codec) as NSString, r.bits, r.wireBytes,
                             r.float32Bytes, r.ratio, r.encodeMBps, r.decodeMBps, r.rmsError)
             }
-            Terminal.out(s)
+            console.out(s)
         }
-        exit(0)
     }
 
     /// Weights after `steps` fp32 SGD steps minus the initial weights, per parameter tensor.

@@ -9,16 +9,18 @@ enum ProfilesCommand {
         options: [.value("format", "text|json", "Output as a table or JSON (the file format --profile accepts).",
                          default: "text")])
 
-    static func run(_ arguments: [String]) -> Never {
-        let args = spec.parseOrExit(arguments)
-        switch args["format"] ?? "text" {
-        case "json":
-            do {
-                Terminal.out(String(decoding: try jsonData(DeviceProfile.builtIn), as: UTF8.self) + "\n")
-            } catch {
-                Terminal.failure("cannot encode profiles: \(error)")
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in
+            switch try args.choice("format", among: ["text", "json"]) {
+            case "json":
+                console.out(String(decoding: try jsonData(DeviceProfile.builtIn), as: UTF8.self) + "\n")
+            default:
+                console.out(table())
             }
-        case "text":
+        }
+    }
+
+    static func table() -> String {
             var s = "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B\n"
             for p in DeviceProfile.builtIn {
                 s += p.name.padding(toLength: 14, withPad: " ", startingAt: 0)
@@ -26,10 +28,6 @@ enum ProfilesCommand {
                             p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramBytes, p.sramPJPerByte,
                             p.dramPJPerByte)
             }
-            Terminal.out(s)
-        case let other:
-            Terminal.usageFailure("--format expects text or json, got '\(other)'", spec: spec)
-        }
-        exit(0)
+            return s
     }
 }

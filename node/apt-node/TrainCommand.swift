@@ -10,7 +10,7 @@ enum TrainCommand {
             + "report accuracy, energy and memory.",
         options: [
             .value("data", "dir", "Directory with the IDX files (gzipped or plain).",
-                   default: "/usr/share/datasets/fashion-mnist"),
+                   default: Dataset.defaultDirectory),
             .value("model", "name|file", "mlp, lenet, or a JSON model spec file.", default: "mlp"),
             .value("precision", "mode", "apt, fp32 or fixed:N (N in 2...16).", default: "apt"),
             .value("tradeoff", "x", "APT knob in [0, 1]: higher saves more energy and memory, lower keeps accuracy.",
@@ -44,27 +44,31 @@ enum TrainCommand {
             .flag("quiet", "No progress display."),
         ])
 
-    static func run(_ arguments: [String]) -> Never {
-        let args = spec.parseOrExit(arguments)
-        let config: TrainingConfiguration
-        let dataDir: String
-        let shard: (Int, Int)?
-        let partition: PartitionScheme
-        let format: String
-        do {
-            (config, dataDir, shard, partition, format) = try configuration(from: args)
-        } catch let e as UsageError {
-            Terminal.usageFailure(e.message, spec: spec)
-        } catch {
-            Terminal.usageFailure("\(error)", spec: spec)
-        }
+    /// The flag of each configuration field the library names in its errors.
+    static let flagOfField: [String: String] = [
+        "epochs": "--epochs", "batchSize": "--batch", "learningRate": "--lr", "momentum": "--momentum",
+        "tradeoff": "--tradeoff", "energyBudget": "--energy-budget", "memoryBudget": "--memory-budget",
+        "seed": "--seed", "controller.minBits": "--min-bits", "controller.maxBits": "--max-bits",
+        "controller.interval": "--interval", "quantization.activationBits": "--activation-bits",
+        "quantization.errorBits": "--error-bits", "quantization.momentumBits": "--momentum-bits",
+    ]
+
+    /// A configuration error as the command line says it: the field named by its flag.
+    static func usageError(_ error: ConfigurationError) -> UsageError {
+        UsageError(error.field.flatMap { flagOfField[$0] }.map { error.naming(field: $0) } ?? error.message)
+    }
+
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in try train(args, console: console) }
+    }
+
+    static func train(_ args: ParsedArguments, console: Console) throws {
+        let (config, dataDir, shard, partition, format) = try configuration(from: args)
         var trainer: Trainer
         do {
             trainer = try Trainer(configuration: config)
         } catch let e as ConfigurationError {
-            Terminal.usageFailure(e.message, spec: spec)
-        } catch {
-            Terminal.failure("\(error)")
+            throw usageError(e)
         }
         var train: Dataset
         var test: Dataset
@@ -72,64 +76,62 @@ enum TrainCommand {
             train = try Dataset.split(directory: dataDir, train: true)
             test = try Dataset.split(directory: dataDir, train: false)
         } catch {
-            Terminal.failure("\(error)")
+            throw CommandFailure("\(error)")
         }
-        do {
-            if let (i, n) = shard {
-                let shards = try Partitioner.shards(labels: train.labels, classes: 10, count: n, scheme: partition,
-                                                    seed: config.seed)
+        if let (i, n) = shard {
+            do {
+                let shards = try Partitioner.shards(
+                    labels: train.labels, classes: 10, count: n, scheme: partition, seed: config.seed)
                 train = train.subset(shards[i])
+            } catch {
+                throw UsageError(error.message)
             }
-        } catch {
-            Terminal.usageFailure(error.message, spec: spec)
         }
-        do {
-            if let l = try args.int("train-limit"), l < train.count { train = train.subset(Array(0..<max(l, 1))) }
-            if let l = try args.int("test-limit"), l < test.count { test = test.subset(Array(0..<max(l, 1))) }
-        } catch {
-            Terminal.usageFailure(error.message, spec: spec)
-        }
+        if let l = try args.int("train-limit"), l < train.count { train = train.subset(Array(0..<max(l, 1))) }
+        if let l = try args.int("test-limit"), l < test.count { test = test.subset(Array(0..<max(l, 1))) }
         do {
             try trainer.check(train, role: "training")
             try trainer.check(test, role: "test")
         } catch {
-            Terminal.failure(error.message)
+            throw CommandFailure(error.message)
         }
-        let showProgress = !args.flag("quiet") && Terminal.stderrIsTerminal
+        let showProgress = !args.flag("quiet") && console.errorIsTerminal
         let report = trainer.run(train: train, test: test) { p in
             guard showProgress else { return }
             let done = Double((p.epoch - 1) * p.stepsPerEpoch + p.step) / Double(p.epochs * p.stepsPerEpoch)
             let width = 24
             let filled = Int(done * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            Terminal.progress(String(format: "epoch %d/%d [%@] %3.0f%%  loss %.4f  bits %@  %.3g J",
-                                     p.epoch, p.epochs, bar, done * 100, p.loss,
-                                     p.bits.map(String.init).joined(separator: "/"), p.energyJ))
+            console.progress(
+                String(
+                    format: "epoch %d/%d [%@] %3.0f%%  loss %.4f  bits %@  %.3g J", p.epoch, p.epochs, bar,
+                    done * 100, p.loss, p.bits.map(String.init).joined(separator: "/"), p.energyJ))
         }
-        if showProgress { Terminal.endProgress() }
+        if showProgress { console.endProgress() }
         if report.stopReason == "energy_budget" {
-            Terminal.err(String(format: "Stopped: energy budget %.6g J reached after %d steps (%.6g J used).\n",
-                                config.energyBudget ?? 0, report.iterations, report.energyJ))
+            console.err(
+                String(
+                    format: "Stopped: energy budget %.6g J reached after %d steps (%.6g J used).\n",
+                    config.energyBudget ?? 0, report.iterations, report.energyJ))
         }
         if let path = args["report"] {
             do {
                 try writeJSON(report, to: path)
             } catch {
-                Terminal.failure("cannot write report \(path): \(error.localizedDescription)")
+                throw CommandFailure("cannot write report \(path): \(error.localizedDescription)")
             }
         }
         if format == "json" {
-            Terminal.out(String(decoding: (try? jsonData(report)) ?? Data(), as: UTF8.self) + "\n")
+            console.out(String(decoding: try jsonData(report), as: UTF8.self) + "\n")
         } else {
-            Terminal.out(summary(report))
+            console.out(summary(report))
         }
-        exit(0)
     }
 
-    static func configuration(from args: ParsedArguments) throws -> (
+    static func configuration(from args: ParsedArguments) throws(UsageError) -> (
         TrainingConfiguration, String, (Int, Int)?, PartitionScheme, String
     ) {
-        let modelName = args["model"] ?? "mlp"
+        let modelName = args.string("model", default: "mlp")
         let model: ModelSpec
         if let m = ModelSpec.builtIn[modelName] {
             model = m
@@ -146,19 +148,23 @@ enum TrainCommand {
             let hint = closest(modelName, among: ModelSpec.builtIn.keys.sorted()).map { " Did you mean '\($0)'?" } ?? ""
             throw UsageError("unknown model '\(modelName)' (expected mlp, lenet or a .json spec file).\(hint)")
         }
-        let precision = try PrecisionMode(parsing: args["precision"] ?? "apt")
-        let tradeoff = try args.double("tradeoff") ?? TrainingConfiguration.defaultTradeoff
-        guard (0...1).contains(tradeoff) else { throw UsageError("--tradeoff must be in [0, 1], got \(tradeoff)") }
+        let precision: PrecisionMode
+        do {
+            precision = try PrecisionMode(parsing: args.string("precision", default: "apt"))
+        } catch {
+            throw usageError(error)
+        }
+        let tradeoff = try args.double("tradeoff", default: TrainingConfiguration.defaultTradeoff)
         var c = TrainingConfiguration(model: model, precision: precision, tradeoff: tradeoff)
-        c.epochs = try args.int("epochs") ?? 3
-        c.batchSize = try args.int("batch") ?? 64
-        c.learningRate = Float(try args.double("lr") ?? 0.05)
-        c.momentum = Float(try args.double("momentum") ?? 0.9)
+        c.epochs = try args.int("epochs", default: 3)
+        c.batchSize = try args.int("batch", default: 64)
+        c.learningRate = Float(try args.double("lr", default: 0.05))
+        c.momentum = Float(try args.double("momentum", default: 0.9))
         if let s = try args.int("seed") {
             guard s >= 0 else { throw UsageError("--seed must be non-negative, got \(s)") }
             c.seed = UInt64(s)
         }
-        c.profile = try profile(args["profile"] ?? "generic-45nm")
+        c.profile = try profile(args.string("profile", default: "generic-45nm"))
         c.energyBudget = try args.double("energy-budget")
         c.memoryBudget = try args.int("memory-budget")
         c.controller.maxBits = try args.int("max-bits") ?? c.controller.maxBits
@@ -186,22 +192,24 @@ enum TrainCommand {
             }
             shard = (i, n)
         }
-        let partition = try PartitionScheme(parsing: args["partition"] ?? "iid")
-        let format = args["format"] ?? "text"
-        guard format == "text" || format == "json" else {
-            throw UsageError("--format expects text or json, got '\(format)'")
+        let partition: PartitionScheme
+        do {
+            partition = try PartitionScheme(parsing: args.string("partition", default: "iid"))
+        } catch {
+            throw usageError(error)
         }
-        return (c, args["data"] ?? "/usr/share/datasets/fashion-mnist", shard, partition, format)
+        let format = try args.choice("format", among: ["text", "json"])
+        return (c, args.string("data", default: Dataset.defaultDirectory), shard, partition, format)
     }
 
-    static func rounding(_ text: String, _ option: String) throws -> RoundingMode {
+    static func rounding(_ text: String, _ option: String) throws(UsageError) -> RoundingMode {
         guard let r = RoundingMode(rawValue: text) else {
             throw UsageError("--\(option) expects nearest or stochastic, got '\(text)'")
         }
         return r
     }
 
-    static func profile(_ text: String) throws -> DeviceProfile {
+    static func profile(_ text: String) throws(UsageError) -> DeviceProfile {
         if let p = DeviceProfile.named(text) { return p }
         if text.hasSuffix(".json") || text.contains("/") {
             guard let data = FileManager.default.contents(atPath: text) else {

@@ -12,10 +12,17 @@ let rootSpec = CommandSpec(
         ("profiles", "List the built-in device profiles."),
     ])
 
-if let problem = CPUFeatures.unsupportedMessage() { Terminal.failure(problem) }
-rootSpec.dispatch(Array(CommandLine.arguments.dropFirst()), to: [
-    "train": TrainCommand.run,
-    "benchmark": BenchmarkCommand.run,
-    "benchmark-codec": CodecBenchmarkCommand.run,
-    "profiles": ProfilesCommand.run,
-])
+let console = Console.standard
+if let problem = CPUFeatures.unsupportedMessage() {
+    console.err("Error: \(problem)\n")
+    exit(ExitStatus.failure)
+}
+exit(
+    rootSpec.dispatch(
+        Array(CommandLine.arguments.dropFirst()), console: console,
+        to: [
+            "train": TrainCommand.run,
+            "benchmark": BenchmarkCommand.run,
+            "benchmark-codec": CodecBenchmarkCommand.run,
+            "profiles": ProfilesCommand.run,
+        ]))

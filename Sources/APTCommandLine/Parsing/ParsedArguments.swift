@@ -1,0 +1,88 @@
+/// Parsed arguments of one command, read back through typed accessors that name the flag in their errors.
+public struct ParsedArguments: Sendable {
+    /// Option values by name (the last occurrence wins).
+    public private(set) var values: [String: String] = [:]
+    /// Flags given.
+    public private(set) var flags: Set<String> = []
+    /// Positional arguments.
+    public private(set) var positionals: [String] = []
+    /// Whether help was asked for.
+    public private(set) var helpRequested = false
+
+    /// Creates an empty set of arguments.
+    public init() {}
+
+    mutating func setValue(_ value: String, for name: String) { values[name] = value }
+    mutating func setFlag(_ name: String) { flags.insert(name) }
+    mutating func appendPositional(_ value: String) { positionals.append(value) }
+    mutating func requestHelp() { helpRequested = true }
+
+    /// The raw value of `name`, if given.
+    public subscript(name: String) -> String? { values[name] }
+
+    /// The value of `name`, or `defaultValue` when it was not given.
+    public func string(_ name: String, default defaultValue: String) -> String { values[name] ?? defaultValue }
+
+    /// Whether flag `name` was given.
+    public func flag(_ name: String) -> Bool { flags.contains(name) }
+
+    /// The value of `name` as a whole number (accepts `_` separators and k/M/G binary suffixes), if given.
+    public func int(_ name: String) throws(UsageError) -> Int? {
+        guard let v = values[name] else { return nil }
+        guard let n = Self.parseInteger(v) else {
+            throw UsageError("--\(name) expects a whole number, got '\(v)'")
+        }
+        return n
+    }
+
+    /// The value of `name` as a whole number, or `defaultValue`.
+    public func int(_ name: String, default defaultValue: Int) throws(UsageError) -> Int {
+        try int(name) ?? defaultValue
+    }
+
+    /// The value of `name` as a finite `Double`, if given.
+    public func double(_ name: String) throws(UsageError) -> Double? {
+        guard let v = values[name] else { return nil }
+        guard let d = Double(v), d.isFinite else { throw UsageError("--\(name) expects a number, got '\(v)'") }
+        return d
+    }
+
+    /// The value of `name` as a finite `Double`, or `defaultValue`.
+    public func double(_ name: String, default defaultValue: Double) throws(UsageError) -> Double {
+        try double(name) ?? defaultValue
+    }
+
+    /// The value of `name`, which must be one of `choices` (the first is the default).
+    public func choice(_ name: String, among choices: [String]) throws(UsageError) -> String {
+        precondition(!choices.isEmpty, "choice(\(name)) needs at least one allowed value")
+        guard let v = values[name] else { return choices[0] }
+        guard choices.contains(v) else {
+            let hint = closest(v, among: choices).map { " Did you mean '\($0)'?" } ?? ""
+            throw UsageError("--\(name) expects \(Self.list(choices)), got '\(v)'.\(hint)")
+        }
+        return v
+    }
+
+    /// The value of `name` as a comma-separated list, or `defaultValue`.
+    public func list(_ name: String, default defaultValue: [String]) -> [String] {
+        guard let v = values[name] else { return defaultValue }
+        return v.split(separator: ",").map(String.init)
+    }
+
+    /// "a, b or c".
+    static func list(_ items: [String]) -> String {
+        items.count <= 1 ? items.joined() : items.dropLast().joined(separator: ", ") + " or " + items[items.count - 1]
+    }
+
+    static func parseInteger(_ text: String) -> Int? {
+        var t = text.filter { $0 != "_" }
+        var multiplier = 1
+        if let last = t.last, "kKMG".contains(last) {
+            multiplier = last == "G" ? 1 << 30 : (last == "M" ? 1 << 20 : 1 << 10)
+            t.removeLast()
+        }
+        guard let n = Int(t) else { return nil }
+        let (r, overflow) = n.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : r
+    }
+}

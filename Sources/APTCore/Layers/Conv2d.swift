@@ -1,0 +1,273 @@
+/// A 2-D convolution with square kernels, stride and zero padding, computed per image as
+/// `Y[outChannels × positions] = W[outChannels × patch] · im2col(x)[patch × positions]`.
+public struct Conv2d: ParametricLayer {
+    /// Input channels.
+    public let inChannels: Int
+    /// Output channels.
+    public let outChannels: Int
+    /// Kernel size.
+    public let kernel: Int
+    /// Stride.
+    public let stride: Int
+    /// Padding.
+    public let padding: Int
+    /// `outChannels × (inChannels · kernel²)` weights.
+    public var weights: ParameterBlock
+    /// `outChannels` biases.
+    public var bias: ParameterBlock
+    private var saved: SavedTensor?
+    private var savedGeometry: ConvGeometry?
+
+    /// Creates a layer with PyTorch's default initialisation, U(±1/√fanIn), in `mode`.
+    public init(
+        inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, mode: PrecisionMode,
+        quantization: QuantizationSettings, random: inout RandomSource
+    ) {
+        precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
+                     "Conv2d needs positive channels, kernel and stride and non-negative padding")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        (weights, bias) = initialParameters(
+            rows: outChannels, fanIn: inChannels * kernel * kernel, mode: mode, quantization: quantization,
+            random: &random)
+    }
+
+    public var name: String { "conv\(kernel)x\(kernel)(\(inChannels)→\(outChannels),s\(stride),p\(padding))" }
+
+    func geometry(for input: [Int]) -> ConvGeometry {
+        precondition(input.count == 3 && input[0] == inChannels,
+                     "Conv2d expects [\(inChannels), H, W] input, got \(input)")
+        let g = ConvGeometry(channels: input[0], height: input[1], width: input[2], kernel: kernel, stride: stride,
+                             padding: padding)
+        precondition(g.outHeight > 0 && g.outWidth > 0, "Conv2d kernel \(kernel) does not fit input \(input)")
+        return g
+    }
+
+    public func outputShape(for input: [Int]) -> [Int] {
+        let g = geometry(for: input)
+        return [outChannels, g.outHeight, g.outWidth]
+    }
+
+    public func forwardMACsPerSample(input: [Int]) -> Int {
+        let g = geometry(for: input)
+        return outChannels * g.patch * g.positions
+    }
+
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        let g = geometry(for: input)
+        return weightedLayerCost(
+            batch: batch, macs: batch * outChannels * g.patch * g.positions, inputElements: batch * input.reduce(1, *),
+            outputElements: batch * outChannels * g.positions, needsInputGradient: needsInputGradient,
+            settings: settings)
+    }
+
+    /// The whole weight and bias gradient, fp32 (conv weights are small).
+    public var gradientBufferBytes: Int { (weights.count + bias.count) * 4 }
+
+    public var savedBytes: Int { saved?.byteCount ?? 0 }
+    public mutating func releaseSaved() { saved = nil }
+
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        storedBytes(count: batch * input.reduce(1, *), mode, bits: quantization.activationBits)
+    }
+
+    public func workspaceBytes(
+        batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings
+    ) -> Int {
+        let g = geometry(for: input)
+        let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
+        // Output (float) and error codes for the batch, two column buffers, weight gradient, input error.
+        return batch * outChannels * g.positions * (4 + e) + 2 * g.patch * g.positions * max(e, 4)
+            + batch * input.reduce(1, *) * 4
+    }
+
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        let g = geometry(for: x.shape)
+        let bsz = x.count
+        let inSize = x.sampleSize
+        let p = g.positions
+        let outSize = outChannels * p
+        var y = [Float](repeating: 0, count: bsz * outSize)
+        let layer = context.layerIndex
+        switch weights.values {
+        case .float(let w):
+            var cols = [Float](repeating: 0, count: g.patch * p)
+            x.values.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                cols.withUnsafeMutableBufferPointer { cp in
+                    for n in 0..<bsz {
+                        g.im2col(xp.baseAddress! + n * inSize, cp.baseAddress!)
+                        GEMM.float(m: outChannels, n: p, k: g.patch, a: wp.baseAddress!, lda: g.patch,
+                                   b: cp.baseAddress!, ldb: p, c: yp.baseAddress! + n * outSize, ldc: p, alpha: 1,
+                                   accumulate: false)
+                    }
+                }
+            } } }
+            if context.training { saved = SavedTensor(float: x.values) }
+        case .fixed(let w):
+            let q = context.quantization
+            let xq = quantizeDynamic(x.values, shape: [bsz] + x.shape, bits: q.activationBits,
+                                     rounding: q.activationRounding, random: &context.random)
+            let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
+            y.withUnsafeMutableBufferPointer { yp in
+                var cols = FixedPointStorage.int8([])
+                for n in 0..<bsz {
+                    xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
+                    integerGEMM(m: outChannels, n: p, k: g.patch, a: w.storage, lda: g.patch, maxA: w.format.maxCode,
+                                b: cols, ldb: p, maxB: xq.format.maxCode, c: yp.baseAddress! + n * outSize, ldc: p,
+                                alpha: alpha, accumulate: false)
+                }
+            }
+            if context.training { saved = SavedTensor(fixed: xq) }
+        }
+        let b = bias.values.dequantized()
+        y.withUnsafeMutableBufferPointer { yp in
+            for n in 0..<bsz {
+                for c in 0..<outChannels {
+                    let base = n * outSize + c * p
+                    for i in 0..<p { yp[base + i] += b[c] }
+                }
+            }
+        }
+        if context.quantizeOutput && context.mode.isFixedPoint {
+            requantizeOutput(&y, bits: context.quantization.activationBits)
+        }
+        context.meter.record(cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
+                             pass: .forward, layer: layer)
+        if context.training { savedGeometry = g }
+        return Batch(values: y, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
+    }
+
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        guard let saved, let g = savedGeometry else {
+            preconditionFailure("Conv2d.backward called without a training forward pass")
+        }
+        self.saved = nil
+        let bsz = dy.count
+        let p = g.positions
+        let outSize = outChannels * p
+        precondition(dy.sampleSize == outSize, "Conv2d backward expects \(outSize) errors, got \(dy.sampleSize)")
+        let inSize = g.channels * g.height * g.width
+        let layer = context.layerIndex
+        let hyper = context.hyper
+        let sheet = cost(batch: bsz, input: [g.channels, g.height, g.width], needsInputGradient: needsInputGradient,
+                         settings: context.costSettings)
+        for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
+            context.meter.record(sheet, pass: pass, layer: layer)
+        }
+        var grad = [Float](repeating: 0, count: outChannels * g.patch)
+        var gb = [Float](repeating: 0, count: outChannels)
+        var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
+        var dcols = [Float](repeating: 0, count: g.patch * p)
+
+        switch (weights.values, saved.unpacked) {
+        case (.float(let w), .float(let x)):
+            var wT = [Float](repeating: 0, count: w.count)
+            w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: outChannels, cols: g.patch, src: s.baseAddress!, dst: d.baseAddress!) } }
+            var cols = [Float](repeating: 0, count: g.patch * p)
+            var colsT = cols
+            let alpha = 1 / Float(bsz)
+            for n in 0..<bsz {
+                x.withUnsafeBufferPointer { xp in cols.withUnsafeMutableBufferPointer { cp in
+                    g.im2col(xp.baseAddress! + n * inSize, cp.baseAddress!) } }
+                cols.withUnsafeBufferPointer { s in colsT.withUnsafeMutableBufferPointer { d in
+                    GEMM.transpose(rows: g.patch, cols: p, src: s.baseAddress!, dst: d.baseAddress!) } }
+                dy.values.withUnsafeBufferPointer { dp in colsT.withUnsafeBufferPointer { ct in grad.withUnsafeMutableBufferPointer { gp in
+                    GEMM.float(m: outChannels, n: g.patch, k: p, a: dp.baseAddress! + n * outSize, lda: p,
+                               b: ct.baseAddress!, ldb: g.patch, c: gp.baseAddress!, ldc: g.patch, alpha: alpha,
+                               accumulate: true)
+                } } }
+                if needsInputGradient {
+                    dy.values.withUnsafeBufferPointer { dp in wT.withUnsafeBufferPointer { wp in dcols.withUnsafeMutableBufferPointer { dc in
+                        GEMM.float(m: g.patch, n: p, k: outChannels, a: wp.baseAddress!, lda: outChannels,
+                                   b: dp.baseAddress! + n * outSize, ldb: p, c: dc.baseAddress!, ldc: p, alpha: 1,
+                                   accumulate: false)
+                        dx!.withUnsafeMutableBufferPointer { xp in g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize) }
+                    } } }
+                }
+            }
+            if needsInputGradient {
+            }
+            for n in 0..<bsz {
+                for c in 0..<outChannels {
+                    var s: Float = 0
+                    for i in 0..<p { s += dy.values[n * outSize + c * p + i] }
+                    gb[c] += s
+                }
+            }
+            for c in 0..<outChannels { gb[c] *= alpha }
+
+        case (.fixed(let w), .fixed(let xq)):
+            let q = context.quantization
+            let dq = quantizeDynamic(dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
+                                     random: &context.random)
+            let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
+            let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
+            let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))
+            grad.withUnsafeMutableBufferPointer { gp in
+                var cols = FixedPointStorage.int8([])
+                for n in 0..<bsz {
+                    // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
+                    xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
+                    integerGEMMNT(m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
+                                  maxA: dq.format.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
+                                  c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
+                    if needsInputGradient {
+                        dcols.withUnsafeMutableBufferPointer { dc in
+                            integerGEMM(m: g.patch, n: p, k: outChannels, a: wT, lda: outChannels,
+                                        maxA: w.format.maxCode, b: dq.storage, bOffset: n * outSize, ldb: p,
+                                        maxB: dq.format.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
+                                        accumulate: false)
+                            dx!.withUnsafeMutableBufferPointer { xp in g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize) }
+                        }
+                    }
+                }
+            }
+            let ds = dq.format.step / Float(bsz)
+            for n in 0..<bsz {
+                for c in 0..<outChannels { gb[c] += Float(dq.storage.sum(from: n * outSize + c * p, count: p)) }
+            }
+            for c in 0..<outChannels { gb[c] *= ds }
+
+        default:
+            preconditionFailure("Conv2d: saved input and weights disagree on the number format")
+        }
+        grad.withUnsafeMutableBufferPointer { weights.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
+        gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
+        weights.endStep(random: &context.random)
+        bias.endStep(random: &context.random)
+        guard let dx else { return nil }
+        return Batch(values: dx, count: bsz, shape: [g.channels, g.height, g.width])
+    }
+}
+
+extension FixedPointStorage {
+    /// The sum of `count` codes from `start`, 16 lanes at a time (a run of at most 2^16 codes of ≤ 16 bits
+    /// cannot overflow `Int32`).
+    func sum(from start: Int, count: Int) -> Int32 {
+        precondition(count <= 1 << 16, "FixedPointStorage.sum over \(count) codes could overflow")
+        switch self {
+        case .int8(let a): return a.withUnsafeBufferPointer { FixedPointStorage.sum($0.baseAddress! + start, count) }
+        case .int16(let a): return a.withUnsafeBufferPointer { FixedPointStorage.sum($0.baseAddress! + start, count) }
+        }
+    }
+
+    @inline(__always)
+    private static func sum<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<T>, _ count: Int) -> Int32 {
+        var acc = SIMD16<Int32>(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            acc &+= loadInts16(p + i)
+            i += 16
+        }
+        var s = acc.wrappedSum()
+        while i < count {
+            s &+= Int32(p[i])
+            i += 1
+        }
+        return s
+    }
+}

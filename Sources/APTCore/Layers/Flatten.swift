@@ -1,0 +1,27 @@
+/// Reshapes `[C, H, W]` samples to flat vectors (no data movement).
+public struct Flatten: Layer {
+    private var inputShape: [Int] = []
+    /// Creates the layer.
+    public init() {}
+    public var name: String { "flatten" }
+    public func outputShape(for input: [Int]) -> [Int] { [input.reduce(1, *)] }
+    public var savedBytes: Int { 0 }
+    public mutating func releaseSaved() {}
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        CostSheet(profile: settings.profile)
+    }
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        inputShape = x.shape
+        return Batch(values: x.values, count: x.count, shape: [x.sampleSize])
+    }
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        guard needsInputGradient else { return nil }
+        return Batch(values: dy.values, count: dy.count, shape: inputShape)
+    }
+}

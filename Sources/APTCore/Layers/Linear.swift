@@ -1,0 +1,204 @@
+/// A fully connected layer `y = x · Wᵀ + b` with `W` stored `outputs × inputs` (one row per output unit).
+///
+/// In fixed-point runs the input is quantised (activation bits, dynamic scale) and kept as codes for the
+/// backward pass; the three products (output, input error, weight gradient) are exact integer dot-product
+/// GEMMs on codes. The weight gradient is formed 8 output rows at a time and applied at once, so no full
+/// gradient buffer exists.
+public struct Linear: ParametricLayer {
+    /// Input features.
+    public let inputs: Int
+    /// Output features.
+    public let outputs: Int
+    /// `outputs × inputs` weights.
+    public var weights: ParameterBlock
+    /// `outputs` biases.
+    public var bias: ParameterBlock
+    private var saved: SavedTensor?
+
+    /// Rows of the weight gradient formed per slice.
+    static let gradientRows = 8
+
+    /// Creates a layer with PyTorch's default initialisation, U(±1/√inputs), in `mode`.
+    public init(
+        inputs: Int, outputs: Int, mode: PrecisionMode, quantization: QuantizationSettings,
+        random: inout RandomSource
+    ) {
+        precondition(inputs > 0 && outputs > 0, "Linear needs positive sizes, got \(inputs)→\(outputs)")
+        self.inputs = inputs
+        self.outputs = outputs
+        (weights, bias) = initialParameters(
+            rows: outputs, fanIn: inputs, mode: mode, quantization: quantization, random: &random)
+    }
+
+    public var name: String { "linear(\(inputs)→\(outputs))" }
+
+    public func outputShape(for input: [Int]) -> [Int] {
+        precondition(input.reduce(1, *) == inputs, "Linear expects \(inputs) inputs, got shape \(input)")
+        return [outputs]
+    }
+
+    public func forwardMACsPerSample(input: [Int]) -> Int { inputs * outputs }
+
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        weightedLayerCost(batch: batch, macs: batch * inputs * outputs, inputElements: batch * inputs,
+                          outputElements: batch * outputs, needsInputGradient: needsInputGradient, settings: settings)
+    }
+
+    /// One slice of `gradientRows` rows plus the bias gradient, fp32.
+    public var gradientBufferBytes: Int { (Linear.gradientRows * inputs + outputs) * 4 }
+
+    public var savedBytes: Int { saved?.byteCount ?? 0 }
+    public mutating func releaseSaved() { saved = nil }
+
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        storedBytes(count: batch * inputs, mode, bits: quantization.activationBits)
+    }
+
+    public func workspaceBytes(
+        batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings
+    ) -> Int {
+        // The float output and input error, the quantised input, the errors and their transpose; fp32 also
+        // transposes the weights for its forward product.
+        let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
+        let transposedWeights = mode == .fp32 ? inputs * outputs * 4 : 0
+        return batch * outputs * 4 + batch * inputs * 4 + batch * inputs * e + 2 * batch * outputs * e
+            + transposedWeights
+    }
+
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        precondition(x.sampleSize == inputs, "Linear expects \(inputs) inputs, got \(x.sampleSize)")
+        let bsz = x.count
+        var y = [Float](repeating: 0, count: bsz * outputs)
+        let layer = context.layerIndex
+        switch weights.values {
+        case .float(let w):
+            var wT = [Float](repeating: 0, count: w.count)
+            w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: outputs, cols: inputs, src: s.baseAddress!, dst: d.baseAddress!) } }
+            x.values.withUnsafeBufferPointer { xp in wT.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                GEMM.float(m: bsz, n: outputs, k: inputs, a: xp.baseAddress!, lda: inputs, b: wp.baseAddress!,
+                           ldb: outputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
+            } } }
+            if context.training { saved = SavedTensor(float: x.values) }
+        case .fixed(let w):
+            let q = context.quantization
+            let xq = quantizeDynamic(x.values, shape: [bsz, inputs], bits: q.activationBits,
+                                     rounding: q.activationRounding, random: &context.random)
+            let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
+            y.withUnsafeMutableBufferPointer { yp in
+                integerGEMMNT(m: bsz, n: outputs, k: inputs, a: xq.storage, lda: inputs, maxA: xq.format.maxCode,
+                              b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: yp.baseAddress!, ldc: outputs,
+                              alpha: alpha, accumulate: false)
+            }
+            if context.training { saved = SavedTensor(fixed: xq) }
+        }
+        // Bias.
+        let b = bias.values.dequantized()
+        y.withUnsafeMutableBufferPointer { yp in
+            for r in 0..<bsz {
+                for j in 0..<outputs { yp[r * outputs + j] += b[j] }
+            }
+        }
+        if context.quantizeOutput && context.mode.isFixedPoint {
+            requantizeOutput(&y, bits: context.quantization.activationBits)
+        }
+        context.meter.record(cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
+                             pass: .forward, layer: layer)
+        return Batch(values: y, count: bsz, shape: [outputs])
+    }
+
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        precondition(dy.sampleSize == outputs, "Linear backward expects \(outputs) errors, got \(dy.sampleSize)")
+        guard let saved else { preconditionFailure("Linear.backward called without a training forward pass") }
+        self.saved = nil
+        let bsz = dy.count
+        let layer = context.layerIndex
+        var dx: [Float]? = nil
+        let hyper = context.hyper
+        let sheet = cost(batch: bsz, input: [inputs], needsInputGradient: needsInputGradient,
+                         settings: context.costSettings)
+        for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
+            context.meter.record(sheet, pass: pass, layer: layer)
+        }
+        var slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
+        var gb = [Float](repeating: 0, count: outputs)
+
+        switch (weights.values, saved.unpacked) {
+        case (.float(let w), .float(let x)):
+            if needsInputGradient {
+                var out = [Float](repeating: 0, count: bsz * inputs)
+                dy.values.withUnsafeBufferPointer { dp in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
+                    GEMM.float(m: bsz, n: inputs, k: outputs, a: dp.baseAddress!, lda: outputs, b: wp.baseAddress!,
+                               ldb: inputs, c: op.baseAddress!, ldc: inputs, alpha: 1, accumulate: false)
+                } } }
+                dx = out
+            }
+            var dyT = [Float](repeating: 0, count: dy.values.count)
+            dy.values.withUnsafeBufferPointer { s in dyT.withUnsafeMutableBufferPointer { d in
+                GEMM.transpose(rows: bsz, cols: outputs, src: s.baseAddress!, dst: d.baseAddress!) } }
+            let alpha = 1 / Float(bsz)
+            var r0 = 0
+            while r0 < outputs {
+                let rows = min(Linear.gradientRows, outputs - r0)
+                dyT.withUnsafeBufferPointer { dp in x.withUnsafeBufferPointer { xp in slice.withUnsafeMutableBufferPointer { sp in
+                    GEMM.float(m: rows, n: inputs, k: bsz, a: dp.baseAddress! + r0 * bsz, lda: bsz,
+                               b: xp.baseAddress!, ldb: inputs, c: sp.baseAddress!, ldc: inputs, alpha: alpha,
+                               accumulate: false)
+                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
+                                          offset: r0 * inputs, hyper: hyper, random: &context.random)
+                } } }
+                r0 += rows
+            }
+            for r in 0..<bsz { for j in 0..<outputs { gb[j] += dy.values[r * outputs + j] } }
+            for j in 0..<outputs { gb[j] *= alpha }
+
+        case (.fixed(let w), .fixed(let xq)):
+            let q = context.quantization
+            let dq = quantizeDynamic(dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
+                                     random: &context.random)
+            if needsInputGradient {
+                var out = [Float](repeating: 0, count: bsz * inputs)
+                out.withUnsafeMutableBufferPointer { op in
+                    integerGEMM(m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
+                                b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
+                                alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                }
+                dx = out
+            }
+            let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
+            let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
+            // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
+            let panel = GEMM.int32Suffices(maxA: dq.format.maxCode, maxB: xq.format.maxCode)
+                ? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
+            var r0 = 0
+            while r0 < outputs {
+                let rows = min(Linear.gradientRows, outputs - r0)
+                slice.withUnsafeMutableBufferPointer { sp in
+                    // Short contraction (the batch), vectorised along the inputs.
+                    if let panel {
+                        integerGEMM(m: rows, a: dqT, aOffset: r0 * bsz, lda: bsz, maxA: dq.format.maxCode,
+                                    panel: panel, c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    } else {
+                        integerGEMM(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
+                                    maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
+                                    c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                    }
+                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
+                                          offset: r0 * inputs, hyper: hyper, random: &context.random)
+                }
+                r0 += rows
+            }
+            let ds = dq.format.step / Float(bsz)
+            for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
+            for j in 0..<outputs { gb[j] *= ds }
+
+        default:
+            preconditionFailure("Linear: saved input and weights disagree on the number format")
+        }
+        gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
+        weights.endStep(random: &context.random)
+        bias.endStep(random: &context.random)
+        guard let dx else { return nil }
+        return Batch(values: dx, count: bsz, shape: [inputs])
+    }
+}

@@ -1,0 +1,103 @@
+/// Rectified linear unit. Keeps a 1-bit mask of the positive outputs for the backward pass.
+public struct ReLU: Layer {
+    private var mask: [UInt64] = []
+
+    /// Creates the layer.
+    public init() {}
+
+    public var name: String { "relu" }
+    public func outputShape(for input: [Int]) -> [Int] { input }
+    public var savedBytes: Int { mask.count * 8 }
+    public mutating func releaseSaved() { mask = [] }
+    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        (batch * input.reduce(1, *) + 63) / 64 * 8
+    }
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+        0
+    }
+
+    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
+        var sheet = CostSheet(profile: settings.profile)
+        let n = batch * input.reduce(1, *)
+        // One compare (select) per element, on codes in a fixed-point run.
+        sheet.elementwise(n, bits: settings.activationCodeBits, pass: .forward)
+        if needsInputGradient { sheet.elementwise(n, bits: settings.errorCodeBits, pass: .backwardInput) }
+        return sheet
+    }
+
+    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        context.meter.record(cost(batch: x.count, input: x.shape, needsInputGradient: false,
+                                  settings: context.costSettings), pass: .forward, layer: context.layerIndex)
+        var y = x
+        let n = y.values.count
+        var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
+        y.values.withUnsafeMutableBufferPointer { v in
+            m.withUnsafeMutableBufferPointer { mp in
+                ReLU.apply(v.baseAddress!, count: n, mask: mp.isEmpty ? nil : mp.baseAddress!)
+            }
+        }
+        if context.training { mask = m }
+        return y
+    }
+
+    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+        defer { mask = [] }
+        guard needsInputGradient else { return nil }
+        context.meter.record(cost(batch: dy.count, input: dy.shape, needsInputGradient: true,
+                                  settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
+        precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
+        var dx = dy
+        mask.withUnsafeBufferPointer { m in
+            dx.values.withUnsafeMutableBufferPointer { v in ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count) }
+        }
+        return dx
+    }
+}
+
+extension ReLU {
+    /// Lane `i` holds `1 << i`: picks one mask bit per lane.
+    @inline(__always) static var laneBits: SIMD16<Int32> {
+        SIMD16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    }
+
+    /// `max(x, 0)` in place over `count` values, writing one bit per value (set where the value passed) into
+    /// `mask` when given. Positive values and NaNs pass (so that divergence shows). Works on the IEEE bit patterns, 16 lanes at a
+    /// time (a negative float has the sign bit, so it is a negative integer).
+    static func apply(_ p: UnsafeMutablePointer<Float>, count n: Int, mask: UnsafeMutablePointer<UInt64>?) {
+        let words = (n + 63) / 64
+        let full = n / 16
+        for w in 0..<words {
+            var word: UInt64 = 0
+            for c in 0..<4 {
+                let chunk = w * 4 + c
+                let base = chunk * 16
+                if chunk < full {
+                    let b = bits16(load16(p + base))
+                    let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- (b & 0x7FFF_FFFF)) &>> 31
+                    let r = relu16(b) | (b & nan)
+                    store16(float16(r), p + base)
+                    word |= UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum()) << UInt64(16 * c)
+                } else {
+                    for j in 0..<max(0, min(16, n - base)) {
+                        let x = p[base + j]
+                        let keep = !(x <= 0)
+                        word |= UInt64(keep ? 1 : 0) << UInt64(16 * c + j)
+                        p[base + j] = keep ? x : 0
+                    }
+                }
+            }
+            mask?[w] = word
+        }
+    }
+
+    /// Zeroes the values whose mask bit is clear.
+    static func applyMask(_ m: UnsafePointer<UInt64>, to p: UnsafeMutablePointer<Float>, count n: Int) {
+        let full = n / 16
+        for chunk in 0..<full {
+            let bits = Int32(truncatingIfNeeded: (m[chunk >> 2] >> UInt64(16 * (chunk & 3))) & 0xFFFF)
+            let keep = nonZeroMask16(SIMD16(repeating: bits) & laneBits)
+            store16(float16(bits16(load16(p + chunk * 16)) & keep), p + chunk * 16)
+        }
+        for i in (full * 16)..<n where (m[i >> 6] >> UInt64(i & 63)) & 1 == 0 { p[i] = 0 }
+    }
+}

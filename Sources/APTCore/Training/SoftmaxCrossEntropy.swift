@@ -1,0 +1,29 @@
+/// Softmax followed by cross-entropy against integer labels.
+public enum SoftmaxCrossEntropy {
+    /// Mean loss over the batch, and `softmax − onehot` per sample (the gradient of the summed loss).
+    public static func lossAndGradient(logits: Batch, labels: ArraySlice<UInt8>) -> (loss: Float, gradient: Batch) {
+        let k = logits.sampleSize
+        precondition(labels.count == logits.count, "\(labels.count) labels for \(logits.count) samples")
+        var grad = logits.values
+        var total: Double = 0
+        var li = labels.startIndex
+        for n in 0..<logits.count {
+            let base = n * k
+            var mx = -Float.infinity
+            for j in 0..<k { mx = max(mx, grad[base + j]) }
+            var sum: Float = 0
+            for j in 0..<k {
+                let e = _expf(grad[base + j] - mx)
+                grad[base + j] = e
+                sum += e
+            }
+            let label = Int(labels[li])
+            precondition(label < k, "label \(label) out of range for \(k) classes")
+            li += 1
+            for j in 0..<k { grad[base + j] /= sum }
+            total += Double(-_logf(max(grad[base + label], 1e-30)))
+            grad[base + label] -= 1
+        }
+        return (Float(total / Double(max(logits.count, 1))), Batch(values: grad, count: logits.count, shape: logits.shape))
+    }
+}

@@ -1,0 +1,40 @@
+/// Everything a layer needs from the run while it computes a pass.
+public struct StepContext: Sendable {
+    /// The arithmetic of the run.
+    public var mode: PrecisionMode
+    /// Bitwidths and rounding for fixed-point runs.
+    public var quantization: QuantizationSettings
+    /// Optimiser hyper-parameters.
+    public var hyper: UpdateHyperparameters
+    /// Randomness for stochastic rounding.
+    public var random: RandomSource
+    /// Where MACs and bytes are counted.
+    public var meter: EnergyMeter
+    /// Whether to keep what the backward pass needs.
+    public var training: Bool
+    /// Index of the layer being run (for the meter).
+    public var layerIndex: Int = 0
+    /// Whether the running layer must hand on its output as activation-bit codes (set by `Network`).
+    public var quantizeOutput = false
+
+    /// Creates a context.
+    public init(
+        mode: PrecisionMode, quantization: QuantizationSettings, hyper: UpdateHyperparameters,
+        random: RandomSource, meter: EnergyMeter, training: Bool
+    ) {
+        self.mode = mode
+        self.quantization = quantization
+        self.hyper = hyper
+        self.random = random
+        self.meter = meter
+        self.training = training
+    }
+}
+
+extension StepContext {
+    /// The pricing settings of this run.
+    public var costSettings: CostSettings {
+        CostSettings(mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile,
+                     quantizedOutput: quantizeOutput)
+    }
+}

@@ -1,0 +1,60 @@
+import CZmq
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A node's DEALER socket: connected, optionally CURVE with the coordinator's key pinned.
+public final class DealerEndpoint {
+    /// The socket.
+    public let socket: ZMQSocket
+    /// Decoder limits.
+    public let limits: DecodeLimits
+
+    /// Connects a DEALER to `endpoint` with routing id `identity`.
+    public init(
+        context: ZMQContext, connect endpoint: String, identity: [UInt8], security: Security = .plain,
+        options: TransportOptions = .standard, limits: DecodeLimits = .standard
+    ) throws {
+        let s = try ZMQSocket(context: context, type: .dealer, options: options)
+        guard !security.isServer else {
+            throw SecurityError("a node needs CURVE client keys and the coordinator's public key")
+        }
+        if !identity.isEmpty { try s.set(ZMQ_ROUTING_ID, bytes: identity) }
+        _ = try security.configure(s, context: context)
+        try s.connect(endpoint)
+        self.socket = s
+        self.limits = limits
+    }
+
+    /// Sends `message`.
+    public func send(_ message: Message) throws(ZMQError) {
+        try socket.send([Frame.encode(message)], dontWait: true)
+    }
+
+    /// Sends raw bytes as one frame (for tests of the peer's decoder).
+    public func sendRaw(_ frame: [UInt8]) throws(ZMQError) {
+        try socket.send([frame], dontWait: true)
+    }
+
+    /// Receives one message, waiting at most `timeoutMs`. A malformed frame throws its `WireError`.
+    public func receive(timeoutMs: Int32) throws -> Message? {
+        guard let frames = try socket.receive(timeoutMs: timeoutMs) else { return nil }
+        return try message(from: frames)
+    }
+
+    /// Decodes what a DEALER receives: exactly one frame holding one message.
+    public func message(from frames: [[UInt8]]) throws(WireError) -> Message {
+        guard frames.count == 1 else {
+            throw WireError.invalidValue(field: "frames", reason: "expected 1 message frame, got \(frames.count)")
+        }
+        return try Frame.decode(frames[0], limits: limits)
+    }
+
+    /// Closes the socket.
+    public func close() { socket.close() }
+}
