@@ -3,17 +3,18 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .swiftLanguageMode(.v6),
+    .swiftLanguageMode(.v6)
 ]
 
 // The engine's kernels are plain SIMD code; on x86-64 they are compiled for AVX2 + FMA (every x86-64 CPU since
 // 2013/2015, and the machines this project builds on). Set APT_PORTABLE=1 to build for the baseline x86-64
 // instead; the executables refuse to start on a CPU without AVX2 when built without it.
 #if arch(x86_64)
-let vectorISA: [SwiftSetting] = Context.environment["APT_PORTABLE"] == nil
-    ? [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"]), .define("APT_X86_AVX2")] : []
+    let vectorISA: [SwiftSetting] =
+        Context.environment["APT_PORTABLE"] == nil
+        ? [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"]), .define("APT_X86_AVX2")] : []
 #else
-let vectorISA: [SwiftSetting] = []
+    let vectorISA: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -39,14 +40,16 @@ let package = Package(
         .target(name: "APTCommandLine", path: "Sources/APTCommandLine", swiftSettings: strict),
 
         // Wire format and ZeroMQ transport. Knows nothing of training loops or SQL.
-        .target(name: "APTProtocol", dependencies: ["CZmq", "APTCore"], path: "protocol/APTProtocol", swiftSettings: strict),
+        .target(
+            name: "APTProtocol", dependencies: ["CZmq", "APTCore"], path: "protocol/APTProtocol", swiftSettings: strict),
 
         // The node agent and its executable.
         .target(
             name: "APTNode", dependencies: ["APTCore", "APTProtocol"], path: "node/APTNode",
             swiftSettings: strict),
         .executableTarget(
-            name: "apt-node", dependencies: ["APTNode", "APTCore", "APTProtocol", "APTCommandLine"], path: "node/apt-node",
+            name: "apt-node", dependencies: ["APTNode", "APTCore", "APTProtocol", "APTCommandLine"],
+            path: "node/apt-node",
             swiftSettings: strict),
 
         // The coordinator, its ledger and its executable.

@@ -121,7 +121,9 @@ import Testing
         let spec = CommandSpec(
             name: "t", overview: "o",
             options: [.value("a-very-long-option-name-indeed", "value", "Help text.")])
-        #expect(spec.helpText.contains("  --a-very-long-option-name-indeed <value>\n" + String(repeating: " ", count: 34) + "Help text.\n"))
+        #expect(
+            spec.helpText.contains(
+                "  --a-very-long-option-name-indeed <value>\n" + String(repeating: " ", count: 34) + "Help text.\n"))
     }
 
     @Test func progressOnlyWritesToStandardError() {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import APTCore
 
 @Suite("APT precision controller")
@@ -49,11 +50,13 @@ struct ControllerTests {
 
     @Test("the knob moves the thresholds: higher knob, lower thresholds")
     func knob() {
-        let lo = ControllerSettings.forTradeoff(0.25), mid = ControllerSettings.forTradeoff(0.5),
-            hi = ControllerSettings.forTradeoff(0.75)
+        let lo = ControllerSettings.forTradeoff(0.25)
+        let mid = ControllerSettings.forTradeoff(0.5)
+        let hi = ControllerSettings.forTradeoff(0.75)
         #expect(lo.lowerThreshold > mid.lowerThreshold && mid.lowerThreshold > hi.lowerThreshold)
         let q = TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 1)
-        #expect(q.activationBits < TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5).activationBits)
+        #expect(
+            q.activationBits < TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5).activationBits)
     }
 
     @Test("in a real network, tiny learning rates make every layer gain bits")
@@ -61,10 +64,11 @@ struct ControllerTests {
         var c = TrainingConfiguration(model: .mlp, precision: .apt)
         c.learningRate = 1e-4
         var net = try Network(spec: .mlp, mode: .apt, quantization: c.quantization, seed: 1)
-        var ctx = StepContext(mode: .apt, quantization: c.quantization,
-                              hyper: UpdateHyperparameters(learningRate: c.learningRate, momentum: 0),
-                              random: RandomSource(seed: 2), meter: EnergyMeter(profile: .generic45nm, layers: 6),
-                              training: true)
+        var ctx = StepContext(
+            mode: .apt, quantization: c.quantization,
+            hyper: UpdateHyperparameters(learningRate: c.learningRate, momentum: 0),
+            random: RandomSource(seed: 2), meter: EnergyMeter(profile: .generic45nm, layers: 6),
+            training: true)
         var random = RandomSource(seed: 3)
         let x = Batch(values: (0..<(16 * 784)).map { _ in random.nextUnitFloat() }, count: 16, shape: [1, 28, 28])
         let labels = (0..<16).map { UInt8($0 % 10) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import APTCore
 
 @Suite("IDX files and partitioning")
@@ -26,7 +27,10 @@ struct DataTests {
     @Test("truncated, malformed and trailing data are each named")
     func malformed() throws {
         let short = try tempFile(idxHeader([10, 2, 2]) + [1, 2, 3, 4, 5, 6, 7])
-        #expect(throws: DataError(path: short, reason: "truncated: header declares [10, 2, 2] = 40 bytes of data, file has 7")) {
+        #expect(
+            throws: DataError(
+                path: short, reason: "truncated: header declares [10, 2, 2] = 40 bytes of data, file has 7")
+        ) {
             try IDXReader.read(path: short)
         }
         let magic = try tempFile([1, 2, 8, 1, 0, 0, 0, 1, 5])
@@ -107,9 +111,12 @@ struct DataTests {
 
     @Test("Dirichlet shards are skewed for small α, and every split is deterministic from the seed")
     func dirichletAndDeterminism() throws {
-        let a = try Partitioner.shards(labels: Self.labels, classes: 10, count: 10, scheme: .dirichlet(alpha: 0.1), seed: 5)
-        let b = try Partitioner.shards(labels: Self.labels, classes: 10, count: 10, scheme: .dirichlet(alpha: 0.1), seed: 5)
-        let c = try Partitioner.shards(labels: Self.labels, classes: 10, count: 10, scheme: .dirichlet(alpha: 0.1), seed: 6)
+        let a = try Partitioner.shards(
+            labels: Self.labels, classes: 10, count: 10, scheme: .dirichlet(alpha: 0.1), seed: 5)
+        let b = try Partitioner.shards(
+            labels: Self.labels, classes: 10, count: 10, scheme: .dirichlet(alpha: 0.1), seed: 5)
+        let c = try Partitioner.shards(
+            labels: Self.labels, classes: 10, count: 10, scheme: .dirichlet(alpha: 0.1), seed: 6)
         #expect(a == b)
         #expect(a != c)
         checkDisjointAndComplete(a, total: Self.labels.count)
@@ -119,7 +126,8 @@ struct DataTests {
             return Double(counts.max()!) / Double(max(shard.count, 1))
         }
         #expect(dominant.max()! > 0.4, "α = 0.1 should leave some shard dominated by one class")
-        #expect(try Partitioner.shards(labels: Self.labels, classes: 10, count: 4, scheme: .iid, seed: 2)
+        #expect(
+            try Partitioner.shards(labels: Self.labels, classes: 10, count: 4, scheme: .iid, seed: 2)
                 == Partitioner.shards(labels: Self.labels, classes: 10, count: 4, scheme: .iid, seed: 2))
     }
 
@@ -140,13 +148,17 @@ struct DataTests {
         #expect(throws: ConfigurationError("training images are 4×4 but model 'mlp' expects input [1, 28, 28]")) {
             try trainer.check(small, role: "training")
         }
-        let fiveClasses = ModelSpec(name: "five", input: [1, 28, 28], classes: 5, layers: [.flatten, .linear(outputs: 5)])
+        let fiveClasses = ModelSpec(
+            name: "five", input: [1, 28, 28], classes: 5, layers: [.flatten, .linear(outputs: 5)])
         let t5 = try Trainer(configuration: TrainingConfiguration(model: fiveClasses, precision: .fp32))
         let labels: [UInt8] = [0, 9]
         let d = Dataset(images: [UInt8](repeating: 0, count: 2 * 784), labels: labels, rows: 28, cols: 28)
         #expect(throws: ConfigurationError("test labels go up to 9 but model 'five' has 5 classes")) {
             try t5.check(d, role: "test")
         }
-        #expect(throws: Never.self) { try trainer.check(Dataset(images: [UInt8](repeating: 0, count: 784), labels: [3], rows: 28, cols: 28), role: "test") }
+        #expect(throws: Never.self) {
+            try trainer.check(
+                Dataset(images: [UInt8](repeating: 0, count: 784), labels: [3], rows: 28, cols: 28), role: "test")
+        }
     }
 }

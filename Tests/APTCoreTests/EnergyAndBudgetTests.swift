@@ -1,19 +1,22 @@
 import Testing
+
 @testable import APTCore
 
 @Suite("Energy counting and budgets")
 struct EnergyAndBudgetTests {
-    static let tiny = ModelSpec(name: "tiny", input: [1, 2, 2], classes: 2,
-                                layers: [.flatten, .linear(outputs: 3), .relu, .linear(outputs: 2)])
+    static let tiny = ModelSpec(
+        name: "tiny", input: [1, 2, 2], classes: 2,
+        layers: [.flatten, .linear(outputs: 3), .relu, .linear(outputs: 2)])
 
     @Test("the meter counts exactly the hand-counted MACs of a tiny network", arguments: ["fp32", "apt", "fixed:8"])
     func handCountedMACs(mode: String) throws {
         let m = try PrecisionMode(parsing: mode)
         let q = TrainingConfiguration.defaultQuantization(precision: m, tradeoff: 0.5)
         var net = try Network(spec: Self.tiny, mode: m, quantization: q, seed: 1)
-        var ctx = StepContext(mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
-                              random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
-                              training: true)
+        var ctx = StepContext(
+            mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+            random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+            training: true)
         let x = Batch(values: (0..<20).map { Float($0) / 20 - 0.5 }, count: 5, shape: [1, 2, 2])
         let predicted = net.stepCost(batch: 5, settings: ctx.costSettings)
         _ = net.trainStep(x, labels: [0, 1, 0, 1, 1], context: &ctx)
@@ -31,8 +34,9 @@ struct EnergyAndBudgetTests {
         }
         let compute = ctx.meter.perLayer.reduce(0) { $0 + $1.computeJoules }
         #expect(isApproximatelyEqual(compute, 210 * perMAC * 1e-12, absolute: 0, relative: 1e-9))
-        #expect(isApproximatelyEqual(ctx.meter.totalJoules, predicted, absolute: 0, relative: 1e-9),
-                "the step's cost is known before it runs")
+        #expect(
+            isApproximatelyEqual(ctx.meter.totalJoules, predicted, absolute: 0, relative: 1e-9),
+            "the step's cost is known before it runs")
     }
 
     @Test("bytes moved are the hand-counted tensors at their stored widths, codes under 8 bits packed")
@@ -44,9 +48,10 @@ struct EnergyAndBudgetTests {
         q.momentumBits = 16
         #expect(q.biasBits == 16)
         var net = try Network(spec: Self.tiny, mode: m, quantization: q, seed: 1)
-        var ctx = StepContext(mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
-                              random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
-                              training: true)
+        var ctx = StepContext(
+            mode: m, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+            random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+            training: true)
         let x = Batch(values: (0..<20).map { Float($0) / 20 - 0.5 }, count: 5, shape: [1, 2, 2])
         _ = net.trainStep(x, labels: [0, 1, 0, 1, 1], context: &ctx)
         let bytes = ctx.meter.counts.map { $0.map(\.bytesMoved) }  // [layer][pass]
@@ -62,14 +67,16 @@ struct EnergyAndBudgetTests {
 
     @Test("element-wise work is priced as integer operations in fixed point and as fp32 in the baseline")
     func elementwisePricing() throws {
-        var fixedScalar = 0.0, floatScalar = 0.0
+        var fixedScalar = 0.0
+        var floatScalar = 0.0
         for mode in [PrecisionMode.fixed(bits: 8), .fp32] {
             let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: 0.5)
             let net = try Network(spec: Self.tiny, mode: mode, quantization: q, seed: 1)
-            let ctx = StepContext(mode: mode, quantization: q,
-                                  hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
-                                  random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
-                                  training: true)
+            let ctx = StepContext(
+                mode: mode, quantization: q,
+                hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+                random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+                training: true)
             // The ReLU (index 2) on 5×3 values: one compare forward and one select backward per element.
             let sheet = net.layers[2].cost(batch: 5, input: [3], needsInputGradient: true, settings: ctx.costSettings)
             let scalar = sheet.passes.reduce(0) { $0 + $1.scalarJoules }
@@ -77,7 +84,9 @@ struct EnergyAndBudgetTests {
             if mode == .fp32 { floatScalar = scalar } else { fixedScalar = scalar }
         }
         let p = DeviceProfile.generic45nm
-        #expect(isApproximatelyEqual(floatScalar, 30 * (p.fp32MultiplyPJ + p.fp32AddPJ) * 1e-12, absolute: 0, relative: 1e-9))
+        #expect(
+            isApproximatelyEqual(
+                floatScalar, 30 * (p.fp32MultiplyPJ + p.fp32AddPJ) * 1e-12, absolute: 0, relative: 1e-9))
         #expect(isApproximatelyEqual(fixedScalar, 30 * p.intAddPJ(8) * 1e-12, absolute: 0, relative: 1e-9))
     }
 
@@ -119,8 +128,9 @@ struct EnergyAndBudgetTests {
         #expect(r.energyJ > c.energyBudget! - 2 * perStep)
     }
 
-    static let tinyImage = ModelSpec(name: "tiny-image", input: [1, 28, 28], classes: 10,
-                                     layers: [.flatten, .linear(outputs: 16), .relu, .linear(outputs: 10)])
+    static let tinyImage = ModelSpec(
+        name: "tiny-image", input: [1, 28, 28], classes: 10,
+        layers: [.flatten, .linear(outputs: 16), .relu, .linear(outputs: 10)])
 
     func syntheticData(count: Int) -> Dataset {
         var random = RandomSource(seed: 9)

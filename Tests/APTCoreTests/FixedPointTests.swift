@@ -1,4 +1,5 @@
 import Testing
+
 @testable import APTCore
 
 @Suite("Fixed-point format and tensors")
@@ -20,8 +21,9 @@ struct FixedPointTests {
     func saturation() {
         var random = RandomSource(seed: 1)
         let f = FixedPointFormat(bits: 8, fractionBits: 6)  // range ±127/64
-        let t = FixedPointTensor(quantizing: [3, -3, 1e9, -1e9, 0.5], shape: [5], format: f, rounding: .nearest,
-                                 random: &random)
+        let t = FixedPointTensor(
+            quantizing: [3, -3, 1e9, -1e9, 0.5], shape: [5], format: f, rounding: .nearest,
+            random: &random)
         #expect(t.storage[0] == 127)
         #expect(t.storage[1] == -127)
         #expect(t.storage[2] == 127)
@@ -63,7 +65,8 @@ struct FixedPointTests {
     @Test("requantise: finer is exact, coarser rounds, narrower saturates")
     func requantize() {
         var random = RandomSource(seed: 3)
-        var t = FixedPointTensor(shape: [4], format: FixedPointFormat(bits: 8, fractionBits: 4), codes: [5, -7, 100, 3])
+        var t = FixedPointTensor(
+            shape: [4], format: FixedPointFormat(bits: 8, fractionBits: 4), codes: [5, -7, 100, 3])
         let before = t.dequantized()
         t.requantize(to: FixedPointFormat(bits: 10, fractionBits: 6), rounding: .nearest, random: &random)
         #expect(t.dequantized() == before)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import APTCore
 
 /// Checks every layer's hand-written backward pass against central finite differences, in fp32.
@@ -7,8 +8,9 @@ struct GradientTests {
     static let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
 
     func context(lr: Float = 0) -> StepContext {
-        StepContext(mode: .fp32, quantization: Self.q, hyper: UpdateHyperparameters(learningRate: lr, momentum: 0),
-                    random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
+        StepContext(
+            mode: .fp32, quantization: Self.q, hyper: UpdateHyperparameters(learningRate: lr, momentum: 0),
+            random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
     }
 
     /// L(x) = Σ forward(x) ⊙ r.
@@ -32,20 +34,24 @@ struct GradientTests {
         var ctx = context()
         let y = l.forward(x, context: &ctx)
         let r = (0..<y.values.count).map { _ in random.nextUnitFloat() * 2 - 1 }
-        guard let dx = l.backward(Batch(values: r, count: batch, shape: y.shape), needsInputGradient: true,
-                                  context: &ctx)
+        guard
+            let dx = l.backward(
+                Batch(values: r, count: batch, shape: y.shape), needsInputGradient: true,
+                context: &ctx)
         else {
             Issue.record("\(layer.name): no input gradient")
             return
         }
         let eps: Float = 0.4 / Float(n)
         for i in stride(from: 0, to: n, by: max(1, n / 60)) {
-            var xp = x, xm = x
+            var xp = x
+            var xm = x
             xp.values[i] += eps
             xm.values[i] -= eps
             let numeric = (loss(layer, xp, r) - loss(layer, xm, r)) / Double(2 * eps)
-            #expect(isApproximatelyEqual(Double(dx.values[i]), numeric, absolute: 2e-3, relative: 1e-2),
-                    "\(layer.name) ∂L/∂x[\(i)]: analytic \(dx.values[i]) numeric \(numeric)")
+            #expect(
+                isApproximatelyEqual(Double(dx.values[i]), numeric, absolute: 2e-3, relative: 1e-2),
+                "\(layer.name) ∂L/∂x[\(i)]: analytic \(dx.values[i]) numeric \(numeric)")
         }
     }
 
@@ -65,15 +71,18 @@ struct GradientTests {
         // The layer applies the batch-mean gradient: (1/B) ∂L/∂w.
         for i in stride(from: 0, to: before.count, by: max(1, before.count / 40)) {
             let analytic = Double(before[i] - after[i]) * Double(batch)
-            var plus = layer, minus = layer
-            var wp = before, wm = before
+            var plus = layer
+            var minus = layer
+            var wp = before
+            var wm = before
             wp[i] += eps
             wm[i] -= eps
             plus.weights = ParameterBlock(shape: layer.weights.shape, floatValues: wp)
             minus.weights = ParameterBlock(shape: layer.weights.shape, floatValues: wm)
             let numeric = (loss(plus, x, r) - loss(minus, x, r)) / Double(2 * eps)
-            #expect(isApproximatelyEqual(analytic, numeric, absolute: 3e-3, relative: 1e-2),
-                    "\(layer.name) ∂L/∂w[\(i)]: analytic \(analytic) numeric \(numeric)")
+            #expect(
+                isApproximatelyEqual(analytic, numeric, absolute: 3e-3, relative: 1e-2),
+                "\(layer.name) ∂L/∂w[\(i)]: analytic \(analytic) numeric \(numeric)")
         }
     }
 
@@ -88,8 +97,9 @@ struct GradientTests {
     @Test("Conv2d with stride and padding: input and weight gradients", arguments: [(1, 0), (1, 2), (2, 1)])
     func conv(stride: Int, padding: Int) {
         var random = RandomSource(seed: 6)
-        let c = Conv2d(inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: padding, mode: .fp32,
-                       quantization: Self.q, random: &random)
+        let c = Conv2d(
+            inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: padding, mode: .fp32,
+            quantization: Self.q, random: &random)
         checkInputGradient(c, input: [2, 7, 6], batch: 2, seed: 21)
         checkWeightGradient(c, input: [2, 7, 6], batch: 2, seed: 22)
     }
@@ -109,15 +119,17 @@ struct GradientTests {
         let (_, g) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels[...])
         let eps: Float = 1e-2
         for i in 0..<15 {
-            var p = logits, m = logits
+            var p = logits
+            var m = logits
             p.values[i] += eps
             m.values[i] -= eps
             let lp = SoftmaxCrossEntropy.lossAndGradient(logits: p, labels: labels[...]).loss
             let lm = SoftmaxCrossEntropy.lossAndGradient(logits: m, labels: labels[...]).loss
             // The returned gradient is of the summed loss; the loss value is the mean.
             let numeric = Double(lp - lm) / Double(2 * eps) * 3
-            #expect(isApproximatelyEqual(Double(g.values[i]), numeric, absolute: 2e-3, relative: 1e-2),
-                    "∂L/∂logit[\(i)]: analytic \(g.values[i]) numeric \(numeric)")
+            #expect(
+                isApproximatelyEqual(Double(g.values[i]), numeric, absolute: 2e-3, relative: 1e-2),
+                "∂L/∂logit[\(i)]: analytic \(g.values[i]) numeric \(numeric)")
         }
     }
 
@@ -127,11 +139,14 @@ struct GradientTests {
         var nf = try Network(spec: .lenet, mode: .fp32, quantization: Self.q, seed: 3)
         var nq = try Network(spec: .lenet, mode: .fixed(bits: 16), quantization: q16, seed: 3)
         var random = RandomSource(seed: 4)
-        let x = Batch(values: (0..<(2 * 784)).map { _ in random.nextUnitFloat() * 2 - 1 }, count: 2, shape: [1, 28, 28])
-        let a = nf.logits(x), b = nq.logits(x)
+        let x = Batch(
+            values: (0..<(2 * 784)).map { _ in random.nextUnitFloat() * 2 - 1 }, count: 2, shape: [1, 28, 28])
+        let a = nf.logits(x)
+        let b = nq.logits(x)
         for i in a.values.indices {
-            #expect(isApproximatelyEqual(Double(a.values[i]), Double(b.values[i]), absolute: 5e-3, relative: 1e-2),
-                    "logit \(i): fp32 \(a.values[i]) vs fixed:16 \(b.values[i])")
+            #expect(
+                isApproximatelyEqual(Double(a.values[i]), Double(b.values[i]), absolute: 5e-3, relative: 1e-2),
+                "logit \(i): fp32 \(a.values[i]) vs fixed:16 \(b.values[i])")
         }
     }
 }

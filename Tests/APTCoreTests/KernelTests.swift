@@ -1,4 +1,5 @@
 import Testing
+
 @testable import APTCore
 
 /// The vectorised element-wise kernels against plain scalar references, over lengths that exercise both the
@@ -39,16 +40,22 @@ struct KernelTests {
             let x = values(n, seed: UInt64(n + 7), scale: 2)
             var y = x
             var mask = [UInt64](repeating: 0, count: (n + 63) / 64)
-            y.withUnsafeMutableBufferPointer { yp in mask.withUnsafeMutableBufferPointer { mp in
-                if n > 0 { ReLU.apply(yp.baseAddress!, count: n, mask: mp.baseAddress!) }
-            } }
+            y.withUnsafeMutableBufferPointer { yp in
+                mask.withUnsafeMutableBufferPointer { mp in
+                    if n > 0 { ReLU.apply(yp.baseAddress!, count: n, mask: mp.baseAddress!) }
+                }
+            }
             var back = (0..<n).map { Float($0) + 1 }
-            mask.withUnsafeBufferPointer { mp in back.withUnsafeMutableBufferPointer { bp in
-                if n > 0 { ReLU.applyMask(mp.baseAddress!, to: bp.baseAddress!, count: n) }
-            } }
+            mask.withUnsafeBufferPointer { mp in
+                back.withUnsafeMutableBufferPointer { bp in
+                    if n > 0 { ReLU.applyMask(mp.baseAddress!, to: bp.baseAddress!, count: n) }
+                }
+            }
             for i in 0..<n {
                 let keep = !(x[i] <= 0)
-                #expect(keep ? (y[i].bitPattern == x[i].bitPattern) : (y[i].bitPattern == 0), "n \(n) [\(i)] \(x[i]) → \(y[i])")
+                #expect(
+                    keep ? (y[i].bitPattern == x[i].bitPattern) : (y[i].bitPattern == 0),
+                    "n \(n) [\(i)] \(x[i]) → \(y[i])")
                 #expect((mask[i >> 6] >> UInt64(i & 63)) & 1 == (keep ? 1 : 0), "mask bit \(i) of \(n)")
                 #expect(back[i] == (keep ? Float(i) + 1 : 0), "backward [\(i)] of \(n)")
             }
@@ -63,9 +70,10 @@ struct KernelTests {
         let choices: [Float] = [-2, -1, -0.0, 0, 0.5, 1, 1.5]
         let x = (0..<(n * c * h * w)).map { _ in choices[Int(r.next() % UInt64(choices.count))] }
         var pool = MaxPool2d(size: 2)
-        var ctx = StepContext(mode: .fp32, quantization: TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5),
-                              hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0), random: RandomSource(seed: 1),
-                              meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
+        var ctx = StepContext(
+            mode: .fp32, quantization: TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5),
+            hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0), random: RandomSource(seed: 1),
+            meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
         let y = pool.forward(Batch(values: x, count: n, shape: [c, h, w]), context: &ctx)
         let dy = Batch(values: (0..<y.values.count).map { Float($0 + 1) }, count: n, shape: y.shape)
         let dx = pool.backward(dy, needsInputGradient: true, context: &ctx)?.values ?? []
@@ -96,7 +104,9 @@ struct KernelTests {
             Quantizer.quantize(x, into: &out, format: f, rounding: .stochastic, random: &random)
             for i in x.indices {
                 let scaled = x[i] * f.inverseStep
-                #expect(Float(out[i]) == scaled.rounded(.down) || Float(out[i]) == scaled.rounded(.up) || abs(Float(out[i])) == Float(f.maxCode))
+                #expect(
+                    Float(out[i]) == scaled.rounded(.down) || Float(out[i]) == scaled.rounded(.up)
+                        || abs(Float(out[i])) == Float(f.maxCode))
                 sums[i] += Double(out[i])
             }
         }
@@ -107,9 +117,13 @@ struct KernelTests {
     }
 
     /// The update rule written out plainly.
-    func referenceUpdate(w: inout [Int16], v: inout [Int16], g: [Float], wf: FixedPointFormat, vf: FixedPointFormat,
-                         lr: Float, mu: Float) -> (sum: Double, under: Int, sat: Int) {
-        var sum = 0.0, under = 0, sat = 0
+    func referenceUpdate(
+        w: inout [Int16], v: inout [Int16], g: [Float], wf: FixedPointFormat, vf: FixedPointFormat,
+        lr: Float, mu: Float
+    ) -> (sum: Double, under: Int, sat: Int) {
+        var sum = 0.0
+        var under = 0
+        var sat = 0
         for i in w.indices {
             var d = mu * Float(v[i]) * vf.step + g[i]
             var vr = d * vf.inverseStep
@@ -122,7 +136,10 @@ struct KernelTests {
             let r = min(max(-u, -Float(2 * wf.maxCode + 1)), Float(2 * wf.maxCode + 1)).rounded(.toNearestOrEven)
             if r == 0 && u != 0 { under += 1 }
             var q = Int32(w[i]) + Int32(r)
-            if abs(q) > wf.maxCode { sat += 1; q = q > 0 ? wf.maxCode : -wf.maxCode }
+            if abs(q) > wf.maxCode {
+                sat += 1
+                q = q > 0 ? wf.maxCode : -wf.maxCode
+            }
             w[i] = Int16(q)
         }
         return (sum, under, sat)
@@ -134,18 +151,26 @@ struct KernelTests {
             var random = RandomSource(seed: UInt64(n + bits))
             let wf = FixedPointFormat(bits: bits, fractionBits: bits + 2)
             let vf = FixedPointFormat(bits: 16, fractionBits: 20)
-            var w = (0..<n).map { i in Int16(truncatingIfNeeded: (i % 5 == 0) ? wf.maxCode - 1 : Int32(random.next() % 200) - 100) }
+            var w = (0..<n).map { i in
+                Int16(truncatingIfNeeded: (i % 5 == 0) ? wf.maxCode - 1 : Int32(random.next() % 200) - 100)
+            }
             var v = (0..<n).map { _ in Int16(truncatingIfNeeded: Int32(random.next() % 2000) - 1000) }
             var g = (0..<n).map { i in (random.nextUnitFloat() - 0.5) * (i % 3 == 0 ? 1e-5 : 0.05) }
-            var wRef = w, vRef = v
+            var wRef = w
+            var vRef = v
             let ref = referenceUpdate(w: &wRef, v: &vRef, g: g, wf: wf, vf: vf, lr: 0.05, mu: 0.9)
             var stats = UpdateStatistics()
             var vmax: Float = 0
-            w.withUnsafeMutableBufferPointer { wp in v.withUnsafeMutableBufferPointer { vp in g.withUnsafeMutableBufferPointer { gp in
-                ParameterBlock.fixedUpdate(w: wp.baseAddress!, wFormat: wf, v: vp.baseAddress!, vFormat: vf,
-                                           g: gp.baseAddress!, n: n, lr: 0.05, mu: 0.9, rounding: .nearest,
-                                           momentumRounding: .nearest, random: &random, stats: &stats, momentumMax: &vmax)
-            } } }
+            w.withUnsafeMutableBufferPointer { wp in
+                v.withUnsafeMutableBufferPointer { vp in
+                    g.withUnsafeMutableBufferPointer { gp in
+                        ParameterBlock.fixedUpdate(
+                            w: wp.baseAddress!, wFormat: wf, v: vp.baseAddress!, vFormat: vf,
+                            g: gp.baseAddress!, n: n, lr: 0.05, mu: 0.9, rounding: .nearest,
+                            momentumRounding: .nearest, random: &random, stats: &stats, momentumMax: &vmax)
+                    }
+                }
+            }
             #expect(w == wRef, "bits \(bits) n \(n): weights differ")
             #expect(v == vRef, "bits \(bits) n \(n): momentum differs")
             #expect(stats.underflows == ref.under && stats.saturations == ref.sat, "bits \(bits) n \(n): counts")
@@ -157,21 +182,27 @@ struct KernelTests {
 
 @Suite("Convolution against a direct reference")
 struct ConvolutionReferenceTests {
-    @Test("im2col + GEMM equals the direct sum over every geometry", arguments: [
-        (1, 1, 0), (3, 1, 0), (3, 1, 1), (5, 1, 2), (3, 2, 0), (3, 2, 1), (2, 3, 1), (5, 2, 2),
-    ])
+    @Test(
+        "im2col + GEMM equals the direct sum over every geometry",
+        arguments: [
+            (1, 1, 0), (3, 1, 0), (3, 1, 1), (5, 1, 2), (3, 2, 0), (3, 2, 1), (2, 3, 1), (5, 2, 2),
+        ])
     func forward(kernel: Int, stride: Int, padding: Int) throws {
         var random = RandomSource(seed: UInt64(kernel * 100 + stride * 10 + padding))
         let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
-        var conv = Conv2d(inChannels: 2, outChannels: 3, kernel: kernel, stride: stride, padding: padding, mode: .fp32,
-                          quantization: q, random: &random)
+        var conv = Conv2d(
+            inChannels: 2, outChannels: 3, kernel: kernel, stride: stride, padding: padding, mode: .fp32,
+            quantization: q, random: &random)
         let (c, h, w) = (2, 7, 9)
         let x = (0..<(2 * c * h * w)).map { _ in random.nextUnitFloat() * 2 - 1 }
-        var ctx = StepContext(mode: .fp32, quantization: q, hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
-                              random: random, meter: EnergyMeter(profile: .generic45nm, layers: 1), training: false)
+        var ctx = StepContext(
+            mode: .fp32, quantization: q, hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
+            random: random, meter: EnergyMeter(profile: .generic45nm, layers: 1), training: false)
         let y = conv.forward(Batch(values: x, count: 2, shape: [c, h, w]), context: &ctx)
-        let wts = conv.weights.values.dequantized(), b = conv.bias.values.dequantized()
-        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+        let wts = conv.weights.values.dequantized()
+        let b = conv.bias.values.dequantized()
+        let oh = (h + 2 * padding - kernel) / stride + 1
+        let ow = (w + 2 * padding - kernel) / stride + 1
         #expect(y.shape == [3, oh, ow])
         for n in 0..<2 {
             for o in 0..<3 {
@@ -181,16 +212,19 @@ struct ConvolutionReferenceTests {
                         for ci in 0..<c {
                             for ki in 0..<kernel {
                                 for kj in 0..<kernel {
-                                    let iy = oy * stride - padding + ki, ix = ox * stride - padding + kj
+                                    let iy = oy * stride - padding + ki
+                                    let ix = ox * stride - padding + kj
                                     guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-                                    s += Double(wts[o * c * kernel * kernel + (ci * kernel + ki) * kernel + kj])
+                                    s +=
+                                        Double(wts[o * c * kernel * kernel + (ci * kernel + ki) * kernel + kj])
                                         * Double(x[((n * c + ci) * h + iy) * w + ix])
                                 }
                             }
                         }
                         let got = y.values[((n * 3 + o) * oh + oy) * ow + ox]
-                        #expect(isApproximatelyEqual(Double(got), s, absolute: 1e-5),
-                                "k\(kernel) s\(stride) p\(padding) at n\(n) o\(o) (\(oy),\(ox)): \(got) vs \(s)")
+                        #expect(
+                            isApproximatelyEqual(Double(got), s, absolute: 1e-5),
+                            "k\(kernel) s\(stride) p\(padding) at n\(n) o\(o) (\(oy),\(ox)): \(got) vs \(s)")
                     }
                 }
             }

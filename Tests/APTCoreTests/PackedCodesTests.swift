@@ -1,4 +1,5 @@
 import Testing
+
 @testable import APTCore
 
 @Suite("Sub-byte packing of codes")
@@ -37,13 +38,17 @@ struct PackedCodesTests {
     func savedInputIsPacked() throws {
         var q = TrainingConfiguration.defaultQuantization(precision: .fixed(bits: 8), tradeoff: 0.5)
         q.activationBits = 6
-        let spec = ModelSpec(name: "t", input: [1, 4, 4], classes: 3,
-                             layers: [.conv(outChannels: 2, kernel: 3, stride: 1, padding: 1), .relu, .flatten,
-                                      .linear(outputs: 3)])
+        let spec = ModelSpec(
+            name: "t", input: [1, 4, 4], classes: 3,
+            layers: [
+                .conv(outChannels: 2, kernel: 3, stride: 1, padding: 1), .relu, .flatten,
+                .linear(outputs: 3),
+            ])
         var net = try Network(spec: spec, mode: .fixed(bits: 8), quantization: q, seed: 3)
-        var ctx = StepContext(mode: .fixed(bits: 8), quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
-                              random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
-                              training: true)
+        var ctx = StepContext(
+            mode: .fixed(bits: 8), quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+            random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
+            training: true)
         var random = RandomSource(seed: 5)
         let x = Batch(values: (0..<(5 * 16)).map { _ in random.nextUnitFloat() - 0.5 }, count: 5, shape: [1, 4, 4])
         _ = net.forward(x, context: &ctx)

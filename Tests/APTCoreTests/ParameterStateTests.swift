@@ -1,4 +1,5 @@
 import Testing
+
 @testable import APTCore
 
 @Suite("Parameters as plain values")
@@ -49,8 +50,9 @@ struct ParameterStateTests {
         let d = try #require(ty.codeDelta(from: tx))
         let real = zip(ty.dequantized(), tx.dequantized()).map { $0 - $1 }
         for i in 0..<50 { #expect(Float(d[i]) * f.step == real[i]) }
-        let other = FixedPointTensor(shape: [50], format: FixedPointFormat(bits: 12, fractionBits: 9),
-                                     codes: [Int32](repeating: 0, count: 50))
+        let other = FixedPointTensor(
+            shape: [50], format: FixedPointFormat(bits: 12, fractionBits: 9),
+            codes: [Int32](repeating: 0, count: 50))
         #expect(ty.codeDelta(from: other) == nil)
     }
 }

@@ -1,5 +1,6 @@
 import APTCore
 import Testing
+
 @testable import APTProtocol
 
 @Suite("Quantised tensor codec")
@@ -50,8 +51,9 @@ struct CodecTests {
         for i in x.indices {
             let mean = sums[i] / Double(trials)
             // Standard error ≤ step / (2√trials); allow 6 of them.
-            #expect(abs(mean - Double(x[i])) < 6 * step / (2 * Double(trials).squareRoot()) + 1e-7,
-                    "bits \(bits) x \(x[i]): mean \(mean)")
+            #expect(
+                abs(mean - Double(x[i])) < 6 * step / (2 * Double(trials).squareRoot()) + 1e-7,
+                "bits \(bits) x \(x[i]): mean \(mean)")
         }
     }
 
@@ -109,22 +111,100 @@ struct CodecTests {
             return w.bytes
         }
         let cases: [([UInt8], WireError)] = [
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(17) }, .invalidValue(field: "tensor.bits", reason: "17 is outside 1...16")),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(0) }, .invalidValue(field: "tensor.bits", reason: "0 is outside 1...16")),
-            (bytes { $0.u16(0); $0.u32(2_000_000); $0.u8(8) }, .tooLarge(field: "tensor.count", declared: 2_000_000, limit: 1 << 20)),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(8); $0.u8(0x80) }, .invalidValue(field: "tensor.flags", reason: "unknown flag bits 128")),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(8); $0.u8(0); $0.f32(.nan) },
-             .invalidValue(field: "tensor.scale", reason: "nan is not a finite non-negative number")),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(8); $0.u8(0); $0.f32(.infinity) },
-             .invalidValue(field: "tensor.scale", reason: "inf is not a finite non-negative number")),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(8); $0.u8(2); $0.f32(1); $0.u32(11) },
-             .invalidValue(field: "tensor.k", reason: "11 exceeds count 10")),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(8); $0.u8(2); $0.f32(1); $0.u32(1); $0.varint(10) },
-             .invalidValue(field: "tensor.index", reason: "index beyond count 10")),
-            (bytes { $0.u16(0); $0.u32(10); $0.u8(8); $0.u8(0); $0.f32(1); $0.raw([1, 2, 3]) },
-             .truncated(field: "tensor.values", offset: 12, needed: 10, available: 3)),
-            (bytes { $0.u16(0); $0.u32(1); $0.u8(8); $0.u8(0); $0.f32(1); $0.u8(0x80) },
-             .invalidValue(field: "tensor.values", reason: "code -128 outside the symmetric 8-bit range")),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(17)
+                }, .invalidValue(field: "tensor.bits", reason: "17 is outside 1...16")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(0)
+                }, .invalidValue(field: "tensor.bits", reason: "0 is outside 1...16")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(2_000_000)
+                    $0.u8(8)
+                }, .tooLarge(field: "tensor.count", declared: 2_000_000, limit: 1 << 20)
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(8)
+                    $0.u8(0x80)
+                }, .invalidValue(field: "tensor.flags", reason: "unknown flag bits 128")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(8)
+                    $0.u8(0)
+                    $0.f32(.nan)
+                },
+                .invalidValue(field: "tensor.scale", reason: "nan is not a finite non-negative number")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(8)
+                    $0.u8(0)
+                    $0.f32(.infinity)
+                },
+                .invalidValue(field: "tensor.scale", reason: "inf is not a finite non-negative number")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(8)
+                    $0.u8(2)
+                    $0.f32(1)
+                    $0.u32(11)
+                },
+                .invalidValue(field: "tensor.k", reason: "11 exceeds count 10")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(8)
+                    $0.u8(2)
+                    $0.f32(1)
+                    $0.u32(1)
+                    $0.varint(10)
+                },
+                .invalidValue(field: "tensor.index", reason: "index beyond count 10")
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(10)
+                    $0.u8(8)
+                    $0.u8(0)
+                    $0.f32(1)
+                    $0.raw([1, 2, 3])
+                },
+                .truncated(field: "tensor.values", offset: 12, needed: 10, available: 3)
+            ),
+            (
+                bytes {
+                    $0.u16(0)
+                    $0.u32(1)
+                    $0.u8(8)
+                    $0.u8(0)
+                    $0.f32(1)
+                    $0.u8(0x80)
+                },
+                .invalidValue(field: "tensor.values", reason: "code -128 outside the symmetric 8-bit range")
+            ),
         ]
         for (b, expected) in cases {
             var r = ByteReader(b)

@@ -1,5 +1,6 @@
 import APTCore
 import Testing
+
 @testable import APTProtocol
 
 @Suite("Decoder robustness")
@@ -27,7 +28,10 @@ struct FuzzTests {
             switch i % 4 {
             case 0:
                 f = (0..<Int(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-                if random.next() % 2 == 0 && f.count >= 16 { f.replaceSubrange(0..<4, with: Frame.magic); f[4] = 1 }
+                if random.next() % 2 == 0 && f.count >= 16 {
+                    f.replaceSubrange(0..<4, with: Frame.magic)
+                    f[4] = 1
+                }
             default:
                 f = seeds[Int(random.next() % UInt64(seeds.count))]
                 let mutations = 1 + Int(random.next() % 4)
@@ -38,7 +42,11 @@ struct FuzzTests {
                     case 0: f[at] ^= UInt8(1 << (random.next() % 8))
                     case 1: f[at] = UInt8(truncatingIfNeeded: random.next())
                     case 2: f.removeSubrange(at..<min(f.count, at + 1 + Int(random.next() % 8)))
-                    case 3: f.insert(contentsOf: (0..<(1 + Int(random.next() % 8))).map { _ in UInt8(truncatingIfNeeded: random.next()) }, at: at)
+                    case 3:
+                        f.insert(
+                            contentsOf: (0..<(1 + Int(random.next() % 8))).map { _ in
+                                UInt8(truncatingIfNeeded: random.next())
+                            }, at: at)
                     default: f = Array(f.prefix(at))
                     }
                 }
@@ -63,25 +71,47 @@ struct FuzzTests {
     func hugeSizes() {
         // A TASK claiming 65,535 tensors of 4 G elements each, in a 40-byte frame.
         var w = ByteWriter()
-        w.u32(1); w.u64(0); w.u8(0); w.u32(0)
+        w.u32(1)
+        w.u64(0)
+        w.u8(0)
+        w.u32(0)
         w.u16(65535)
-        w.u16(0); w.u32(UInt32.max); w.u8(16); w.u8(0); w.f32(1)
+        w.u16(0)
+        w.u32(UInt32.max)
+        w.u8(16)
+        w.u8(0)
+        w.f32(1)
         let payload = w.bytes
         var f = ByteWriter()
-        f.raw(Frame.magic); f.u8(1); f.u8(0); f.u8(MessageType.task.rawValue); f.u8(0)
-        f.u32(UInt32(payload.count)); f.u32(CRC32C.checksum(payload)); f.raw(payload)
+        f.raw(Frame.magic)
+        f.u8(1)
+        f.u8(0)
+        f.u8(MessageType.task.rawValue)
+        f.u8(0)
+        f.u32(UInt32(payload.count))
+        f.u32(CRC32C.checksum(payload))
+        f.raw(payload)
         #expect(throws: WireError.tooLarge(field: "task.tensors.count", declared: 65535, limit: 1024)) {
             try Frame.decode(f.bytes)
         }
         var one = ByteWriter()
-        one.u16(0); one.u32(UInt32.max); one.u8(16); one.u8(0); one.f32(1)
+        one.u16(0)
+        one.u32(UInt32.max)
+        one.u8(16)
+        one.u8(0)
+        one.f32(1)
         var r = ByteReader(one.bytes)
         #expect(throws: WireError.tooLarge(field: "tensor.count", declared: Int(UInt32.max), limit: 16 << 20)) {
             try QuantizedTensor.decode(from: &r, maxElements: DecodeLimits.standard.maxTensorElements)
         }
         // A sparse tensor claiming more indices than bytes left.
         var s = ByteWriter()
-        s.u16(0); s.u32(1_000_000); s.u8(8); s.u8(2); s.f32(1); s.u32(900_000)
+        s.u16(0)
+        s.u32(1_000_000)
+        s.u8(8)
+        s.u8(2)
+        s.f32(1)
+        s.u32(900_000)
         var rs = ByteReader(s.bytes)
         #expect(throws: WireError.truncated(field: "tensor.indices", offset: 16, needed: 900_000, available: 0)) {
             try QuantizedTensor.decode(from: &rs, maxElements: 1 << 24)

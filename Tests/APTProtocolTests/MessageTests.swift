@@ -1,14 +1,17 @@
 import APTCore
 import Testing
+
 @testable import APTProtocol
 
 /// Sample messages of every type.
 enum Samples {
-    static let policy = Policy(layerBits: [.init(min: 4, max: 16), .init(min: 6, max: 12)], tradeoff: 0.6,
-                               localEpochs: 1, localSteps: 0, batchSize: 32, learningRate: 0.05, uplinkBits: 4,
-                               uplinkDensity: 0.1, roundEnergyJ: 0.25)
-    static let hello = Hello(name: "pi-kitchen", profile: .raspberryPi4, energyBudgetJ: 12.5, memoryBudgetBytes: 64 << 20,
-                             localSamples: 6000, capabilities: [.apt, .topK, .errorFeedback])
+    static let policy = Policy(
+        layerBits: [.init(min: 4, max: 16), .init(min: 6, max: 12)], tradeoff: 0.6,
+        localEpochs: 1, localSteps: 0, batchSize: 32, learningRate: 0.05, uplinkBits: 4,
+        uplinkDensity: 0.1, roundEnergyJ: 0.25)
+    static let hello = Hello(
+        name: "pi-kitchen", profile: .raspberryPi4, energyBudgetJ: 12.5, memoryBudgetBytes: 64 << 20,
+        localSamples: 6000, capabilities: [.apt, .topK, .errorFeedback])
     static func tensor(_ layer: UInt16, _ n: Int, bits: Int, topK: Int? = nil) -> QuantizedTensor {
         var random = RandomSource(seed: UInt64(layer) + 1)
         let v = (0..<n).map { _ in random.nextUnitFloat() - 0.5 }
@@ -18,12 +21,17 @@ enum Samples {
         [
             .hello(hello),
             .welcome(Welcome(nodeId: 7, model: .lenet, policy: policy)),
-            .task(TrainingTask(round: 3, deadlineMs: 1_800_000_000_000, payload: .delta, baseRound: 2,
-                       tensors: [tensor(0, 100, bits: 8), tensor(1, 10, bits: 16)], policy: policy)),
-            .update(Update(round: 3, samplesTrained: 640,
-                           delta: [tensor(0, 1000, bits: 4, topK: 50), tensor(1, 33, bits: 1)],
-                           ledger: LedgerEntry(energyJ: 0.031, peakMemoryBytes: 1_052_200, bits: [14, 14, 12],
-                                               loss: 0.51, accuracy: 0.83, durationS: 2.5))),
+            .task(
+                TrainingTask(
+                    round: 3, deadlineMs: 1_800_000_000_000, payload: .delta, baseRound: 2,
+                    tensors: [tensor(0, 100, bits: 8), tensor(1, 10, bits: 16)], policy: policy)),
+            .update(
+                Update(
+                    round: 3, samplesTrained: 640,
+                    delta: [tensor(0, 1000, bits: 4, topK: 50), tensor(1, 33, bits: 1)],
+                    ledger: LedgerEntry(
+                        energyJ: 0.031, peakMemoryBytes: 1_052_200, bits: [14, 14, 12],
+                        loss: 0.51, accuracy: 0.83, durationS: 2.5))),
             .policy(policy),
             .heartbeat(sequence: 42, timestampMs: 123_456),
             .bye(reason: .energyBudgetExhausted, text: "spent 12.5 J"),
@@ -66,7 +74,8 @@ struct MessageTests {
         let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: ProtocolVersion(major: 2, minor: 0))
         #expect(throws: WireError.unsupportedVersion(major: 2, minor: 0)) { try Frame.decode(v2) }
         #expect(WireError.unsupportedVersion(major: 2, minor: 0).description.contains("2.0"))
-        #expect(WireError.unsupportedVersion(major: 2, minor: 0).description.contains(ProtocolVersion.current.description))
+        #expect(
+            WireError.unsupportedVersion(major: 2, minor: 0).description.contains(ProtocolVersion.current.description))
     }
 
     /// Re-frames `payload` with a given minor version.
@@ -106,14 +115,18 @@ struct MessageTests {
             try Frame.decode(Frame.encode(.policy(p)))
         }
         // NaN loss in the ledger.
-        let u = Update(round: 1, samplesTrained: 1, delta: [],
-                       ledger: LedgerEntry(energyJ: 1, peakMemoryBytes: 1, bits: [], loss: .nan, accuracy: 0.5, durationS: 1))
+        let u = Update(
+            round: 1, samplesTrained: 1, delta: [],
+            ledger: LedgerEntry(energyJ: 1, peakMemoryBytes: 1, bits: [], loss: .nan, accuracy: 0.5, durationS: 1))
         #expect(throws: WireError.invalidValue(field: "ledger.loss", reason: "nan is not finite")) {
             try Frame.decode(Frame.encode(.update(u)))
         }
         // A payload above the limit is refused from the header alone.
-        let big = Frame.encode(.task(TrainingTask(round: 1, deadlineMs: 0, payload: .fullModel, baseRound: 0,
-                                          tensors: [Samples.tensor(0, 5000, bits: 16)], policy: Samples.policy)))
+        let big = Frame.encode(
+            .task(
+                TrainingTask(
+                    round: 1, deadlineMs: 0, payload: .fullModel, baseRound: 0,
+                    tensors: [Samples.tensor(0, 5000, bits: 16)], policy: Samples.policy)))
         #expect(throws: WireError.tooLarge(field: "header.length", declared: big.count - 16, limit: 1000)) {
             try Frame.decode(big, limits: DecodeLimits(maxPayloadBytes: 1000))
         }
@@ -139,6 +152,10 @@ struct ErrorReplyTests {
             #expect(try Frame.decode(Frame.encode(.error(code: code, text: text))) == .error(code: code, text: text))
         }
         let garbage = Message.errorReply(for: .badMagic([1, 2, 3, 4]))
-        if case .error(.malformed, let text) = garbage { #expect(text.contains("bad magic")) } else { Issue.record("\(garbage)") }
+        if case .error(.malformed, let text) = garbage {
+            #expect(text.contains("bad magic"))
+        } else {
+            Issue.record("\(garbage)")
+        }
     }
 }

@@ -1,12 +1,14 @@
 import APTCore
 import Testing
+
 @testable import APTProtocol
 
 /// Real ZeroMQ sockets on loopback TCP.
 @Suite("ZeroMQ transport on tcp://127.0.0.1", .serialized)
 struct SocketTests {
-    let fast = TransportOptions(lingerMs: 0, reconnectIntervalMs: 50, reconnectIntervalMaxMs: 200,
-                                heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, heartbeatTTLMs: 1000)
+    let fast = TransportOptions(
+        lingerMs: 0, reconnectIntervalMs: 50, reconnectIntervalMaxMs: 200,
+        heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, heartbeatTTLMs: 1000)
 
     /// Receives until a message arrives or `ms` pass.
     func receive(_ r: RouterEndpoint, within ms: UInt64) throws -> Incoming? {
@@ -22,7 +24,8 @@ struct SocketTests {
         let ctx = try ZMQContext()
         let router = try RouterEndpoint(context: ctx, bind: "tcp://127.0.0.1:*", options: fast)
         #expect(router.endpoint.hasPrefix("tcp://127.0.0.1:"))
-        let dealer = try DealerEndpoint(context: ctx, connect: router.endpoint, identity: Array("node-1".utf8), options: fast)
+        let dealer = try DealerEndpoint(
+            context: ctx, connect: router.endpoint, identity: Array("node-1".utf8), options: fast)
         try dealer.send(.hello(Samples.hello))
         guard case .message(let peer, let m)? = try receive(router, within: 3000) else {
             Issue.record("router got nothing")
@@ -41,7 +44,10 @@ struct SocketTests {
         }
         #expect(e == .truncated(field: "header.magic", offset: 0, needed: 4, available: 3))
         try dealer.send(.heartbeat(sequence: 1, timestampMs: 1))
-        if case .message(_, .heartbeat)? = try receive(router, within: 3000) {} else { Issue.record("no heartbeat after garbage") }
+        if case .message(_, .heartbeat)? = try receive(router, within: 3000) {
+        } else {
+            Issue.record("no heartbeat after garbage")
+        }
     }
 
     @Test("the DEALER reconnects when the ROUTER restarts, and a node re-introduces itself")
@@ -49,9 +55,10 @@ struct SocketTests {
         let ctx = try ZMQContext()
         var first: RouterEndpoint? = try RouterEndpoint(context: ctx, bind: "tcp://127.0.0.1:*", options: fast)
         let endpoint = first!.endpoint
-        let node = try NodeConnection(context: ctx, endpoint: endpoint, identity: Array("node-r".utf8), hello: Samples.hello,
-                                      options: fast, heartbeatIntervalMs: 100, missedAllowed: 3,
-                                      backoff: ReconnectBackoff(initialMs: 20, maxMs: 200, seed: 7))
+        let node = try NodeConnection(
+            context: ctx, endpoint: endpoint, identity: Array("node-r".utf8), hello: Samples.hello,
+            options: fast, heartbeatIntervalMs: 100, missedAllowed: 3,
+            backoff: ReconnectBackoff(initialMs: 20, maxMs: 200, seed: 7))
         guard case .message(let peer, .hello)? = try receive(first!, within: 3000) else {
             Issue.record("first router got no HELLO")
             return
@@ -89,8 +96,9 @@ struct SocketTests {
     func heartbeatTimeout() throws {
         let ctx = try ZMQContext()
         let router = try RouterEndpoint(context: ctx, bind: "tcp://127.0.0.1:*", options: fast)
-        var dealer: DealerEndpoint? = try DealerEndpoint(context: ctx, connect: router.endpoint, identity: Array("hb".utf8),
-                                                        options: fast)
+        var dealer: DealerEndpoint? = try DealerEndpoint(
+            context: ctx, connect: router.endpoint, identity: Array("hb".utf8),
+            options: fast)
         var liveness = PeerLiveness<[UInt8]>(intervalMs: 100, missedAllowed: 3)
         var lastBeat: UInt64 = 0
         for i in 0..<5 {
@@ -125,16 +133,19 @@ struct SocketTests {
         let server = try CurveKeyPair.generate()
         let good = try CurveKeyPair.generate()
         let bad = try CurveKeyPair.generate()
-        let router = try RouterEndpoint(context: ctx, bind: "tcp://127.0.0.1:*",
-                                        security: .curveServer(keys: server, allowList: AllowList(keys: [good.publicKey])),
-                                        options: fast)
-        let intruder = try DealerEndpoint(context: ctx, connect: router.endpoint, identity: Array("bad".utf8),
-                                          security: .curveClient(keys: bad, serverPublicKey: server.publicKey), options: fast)
+        let router = try RouterEndpoint(
+            context: ctx, bind: "tcp://127.0.0.1:*",
+            security: .curveServer(keys: server, allowList: AllowList(keys: [good.publicKey])),
+            options: fast)
+        let intruder = try DealerEndpoint(
+            context: ctx, connect: router.endpoint, identity: Array("bad".utf8),
+            security: .curveClient(keys: bad, serverPublicKey: server.publicKey), options: fast)
         try intruder.send(.hello(Samples.hello))
         #expect(try receive(router, within: 1500) == nil, "a refused key got a message through")
         #expect((router.zap?.rejected ?? 0) >= 1)
-        let member = try DealerEndpoint(context: ctx, connect: router.endpoint, identity: Array("good".utf8),
-                                        security: .curveClient(keys: good, serverPublicKey: server.publicKey), options: fast)
+        let member = try DealerEndpoint(
+            context: ctx, connect: router.endpoint, identity: Array("good".utf8),
+            security: .curveClient(keys: good, serverPublicKey: server.publicKey), options: fast)
         try member.send(.hello(Samples.hello))
         guard case .message(let peer, .hello)? = try receive(router, within: 3000) else {
             Issue.record("an allowed key was not let through")
@@ -144,8 +155,9 @@ struct SocketTests {
         #expect((router.zap?.accepted ?? 0) >= 1)
         // A node pinning the wrong coordinator key never gets through either.
         let other = try CurveKeyPair.generate()
-        let misled = try DealerEndpoint(context: ctx, connect: router.endpoint, identity: Array("misled".utf8),
-                                        security: .curveClient(keys: good, serverPublicKey: other.publicKey), options: fast)
+        let misled = try DealerEndpoint(
+            context: ctx, connect: router.endpoint, identity: Array("misled".utf8),
+            security: .curveClient(keys: good, serverPublicKey: other.publicKey), options: fast)
         try misled.send(.hello(Samples.hello))
         #expect(try receive(router, within: 1000) == nil)
     }
@@ -193,9 +205,12 @@ struct SocketTests {
         b.reset()
         #expect(b.next() <= 100)
         // Two nodes draw different jitter: a fleet does not reconnect in lock-step.
-        var x = ReconnectBackoff(initialMs: 1000, maxMs: 5000, seed: ReconnectBackoff.seed(identity: Array("node-1".utf8)))
-        var y = ReconnectBackoff(initialMs: 1000, maxMs: 5000, seed: ReconnectBackoff.seed(identity: Array("node-2".utf8)))
-        let xs = (0..<6).map { _ in x.next() }, ys = (0..<6).map { _ in y.next() }
+        var x = ReconnectBackoff(
+            initialMs: 1000, maxMs: 5000, seed: ReconnectBackoff.seed(identity: Array("node-1".utf8)))
+        var y = ReconnectBackoff(
+            initialMs: 1000, maxMs: 5000, seed: ReconnectBackoff.seed(identity: Array("node-2".utf8)))
+        let xs = (0..<6).map { _ in x.next() }
+        let ys = (0..<6).map { _ in y.next() }
         #expect(xs != ys, "two nodes drew the same reconnect delays \(xs)")
     }
 }

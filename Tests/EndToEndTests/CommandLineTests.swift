@@ -22,15 +22,17 @@ func run(_ tool: String, _ arguments: [String]) throws -> Run {
     let p = Process()
     p.executableURL = productsDirectory.appendingPathComponent(tool)
     p.arguments = arguments
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-               stderr: String(decoding: e, as: UTF8.self))
+    return Run(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }
 
 func firstLine(_ s: String) -> String { String(s.split(separator: "\n", omittingEmptySubsequences: false).first ?? "") }
@@ -41,12 +43,13 @@ struct CommandLineTests {
     func unknownFlag() throws {
         let r = try run("apt-node", ["train", "--epoch", "3"])
         #expect(r.status == 64)
-        #expect(r.stderr == """
-            Error: Unknown option '--epoch'. Did you mean '--epochs'?
-            Usage: apt-node train [options]
-              See 'apt-node train --help' for more information.
+        #expect(
+            r.stderr == """
+                Error: Unknown option '--epoch'. Did you mean '--epochs'?
+                Usage: apt-node train [options]
+                  See 'apt-node train --help' for more information.
 
-            """)
+                """)
         #expect(r.stdout.isEmpty)
     }
 
@@ -54,7 +57,8 @@ struct CommandLineTests {
     func wrongModel() throws {
         let r = try run("apt-node", ["train", "--model", "lenot"])
         #expect(r.status == 64)
-        #expect(firstLine(r.stderr)
+        #expect(
+            firstLine(r.stderr)
                 == "Error: unknown model 'lenot' (expected mlp, lenet or a .json spec file). Did you mean 'lenet'?")
     }
 
@@ -62,7 +66,8 @@ struct CommandLineTests {
     func missingData() throws {
         let r = try run("apt-node", ["train", "--data", "/nonexistent"])
         #expect(r.status == 1)
-        #expect(r.stderr == "Error: /nonexistent/train-images-idx3-ubyte.gz: missing (neither "
+        #expect(
+            r.stderr == "Error: /nonexistent/train-images-idx3-ubyte.gz: missing (neither "
                 + "train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is in /nonexistent)\n")
     }
 
@@ -77,7 +82,8 @@ struct CommandLineTests {
             .write(to: URL(fileURLWithPath: dir + "/train-labels-idx1-ubyte"))
         let r = try run("apt-node", ["train", "--data", dir])
         #expect(r.status == 1)
-        #expect(r.stderr == "Error: \(dir)/train-images-idx3-ubyte: truncated: header declares [100, 28, 28] = "
+        #expect(
+            r.stderr == "Error: \(dir)/train-images-idx3-ubyte: truncated: header declares [100, 28, 28] = "
                 + "78400 bytes of data, file has 10\n")
     }
 
@@ -85,7 +91,8 @@ struct CommandLineTests {
     func budgetRefused() throws {
         let r = try run("apt-node", ["train", "--memory-budget", "1k", "--data", "/nonexistent"])
         #expect(r.status == 1)
-        #expect(firstLine(r.stderr).hasPrefix("Error: memory budget 1024 bytes is too small: mlp at apt, batch 64 needs "))
+        #expect(
+            firstLine(r.stderr).hasPrefix("Error: memory budget 1024 bytes is too small: mlp at apt, batch 64 needs "))
         let line = firstLine(r.stderr)
         let needs = line.split(separator: " ").reversed().dropFirst().first.flatMap { Int($0) } ?? 0
         #expect(line.contains("nothing fits: even batch 1 needs ") && line.hasSuffix(" bytes"))
@@ -93,13 +100,18 @@ struct CommandLineTests {
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
 
-    @Test("bad values are named", arguments: [
-        (["--precision", "fixed:40"], "Error: precision fixed:40 is out of range (N must be in 2...16)"),
-        (["--epochs", "three"], "Error: --epochs expects a whole number, got 'three'"),
-        (["--tradeoff", "2"], "Error: --tradeoff must be in [0, 1], got 2.0"),
-        (["--profile", "rpi5"], "Error: unknown profile 'rpi5' (expected generic-45nm, rpi4, jetson-nano, cortex-m7 or a .json file). Did you mean 'rpi4'?"),
-        (["--shard", "3/2"], "Error: --shard expects i/n with 0 ≤ i < n, got '3/2'"),
-    ])
+    @Test(
+        "bad values are named",
+        arguments: [
+            (["--precision", "fixed:40"], "Error: precision fixed:40 is out of range (N must be in 2...16)"),
+            (["--epochs", "three"], "Error: --epochs expects a whole number, got 'three'"),
+            (["--tradeoff", "2"], "Error: --tradeoff must be in [0, 1], got 2.0"),
+            (
+                ["--profile", "rpi5"],
+                "Error: unknown profile 'rpi5' (expected generic-45nm, rpi4, jetson-nano, cortex-m7 or a .json file). Did you mean 'rpi4'?"
+            ),
+            (["--shard", "3/2"], "Error: --shard expects i/n with 0 ≤ i < n, got '3/2'"),
+        ])
     func badValues(args: [String], expected: String) throws {
         let r = try run("apt-node", ["train"] + args)
         #expect(r.status == 64)
@@ -116,8 +128,10 @@ struct CommandLineTests {
             #expect(r.stderr.isEmpty)
         }
         let train = try run("apt-node", ["train", "--help"]).stdout
-        for flag in ["--data", "--model", "--precision", "--tradeoff", "--epochs", "--batch", "--lr", "--profile",
-                     "--energy-budget", "--memory-budget", "--seed", "--shard", "--partition", "--report"] {
+        for flag in [
+            "--data", "--model", "--precision", "--tradeoff", "--epochs", "--batch", "--lr", "--profile",
+            "--energy-budget", "--memory-budget", "--seed", "--shard", "--partition", "--report",
+        ] {
             #expect(train.contains(flag), "train --help lacks \(flag)")
         }
     }
@@ -125,13 +139,20 @@ struct CommandLineTests {
     @Test("a short real run writes the documented report")
     func shortRun() throws {
         let report = NSTemporaryDirectory() + "apt-report-\(UUID().uuidString).json"
-        let r = try run("apt-node", ["train", "--train-limit", "1000", "--test-limit", "500", "--epochs", "1",
-                                     "--batch", "32", "--report", report, "--interval", "5"])
+        let r = try run(
+            "apt-node",
+            [
+                "train", "--train-limit", "1000", "--test-limit", "500", "--epochs", "1",
+                "--batch", "32", "--report", report, "--interval", "5",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("accuracy"))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
-        for key in ["accuracy", "loss", "energy_j", "param_bytes", "peak_train_bytes", "peak_rss_bytes",
-                    "samples_per_s", "bits", "bits_history"] {
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+        for key in [
+            "accuracy", "loss", "energy_j", "param_bytes", "peak_train_bytes", "peak_rss_bytes",
+            "samples_per_s", "bits", "bits_history",
+        ] {
             #expect(json?[key] != nil, "report lacks \(key)")
         }
         let acc = json?["accuracy"] as? Double ?? 0
@@ -143,11 +164,16 @@ struct CommandLineTests {
     @Test("an energy budget stops training at a step boundary, says so, and is never exceeded")
     func energyBudget() throws {
         let report = NSTemporaryDirectory() + "apt-budget-\(UUID().uuidString).json"
-        let r = try run("apt-node", ["train", "--train-limit", "3200", "--test-limit", "200", "--epochs", "1",
-                                     "--energy-budget", "0.0005", "--report", report])
+        let r = try run(
+            "apt-node",
+            [
+                "train", "--train-limit", "3200", "--test-limit", "200", "--epochs", "1",
+                "--energy-budget", "0.0005", "--report", report,
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.hasPrefix("Stopped: energy budget 0.0005 J reached after "))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
         #expect(json?["stop_reason"] as? String == "energy_budget")
         let spent = json?["energy_j"] as? Double ?? 1
         #expect(spent <= 0.0005 && spent > 0)
@@ -159,13 +185,21 @@ struct CommandLineTests {
     func jsonModel() throws {
         let dir = NSTemporaryDirectory() + "apt-model-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let good = dir + "/tiny.json", bad = dir + "/bad.json"
-        try Data(#"{"name":"tiny","input":[1,28,28],"classes":10,"layers":[{"type":"conv","channels":4,"kernel":3,"stride":2,"padding":1},{"type":"relu"},{"type":"maxpool","size":2},{"type":"flatten"},{"type":"linear","outputs":10}]}"#.utf8)
-            .write(to: URL(fileURLWithPath: good))
+        let good = dir + "/tiny.json"
+        let bad = dir + "/bad.json"
+        try Data(
+            #"{"name":"tiny","input":[1,28,28],"classes":10,"layers":[{"type":"conv","channels":4,"kernel":3,"stride":2,"padding":1},{"type":"relu"},{"type":"maxpool","size":2},{"type":"flatten"},{"type":"linear","outputs":10}]}"#
+                .utf8
+        )
+        .write(to: URL(fileURLWithPath: good))
         try Data(#"{"name":"bad","input":[1,28,28],"classes":10,"layers":[{"type":"dense","outputs":10}]}"#.utf8)
             .write(to: URL(fileURLWithPath: bad))
-        let r = try run("apt-node", ["train", "--model", good, "--train-limit", "640", "--test-limit", "200", "--epochs", "1",
-                                     "--format", "json"])
+        let r = try run(
+            "apt-node",
+            [
+                "train", "--model", good, "--train-limit", "640", "--test-limit", "200", "--epochs", "1",
+                "--format", "json",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         #expect(json?["model"] as? String == "tiny")

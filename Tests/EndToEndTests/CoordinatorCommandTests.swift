@@ -10,8 +10,10 @@ struct CoordinatorCommandTests {
         #expect(r.status == 0, "\(r.stderr)")
         let attrs = try FileManager.default.attributesOfItem(atPath: prefix + ".key")
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
-        let pub = try String(contentsOfFile: prefix + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let sec = try String(contentsOfFile: prefix + ".key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let pub = try String(contentsOfFile: prefix + ".pub", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let sec = try String(contentsOfFile: prefix + ".key", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         #expect(pub.count == 40 && sec.count == 40 && pub != sec)
         #expect(r.stdout.contains(pub))
         let again = try run("apt-coord", ["keygen", "--out", prefix])

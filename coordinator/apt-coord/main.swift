@@ -7,7 +7,7 @@ let rootSpec = CommandSpec(
     name: "apt-coord",
     overview: "The APT Fleet coordinator: runs federated rounds over ZeroMQ and keeps the fleet's ledger.",
     subcommands: [
-        ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
+        ("keygen", "Write a CURVE key pair (for the coordinator or for a node).")
     ])
 
 let console = Console.standard

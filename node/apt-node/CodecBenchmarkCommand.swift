@@ -63,18 +63,24 @@ enum CodecBenchmarkCommand {
                     let t0 = MonotonicClock.seconds()
                     for _ in 0..<repeats {
                         let tensors = delta.enumerated().map { i, d in
-                            QuantizedTensor.quantize(d, layer: UInt16(i), bits: bits,
-                                                     topK: topK ? max(1, Int(Double(d.count) * density)) : nil,
-                                                     random: &random)
+                            QuantizedTensor.quantize(
+                                d, layer: UInt16(i), bits: bits,
+                                topK: topK ? max(1, Int(Double(d.count) * density)) : nil,
+                                random: &random)
                         }
-                        frame = Frame.encode(.update(Update(
-                            round: 1, samplesTrained: 0, delta: tensors,
-                            ledger: LedgerEntry(energyJ: 0, peakMemoryBytes: 0, bits: [], loss: 0, accuracy: 0, durationS: 0))))
+                        frame = Frame.encode(
+                            .update(
+                                Update(
+                                    round: 1, samplesTrained: 0, delta: tensors,
+                                    ledger: LedgerEntry(
+                                        energyJ: 0, peakMemoryBytes: 0, bits: [], loss: 0, accuracy: 0, durationS: 0))))
                     }
                     let t1 = MonotonicClock.seconds()
                     var decoded: [Float] = []
                     for _ in 0..<repeats {
-                        guard case .update(let u) = try Frame.decode(frame) else { throw CommandFailure("decode failed") }
+                        guard case .update(let u) = try Frame.decode(frame) else {
+                            throw CommandFailure("decode failed")
+                        }
                         decoded = u.delta.flatMap { $0.dequantized() }
                     }
                     let t2 = MonotonicClock.seconds()
@@ -82,22 +88,26 @@ enum CodecBenchmarkCommand {
                     var se = 0.0
                     for i in flat.indices { se += Double(flat[i] - decoded[i]) * Double(flat[i] - decoded[i]) }
                     let mb = Double(f32Bytes) * Double(repeats) / 1e6
-                    rows.append(Row(model: name, codec: topK ? "top-k" : "dense", bits: bits, density: topK ? density : 1,
-                                    wireBytes: frame.count, float32Bytes: f32Bytes,
-                                    ratio: Double(f32Bytes) / Double(frame.count), encodeMBps: mb / (t1 - t0),
-                                    decodeMBps: mb / (t2 - t1), rmsError: (se / Double(flat.count)).squareRoot()))
+                    rows.append(
+                        Row(
+                            model: name, codec: topK ? "top-k" : "dense", bits: bits, density: topK ? density : 1,
+                            wireBytes: frame.count, float32Bytes: f32Bytes,
+                            ratio: Double(f32Bytes) / Double(frame.count), encodeMBps: mb / (t1 - t0),
+                            decodeMBps: mb / (t2 - t1), rmsError: (se / Double(flat.count)).squareRoot()))
                 }
             }
         }
         if format == "json" {
             console.out(String(decoding: try jsonData(rows), as: UTF8.self) + "\n")
         } else {
-            var s = "| model | codec | bits | wire bytes | float32 bytes | ratio | encode MB/s | decode MB/s | RMS error |\n"
+            var s =
+                "| model | codec | bits | wire bytes | float32 bytes | ratio | encode MB/s | decode MB/s | RMS error |\n"
             s += "|---|---|---|---|---|---|---|---|---|\n"
             for r in rows {
-                s += String(format: "| %@ | %@ | %d | %d | %d | %.1f× | %.0f | %.0f | %.3g |\n", r.model as NSString,
-                            (r.codec == "top-k" ? "top-k \(r.density)" : r.codec) as NSString, r.bits, r.wireBytes,
-                            r.float32Bytes, r.ratio, r.encodeMBps, r.decodeMBps, r.rmsError)
+                s += String(
+                    format: "| %@ | %@ | %d | %d | %d | %.1f× | %.0f | %.0f | %.3g |\n", r.model as NSString,
+                    (r.codec == "top-k" ? "top-k \(r.density)" : r.codec) as NSString, r.bits, r.wireBytes,
+                    r.float32Bytes, r.ratio, r.encodeMBps, r.decodeMBps, r.rmsError)
             }
             console.out(s)
         }

@@ -6,8 +6,11 @@ import Foundation
 enum ProfilesCommand {
     static let spec = CommandSpec(
         name: "apt-node profiles", overview: "List the built-in device profiles (energy per operation and per byte).",
-        options: [.value("format", "text|json", "Output as a table or JSON (the file format --profile accepts).",
-                         default: "text")])
+        options: [
+            .value(
+                "format", "text|json", "Output as a table or JSON (the file format --profile accepts).",
+                default: "text")
+        ])
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
         spec.execute(arguments, console: console) { args in
@@ -21,13 +24,14 @@ enum ProfilesCommand {
     }
 
     static func table() -> String {
-            var s = "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B\n"
-            for p in DeviceProfile.builtIn {
-                s += p.name.padding(toLength: 14, withPad: " ", startingAt: 0)
-                s += String(format: " %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f\n",
-                            p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramBytes, p.sramPJPerByte,
-                            p.dramPJPerByte)
-            }
-            return s
+        var s = "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B\n"
+        for p in DeviceProfile.builtIn {
+            s += p.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+            s += String(
+                format: " %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f\n",
+                p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramBytes, p.sramPJPerByte,
+                p.dramPJPerByte)
+        }
+        return s
     }
 }

@@ -9,18 +9,21 @@ enum TrainCommand {
         overview: "Train a model locally with Adaptive Precision Training (or an fp32/fixed-point baseline) and "
             + "report accuracy, energy and memory.",
         options: [
-            .value("data", "dir", "Directory with the IDX files (gzipped or plain).",
-                   default: Dataset.defaultDirectory),
+            .value(
+                "data", "dir", "Directory with the IDX files (gzipped or plain).",
+                default: Dataset.defaultDirectory),
             .value("model", "name|file", "mlp, lenet, or a JSON model spec file.", default: "mlp"),
             .value("precision", "mode", "apt, fp32 or fixed:N (N in 2...16).", default: "apt"),
-            .value("tradeoff", "x", "APT knob in [0, 1]: higher saves more energy and memory, lower keeps accuracy.",
-                   default: "0.5"),
+            .value(
+                "tradeoff", "x", "APT knob in [0, 1]: higher saves more energy and memory, lower keeps accuracy.",
+                default: "0.5"),
             .value("epochs", "n", "Passes over the training data.", default: "3"),
             .value("batch", "n", "Samples per step.", default: "64"),
             .value("lr", "rate", "SGD learning rate.", default: "0.05"),
             .value("momentum", "m", "SGD momentum in [0, 1).", default: "0.9"),
-            .value("profile", "name|file", "Device profile: generic-45nm, rpi4, jetson-nano, cortex-m7, or a JSON file.",
-                   default: "generic-45nm"),
+            .value(
+                "profile", "name|file", "Device profile: generic-45nm, rpi4, jetson-nano, cortex-m7, or a JSON file.",
+                default: "generic-45nm"),
             .value("energy-budget", "joules", "Stop cleanly at the last step that fits this energy."),
             .value("memory-budget", "bytes", "Refuse to start unless peak training memory fits (k/M/G suffixes)."),
             .value("seed", "s", "Seed for initialisation, shuffling, rounding and partitioning.", default: "0"),
@@ -34,11 +37,14 @@ enum TrainCommand {
             .value("activation-bits", "b", "Bits of activations (fixed point). Default from the precision and knob."),
             .value("error-bits", "b", "Bits of back-propagated errors. Default from the precision and knob."),
             .value("momentum-bits", "b", "Bits of the momentum buffer. Default from the precision and knob."),
-            .value("update-rounding", "mode", "Rounding of weight updates: nearest or stochastic. Default from the knob."),
+            .value(
+                "update-rounding", "mode", "Rounding of weight updates: nearest or stochastic. Default from the knob."),
             .value("error-rounding", "mode", "Rounding of errors: nearest or stochastic.", default: "stochastic"),
-            .value("activation-rounding", "mode", "Rounding of activations: nearest or stochastic.", default: "nearest"),
-            .value("gradient-rounding", "mode", "Rounding of gradients and momentum: nearest or stochastic.",
-                   default: "nearest"),
+            .value(
+                "activation-rounding", "mode", "Rounding of activations: nearest or stochastic.", default: "nearest"),
+            .value(
+                "gradient-rounding", "mode", "Rounding of gradients and momentum: nearest or stochastic.",
+                default: "nearest"),
             .value("report", "file", "Write the JSON report here (schema: docs/report-schema.md)."),
             .value("format", "text|json", "Summary on stdout as text or JSON.", default: "text"),
             .flag("quiet", "No progress display."),
@@ -181,8 +187,9 @@ enum TrainCommand {
         }
         if let r = args["gradient-rounding"] { c.quantization.gradientRounding = try rounding(r, "gradient-rounding") }
         if precision == .apt {
-            c.quantization.initialWeightBits = min(max(c.quantization.initialWeightBits, c.controller.minBits),
-                                                   c.controller.maxBits)
+            c.quantization.initialWeightBits = min(
+                max(c.quantization.initialWeightBits, c.controller.minBits),
+                c.controller.maxBits)
         }
         var shard: (Int, Int)? = nil
         if let s = args["shard"] {
@@ -227,19 +234,23 @@ enum TrainCommand {
         }
         let names = DeviceProfile.builtIn.map(\.name)
         let hint = closest(text, among: names).map { " Did you mean '\($0)'?" } ?? ""
-        throw UsageError("unknown profile '\(text)' (expected \(names.joined(separator: ", ")) or a .json file).\(hint)")
+        throw UsageError(
+            "unknown profile '\(text)' (expected \(names.joined(separator: ", ")) or a .json file).\(hint)")
     }
 
     static func summary(_ r: TrainingReport) -> String {
         var s = ""
         s += "model          \(r.model)  precision \(r.precision)  tradeoff \(r.tradeoff)  profile \(r.profile)\n"
-        s += String(format: "accuracy       %.4f  (test loss %.4f, last-epoch train loss %.4f)\n",
-                    r.accuracy, r.loss, r.trainLoss)
+        s += String(
+            format: "accuracy       %.4f  (test loss %.4f, last-epoch train loss %.4f)\n",
+            r.accuracy, r.loss, r.trainLoss)
         s += String(format: "energy         %.6g J  (%@ MACs)\n", r.energyJ, "\(r.macs)")
-        s += "memory         params \(r.paramBytes) B, optimiser \(r.optimizerBytes) B, peak training \(r.peakTrainBytes) B, "
+        s +=
+            "memory         params \(r.paramBytes) B, optimiser \(r.optimizerBytes) B, peak training \(r.peakTrainBytes) B, "
             + "peak RSS \(r.peakRssBytes) B\n"
-        s += String(format: "speed          %.0f samples/s  (%d steps, %.2f s)\n", r.samplesPerS, r.iterations,
-                    r.trainSeconds)
+        s += String(
+            format: "speed          %.0f samples/s  (%d steps, %.2f s)\n", r.samplesPerS, r.iterations,
+            r.trainSeconds)
         s += "bits           \(r.bits.map(String.init).joined(separator: " / "))  (\(r.precisionChanges) changes)\n"
         if r.stopReason != "completed" { s += "stopped        \(r.stopReason)\n" }
         return s
@@ -263,8 +274,10 @@ func describe(_ error: any Error) -> String {
     switch error {
     case DecodingError.dataCorrupted(let c): return c.debugDescription
     case DecodingError.keyNotFound(let k, _): return "missing key '\(k.stringValue)'"
-    case DecodingError.typeMismatch(_, let c): return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
-    case DecodingError.valueNotFound(_, let c): return "missing value at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+    case DecodingError.typeMismatch(_, let c):
+        return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+    case DecodingError.valueNotFound(_, let c):
+        return "missing value at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
     default: return "\(error)"
     }
 }

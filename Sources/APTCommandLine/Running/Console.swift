@@ -1,11 +1,11 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where a command writes: standard output and standard error, or (in tests) a recording.
@@ -80,7 +80,13 @@ public final class RecordingConsole: Sendable {
     /// A console writing into this recording.
     public func console(errorIsTerminal: Bool = false) -> Console {
         Console(errorIsTerminal: errorIsTerminal) { [self] stream, text in
-            state.withLock { stream == .output ? ($0.output += text) : ($0.error += text) }
+            state.withLock {
+                if stream == .output {
+                    $0.output += text
+                } else {
+                    $0.error += text
+                }
+            }
         }
     }
 }

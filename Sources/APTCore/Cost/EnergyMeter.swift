@@ -8,8 +8,9 @@ public struct EnergyMeter: Sendable {
     /// Creates a meter for `layers` layers.
     public init(profile: DeviceProfile, layers: Int) {
         self.profile = profile
-        self.counts = Array(repeating: Array(repeating: OperationCounts(), count: TrainingPass.allCases.count),
-                            count: layers)
+        self.counts = Array(
+            repeating: Array(repeating: OperationCounts(), count: TrainingPass.allCases.count),
+            count: layers)
     }
 
     /// Records what `layer` did in `pass`.
@@ -49,7 +50,8 @@ public struct EnergyMeter: Sendable {
         }
         return EnergyBreakdown(
             forward: byPass[TrainingPass.forward.rawValue], backwardInput: byPass[TrainingPass.backwardInput.rawValue],
-            backwardWeights: byPass[TrainingPass.backwardWeights.rawValue], update: byPass[TrainingPass.update.rawValue],
+            backwardWeights: byPass[TrainingPass.backwardWeights.rawValue],
+            update: byPass[TrainingPass.update.rawValue],
             compute: total.computeJoules, scalar: total.scalarJoules, memory: total.memoryJoules)
     }
 

@@ -36,14 +36,17 @@ public struct Dataset: Sendable {
         let img = try IDXReader.read(path: imagesPath)
         let lab = try IDXReader.read(path: labelsPath)
         guard img.dimensions.count == 3 else {
-            throw DataError(path: imagesPath, reason: "expected a 3-dimensional images file, got dimensions \(img.dimensions)")
+            throw DataError(
+                path: imagesPath, reason: "expected a 3-dimensional images file, got dimensions \(img.dimensions)")
         }
         guard lab.dimensions.count == 1 else {
-            throw DataError(path: labelsPath, reason: "expected a 1-dimensional labels file, got dimensions \(lab.dimensions)")
+            throw DataError(
+                path: labelsPath, reason: "expected a 1-dimensional labels file, got dimensions \(lab.dimensions)")
         }
         guard img.dimensions[0] == lab.dimensions[0] else {
-            throw DataError(path: labelsPath,
-                            reason: "has \(lab.dimensions[0]) labels but \(imagesPath) has \(img.dimensions[0]) images")
+            throw DataError(
+                path: labelsPath,
+                reason: "has \(lab.dimensions[0]) labels but \(imagesPath) has \(img.dimensions[0]) images")
         }
         if let bad = lab.bytes.firstIndex(where: { $0 > 9 }) {
             throw DataError(path: labelsPath, reason: "label \(lab.bytes[bad]) at index \(bad) is outside 0...9")
@@ -99,11 +102,11 @@ public struct Dataset: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }

@@ -1,11 +1,11 @@
 import CZlib
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads IDX files (the MNIST / Fashion-MNIST layout), gzipped or plain.
@@ -42,10 +42,12 @@ public enum IDXReader {
             throw DataError(path: path, reason: "truncated: \(data.count) bytes, an IDX header needs at least 4")
         }
         guard data[0] == 0, data[1] == 0 else {
-            throw DataError(path: path, reason: "not an IDX file (magic bytes \(hex(data[0])) \(hex(data[1])), expected 00 00)")
+            throw DataError(
+                path: path, reason: "not an IDX file (magic bytes \(hex(data[0])) \(hex(data[1])), expected 00 00)")
         }
         guard data[2] == 0x08 else {
-            throw DataError(path: path, reason: "unsupported IDX element type \(hex(data[2])) (only 0x08, unsigned byte)")
+            throw DataError(
+                path: path, reason: "unsupported IDX element type \(hex(data[2])) (only 0x08, unsigned byte)")
         }
         let ndim = Int(data[3])
         guard ndim >= 1 && ndim <= 4 else {
@@ -68,10 +70,12 @@ public enum IDXReader {
         }
         let have = data.count - headerSize
         guard have >= total else {
-            throw DataError(path: path, reason: "truncated: header declares \(dims) = \(total) bytes of data, file has \(have)")
+            throw DataError(
+                path: path, reason: "truncated: header declares \(dims) = \(total) bytes of data, file has \(have)")
         }
         guard have == total else {
-            throw DataError(path: path, reason: "\(have - total) unexpected trailing bytes after \(total) bytes of data")
+            throw DataError(
+                path: path, reason: "\(have - total) unexpected trailing bytes after \(total) bytes of data")
         }
         return Array(dimensions: dims, bytes: [UInt8](data[headerSize...]))
     }

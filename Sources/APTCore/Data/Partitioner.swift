@@ -9,7 +9,10 @@ public enum PartitionScheme: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `iid`, `labels:K` or `dirichlet:α`.
     public init(parsing text: String) throws(ConfigurationError) {
-        if text == "iid" { self = .iid; return }
+        if text == "iid" {
+            self = .iid
+            return
+        }
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         if parts.count == 2 && parts[0] == "labels", let k = Int(parts[1]), k >= 1 {
             self = .labels(k: k)
@@ -47,7 +50,8 @@ public enum Partitioner {
             var idx = Array(labels.indices)
             idx.shuffle(using: &random)
             return (0..<n).map { s in
-                let lo = s * idx.count / n, hi = (s + 1) * idx.count / n
+                let lo = s * idx.count / n
+                let hi = (s + 1) * idx.count / n
                 return Array(idx[lo..<hi])
             }
         case .labels(let k):
@@ -66,7 +70,8 @@ public enum Partitioner {
                 let o = owners[c]
                 let samples = byClass[c]
                 for (r, s) in o.enumerated() {
-                    let lo = r * samples.count / o.count, hi = (r + 1) * samples.count / o.count
+                    let lo = r * samples.count / o.count
+                    let hi = (r + 1) * samples.count / o.count
                     out[s].append(contentsOf: samples[lo..<hi])
                 }
                 byClass[c] = []
@@ -88,7 +93,9 @@ public enum Partitioner {
                     var lo = 0
                     for s in 0..<n {
                         cum += p[s] / total
-                        let hi = s == n - 1 ? samples.count : min(samples.count, Int((cum * Double(samples.count)).rounded()))
+                        let hi =
+                            s == n - 1
+                            ? samples.count : min(samples.count, Int((cum * Double(samples.count)).rounded()))
                         if hi > lo { out[s].append(contentsOf: samples[lo..<hi]) }
                         lo = max(lo, hi)
                     }
@@ -99,7 +106,8 @@ public enum Partitioner {
                 }
             }
             throw ConfigurationError(
-                "dirichlet:\(alpha) left a shard with fewer than \(minSize) samples after 1000 draws; use a larger α or fewer shards")
+                "dirichlet:\(alpha) left a shard with fewer than \(minSize) samples after 1000 draws; use a larger α or fewer shards"
+            )
         }
     }
 

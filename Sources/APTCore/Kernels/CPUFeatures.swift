@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Checks that the CPU runs what the engine was compiled for.
@@ -7,9 +7,9 @@ public enum CPUFeatures {
     /// Whether this build's kernels use AVX2 and FMA (x86-64 builds without `APT_PORTABLE=1`).
     public static var builtForAVX2: Bool {
         #if APT_X86_AVX2
-        return true
+            return true
         #else
-        return false
+            return false
         #endif
     }
 
@@ -24,7 +24,8 @@ public enum CPUFeatures {
             if s.hasPrefix("flags") {
                 let flags = Set(s.split(whereSeparator: { $0.isWhitespace }))
                 if flags.contains("avx2") && flags.contains("fma") { return nil }
-                return "this build uses AVX2 and FMA, which this CPU lacks; rebuild with APT_PORTABLE=1 swift build -c release"
+                return
+                    "this build uses AVX2 and FMA, which this CPU lacks; rebuild with APT_PORTABLE=1 swift build -c release"
             }
         }
         return nil

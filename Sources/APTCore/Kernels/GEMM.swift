@@ -18,7 +18,9 @@ public enum GEMM {
     static let minInt32Steps = 64
 
     /// Whether codes bounded by `maxA` and `maxB` can be multiplied with `Int32` accumulators.
-    static func int32Suffices(maxA: Int32, maxB: Int32) -> Bool { safeInt32Steps(maxA: maxA, maxB: maxB) >= minInt32Steps }
+    static func int32Suffices(maxA: Int32, maxB: Int32) -> Bool {
+        safeInt32Steps(maxA: maxA, maxB: maxB) >= minInt32Steps
+    }
 
     /// Number of K-steps an `Int32` accumulator can take without overflow, for codes bounded by
     /// `maxA` and `maxB` in magnitude; `0` when even one product could overflow.
@@ -33,8 +35,10 @@ public enum GEMM {
     /// - Parameters:
     ///   - maxA, maxB: bounds on |A| and |B| (from their formats), used to pick a safe accumulator.
     @inline(never)
-    public static func integer<TA: FixedWidthInteger & SignedInteger & SIMDScalar,
-                               TB: FixedWidthInteger & SignedInteger & SIMDScalar>(
+    public static func integer<
+        TA: FixedWidthInteger & SignedInteger & SIMDScalar,
+        TB: FixedWidthInteger & SignedInteger & SIMDScalar
+    >(
         m: Int, n: Int, k: Int,
         a: UnsafePointer<TA>, lda: Int, maxA: Int32,
         b: UnsafePointer<TB>, ldb: Int, maxB: Int32,
@@ -44,20 +48,25 @@ public enum GEMM {
         guard prepare(c, m: m, n: n, k: k, ldc: ldc, accumulate: accumulate) else { return }
         let steps = safeInt32Steps(maxA: maxA, maxB: maxB)
         if pairedApplies(m: m, steps: steps) {
-            pairedKernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
-                         chunk: min(steps, k + 1) & ~1)
+            pairedKernel(
+                m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
+                chunk: min(steps, k + 1) & ~1)
         } else if steps >= minInt32Steps {
-            kernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
-                   chunk: min(steps, k), acc: Int32.self)
+            kernel(
+                m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
+                chunk: min(steps, k), acc: Int32.self)
         } else {
-            kernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
-                   chunk: k, acc: Int64.self)
+            kernel(
+                m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, alpha: alpha,
+                chunk: k, acc: Int64.self)
         }
     }
 
     @inline(__always)
-    private static func kernel<TA: FixedWidthInteger & SIMDScalar, TB: FixedWidthInteger & SIMDScalar,
-                               Acc: FixedWidthInteger & SignedInteger & SIMDScalar>(
+    private static func kernel<
+        TA: FixedWidthInteger & SIMDScalar, TB: FixedWidthInteger & SIMDScalar,
+        Acc: FixedWidthInteger & SignedInteger & SIMDScalar
+    >(
         m: Int, n: Int, k: Int,
         a: UnsafePointer<TA>, lda: Int, b: UnsafePointer<TB>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, chunk: Int, acc: Acc.Type
@@ -68,10 +77,16 @@ public enum GEMM {
             let k1 = min(k, k0 + chunk)
             var i = 0
             while i + 4 <= m {
-                let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
+                let a0 = a + i * lda
+                let a1 = a0 + lda
+                let a2 = a1 + lda
+                let a3 = a2 + lda
                 var j = 0
                 while j < nv {
-                    var c0 = SIMD16<Acc>(repeating: 0), c1 = c0, c2 = c0, c3 = c0
+                    var c0 = SIMD16<Acc>(repeating: 0)
+                    var c1 = c0
+                    var c2 = c0
+                    var c3 = c0
                     var bp = b + k0 * ldb + j
                     for kk in k0..<k1 {
                         let bv = widen16(UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self), to: Acc.self)
@@ -90,10 +105,12 @@ public enum GEMM {
                 i += 4
             }
             if i + 2 <= m {
-                let a0 = a + i * lda, a1 = a0 + lda
+                let a0 = a + i * lda
+                let a1 = a0 + lda
                 var j = 0
                 while j < nv {
-                    var c0 = SIMD16<Acc>(repeating: 0), c1 = c0
+                    var c0 = SIMD16<Acc>(repeating: 0)
+                    var c1 = c0
                     var bp = b + k0 * ldb + j
                     for kk in k0..<k1 {
                         let bv = widen16(UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<TB>.self), to: Acc.self)
@@ -174,10 +191,16 @@ public enum GEMM {
         let nv = n & ~15
         var i = 0
         while i + 4 <= m {
-            let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
+            let a0 = a + i * lda
+            let a1 = a0 + lda
+            let a2 = a1 + lda
+            let a3 = a2 + lda
             var j = 0
             while j < nv {
-                var c0 = SIMD16<Float>(repeating: 0), c1 = c0, c2 = c0, c3 = c0
+                var c0 = SIMD16<Float>(repeating: 0)
+                var c1 = c0
+                var c2 = c0
+                var c3 = c0
                 var bp = b + j
                 for kk in 0..<k {
                     let bv = UnsafeRawPointer(bp).loadUnaligned(as: SIMD16<Float>.self)

@@ -4,8 +4,10 @@ extension GEMM {
     /// sums (the shape x86's `pmaddwd` and ARM's `smlal` implement), 4 rows of A against 2 rows of B at a
     /// time. Lane sums are flushed to 64 bits before they could overflow.
     @inline(never)
-    public static func integerNT<TA: FixedWidthInteger & SignedInteger & SIMDScalar,
-                                 TB: FixedWidthInteger & SignedInteger & SIMDScalar>(
+    public static func integerNT<
+        TA: FixedWidthInteger & SignedInteger & SIMDScalar,
+        TB: FixedWidthInteger & SignedInteger & SIMDScalar
+    >(
         m: Int, n: Int, k: Int,
         a: UnsafePointer<TA>, lda: Int, maxA: Int32,
         b: UnsafePointer<TB>, ldb: Int, maxB: Int32,
@@ -58,31 +60,56 @@ extension GEMM {
     }
 
     @inline(__always)
-    private static func ntChunk<TA: FixedWidthInteger & SignedInteger & SIMDScalar,
-                                TB: FixedWidthInteger & SignedInteger & SIMDScalar>(
+    private static func ntChunk<
+        TA: FixedWidthInteger & SignedInteger & SIMDScalar,
+        TB: FixedWidthInteger & SignedInteger & SIMDScalar
+    >(
         m: Int, n: Int, k0: Int, k1: Int, a: UnsafePointer<TA>, lda: Int, b: UnsafePointer<TB>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float
     ) {
         let kv = k0 + (k1 - k0) / 16 * 16
         var i = 0
         while i + 4 <= m {
-            let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
+            let a0 = a + i * lda
+            let a1 = a0 + lda
+            let a2 = a1 + lda
+            let a3 = a2 + lda
             var j = 0
             while j + 2 <= n {
-                let b0 = b + j * ldb, b1 = b0 + ldb
-                var c00 = SIMD8<Int32>(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00
+                let b0 = b + j * ldb
+                let b1 = b0 + ldb
+                var c00 = SIMD8<Int32>()
+                var c01 = c00
+                var c10 = c00
+                var c11 = c00
+                var c20 = c00
+                var c21 = c00
+                var c30 = c00
+                var c31 = c00
                 var kk = k0
                 while kk < kv {
-                    let x0 = load16x32(b0 + kk), x1 = load16x32(b1 + kk)
-                    let y0 = load16x32(a0 + kk), y1 = load16x32(a1 + kk), y2 = load16x32(a2 + kk), y3 = load16x32(a3 + kk)
-                    var p = y0 &* x0; c00 &+= p.evenHalf &+ p.oddHalf
-                    p = y0 &* x1; c01 &+= p.evenHalf &+ p.oddHalf
-                    p = y1 &* x0; c10 &+= p.evenHalf &+ p.oddHalf
-                    p = y1 &* x1; c11 &+= p.evenHalf &+ p.oddHalf
-                    p = y2 &* x0; c20 &+= p.evenHalf &+ p.oddHalf
-                    p = y2 &* x1; c21 &+= p.evenHalf &+ p.oddHalf
-                    p = y3 &* x0; c30 &+= p.evenHalf &+ p.oddHalf
-                    p = y3 &* x1; c31 &+= p.evenHalf &+ p.oddHalf
+                    let x0 = load16x32(b0 + kk)
+                    let x1 = load16x32(b1 + kk)
+                    let y0 = load16x32(a0 + kk)
+                    let y1 = load16x32(a1 + kk)
+                    let y2 = load16x32(a2 + kk)
+                    let y3 = load16x32(a3 + kk)
+                    var p = y0 &* x0
+                    c00 &+= p.evenHalf &+ p.oddHalf
+                    p = y0 &* x1
+                    c01 &+= p.evenHalf &+ p.oddHalf
+                    p = y1 &* x0
+                    c10 &+= p.evenHalf &+ p.oddHalf
+                    p = y1 &* x1
+                    c11 &+= p.evenHalf &+ p.oddHalf
+                    p = y2 &* x0
+                    c20 &+= p.evenHalf &+ p.oddHalf
+                    p = y2 &* x1
+                    c21 &+= p.evenHalf &+ p.oddHalf
+                    p = y3 &* x0
+                    c30 &+= p.evenHalf &+ p.oddHalf
+                    p = y3 &* x1
+                    c31 &+= p.evenHalf &+ p.oddHalf
                     kk += 16
                 }
                 let cr = c + i * ldc + j

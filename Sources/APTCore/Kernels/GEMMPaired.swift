@@ -20,8 +20,9 @@ extension GEMM {
     ) {
         let panel = packPairs(b, ldb: ldb, k: k, n: n)
         panel.withUnsafeBufferPointer { pp in
-            pairedProduct(m: m, n: n, k: k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc, alpha: alpha,
-                          chunk: chunk)
+            pairedProduct(
+                m: m, n: n, k: k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc, alpha: alpha,
+                chunk: chunk)
         }
     }
 
@@ -79,8 +80,9 @@ extension GEMM {
                 let rows = min(4, m - i)
                 var j = 0
                 while j < np {
-                    pairedTile(rows: rows, i: i, j: j, n: n, np: np, p0: p0, p1: p1, aPairs: aPairs, pairs: pairs,
-                               panel: panel, c: c, ldc: ldc, alpha: alpha)
+                    pairedTile(
+                        rows: rows, i: i, j: j, n: n, np: np, p0: p0, p1: p1, aPairs: aPairs, pairs: pairs,
+                        panel: panel, c: c, ldc: ldc, alpha: alpha)
                     j += 16
                 }
                 i += rows
@@ -99,8 +101,9 @@ extension GEMM {
         let steps = safeInt32Steps(maxA: maxA, maxB: panel.maxB)
         precondition(steps >= minInt32Steps, "GEMM.integer(panel:): these codes need the 64-bit kernel")
         panel.codes.withUnsafeBufferPointer { pp in
-            pairedProduct(m: m, n: panel.n, k: panel.k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc,
-                          alpha: alpha, chunk: min(steps, panel.k + 1) & ~1)
+            pairedProduct(
+                m: m, n: panel.n, k: panel.k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc,
+                alpha: alpha, chunk: min(steps, panel.k + 1) & ~1)
         }
     }
 
@@ -125,18 +128,34 @@ extension GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float
     ) {
         let a0 = aPairs + i * pairs
-        let a1 = a0 + (rows > 1 ? pairs : 0), a2 = a0 + (rows > 2 ? 2 * pairs : 0), a3 = a0 + (rows > 3 ? 3 * pairs : 0)
-        var c00 = SIMD8<Int32>(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00
+        let a1 = a0 + (rows > 1 ? pairs : 0)
+        let a2 = a0 + (rows > 2 ? 2 * pairs : 0)
+        let a3 = a0 + (rows > 3 ? 3 * pairs : 0)
+        var c00 = SIMD8<Int32>()
+        var c01 = c00
+        var c10 = c00
+        var c11 = c00
+        var c20 = c00
+        var c21 = c00
+        var c30 = c00
+        var c31 = c00
         var bp = UnsafeRawPointer(panel + (p0 * np + j) * 2)
         let stride = np * 2 * MemoryLayout<Int16>.stride
         for p in p0..<p1 {
             let x0 = bp.loadUnaligned(as: SIMD16<Int16>.self)
             let x1 = bp.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self)
-            let y0 = broadcast(a0[p]), y1 = broadcast(a1[p]), y2 = broadcast(a2[p]), y3 = broadcast(a3[p])
-            c00 &+= madd(y0, x0); c01 &+= madd(y0, x1)
-            c10 &+= madd(y1, x0); c11 &+= madd(y1, x1)
-            c20 &+= madd(y2, x0); c21 &+= madd(y2, x1)
-            c30 &+= madd(y3, x0); c31 &+= madd(y3, x1)
+            let y0 = broadcast(a0[p])
+            let y1 = broadcast(a1[p])
+            let y2 = broadcast(a2[p])
+            let y3 = broadcast(a3[p])
+            c00 &+= madd(y0, x0)
+            c01 &+= madd(y0, x1)
+            c10 &+= madd(y1, x0)
+            c11 &+= madd(y1, x1)
+            c20 &+= madd(y2, x0)
+            c21 &+= madd(y2, x1)
+            c30 &+= madd(y3, x0)
+            c31 &+= madd(y3, x1)
             bp += stride
         }
         let width = min(16, n - j)
@@ -196,13 +215,15 @@ func integerGEMM(
     switch a {
     case .int8(let x):
         x.withUnsafeBufferPointer {
-            GEMM.integer(m: m, a: $0.baseAddress! + aOffset, lda: lda, maxA: maxA, panel: panel, c: c, ldc: ldc,
-                         alpha: alpha, accumulate: accumulate)
+            GEMM.integer(
+                m: m, a: $0.baseAddress! + aOffset, lda: lda, maxA: maxA, panel: panel, c: c, ldc: ldc,
+                alpha: alpha, accumulate: accumulate)
         }
     case .int16(let x):
         x.withUnsafeBufferPointer {
-            GEMM.integer(m: m, a: $0.baseAddress! + aOffset, lda: lda, maxA: maxA, panel: panel, c: c, ldc: ldc,
-                         alpha: alpha, accumulate: accumulate)
+            GEMM.integer(
+                m: m, a: $0.baseAddress! + aOffset, lda: lda, maxA: maxA, panel: panel, c: c, ldc: ldc,
+                alpha: alpha, accumulate: accumulate)
         }
     }
 }

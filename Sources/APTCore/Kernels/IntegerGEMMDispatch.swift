@@ -4,13 +4,19 @@ extension FixedPointStorage {
         switch self {
         case .int8(let a):
             var out = [Int8](repeating: 0, count: a.count)
-            a.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
-                GEMM.transpose(rows: rows, cols: cols, src: s.baseAddress!, dst: d.baseAddress!) } }
+            a.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { d in
+                    GEMM.transpose(rows: rows, cols: cols, src: s.baseAddress!, dst: d.baseAddress!)
+                }
+            }
             return .int8(out)
         case .int16(let a):
             var out = [Int16](repeating: 0, count: a.count)
-            a.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
-                GEMM.transpose(rows: rows, cols: cols, src: s.baseAddress!, dst: d.baseAddress!) } }
+            a.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { d in
+                    GEMM.transpose(rows: rows, cols: cols, src: s.baseAddress!, dst: d.baseAddress!)
+                }
+            }
             return .int16(out)
         }
     }
@@ -49,11 +55,13 @@ struct IntegerGEMMCall: CodePairKernel {
         _ a: UnsafePointer<TA>, _ b: UnsafePointer<TB>
     ) {
         if transposedB {
-            GEMM.integerNT(m: m, n: n, k: k, a: a + aOffset, lda: lda, maxA: maxA, b: b + bOffset, ldb: ldb, maxB: maxB,
-                           c: c, ldc: ldc, alpha: alpha, accumulate: accumulate)
+            GEMM.integerNT(
+                m: m, n: n, k: k, a: a + aOffset, lda: lda, maxA: maxA, b: b + bOffset, ldb: ldb, maxB: maxB,
+                c: c, ldc: ldc, alpha: alpha, accumulate: accumulate)
         } else {
-            GEMM.integer(m: m, n: n, k: k, a: a + aOffset, lda: lda, maxA: maxA, b: b + bOffset, ldb: ldb, maxB: maxB,
-                         c: c, ldc: ldc, alpha: alpha, accumulate: accumulate)
+            GEMM.integer(
+                m: m, n: n, k: k, a: a + aOffset, lda: lda, maxA: maxA, b: b + bOffset, ldb: ldb, maxB: maxB,
+                c: c, ldc: ldc, alpha: alpha, accumulate: accumulate)
         }
     }
 }
@@ -65,9 +73,11 @@ func integerGEMM(
     b: FixedPointStorage, bOffset: Int = 0, ldb: Int, maxB: Int32,
     c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
 ) {
-    withCodePointers(a, b, IntegerGEMMCall(
-        transposedB: false, m: m, n: n, k: k, aOffset: aOffset, lda: lda, maxA: maxA, bOffset: bOffset, ldb: ldb,
-        maxB: maxB, c: c, ldc: ldc, alpha: alpha, accumulate: accumulate))
+    withCodePointers(
+        a, b,
+        IntegerGEMMCall(
+            transposedB: false, m: m, n: n, k: k, aOffset: aOffset, lda: lda, maxA: maxA, bOffset: bOffset, ldb: ldb,
+            maxB: maxB, c: c, ldc: ldc, alpha: alpha, accumulate: accumulate))
 }
 
 /// `C (+)= alpha · A · Bᵀ` over fixed-point storages of either width; B is N×K.
@@ -77,9 +87,11 @@ func integerGEMMNT(
     b: FixedPointStorage, bOffset: Int = 0, ldb: Int, maxB: Int32,
     c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, accumulate: Bool
 ) {
-    withCodePointers(a, b, IntegerGEMMCall(
-        transposedB: true, m: m, n: n, k: k, aOffset: aOffset, lda: lda, maxA: maxA, bOffset: bOffset, ldb: ldb,
-        maxB: maxB, c: c, ldc: ldc, alpha: alpha, accumulate: accumulate))
+    withCodePointers(
+        a, b,
+        IntegerGEMMCall(
+            transposedB: true, m: m, n: n, k: k, aOffset: aOffset, lda: lda, maxA: maxA, bOffset: bOffset, ldb: ldb,
+            maxB: maxB, c: c, ldc: ldc, alpha: alpha, accumulate: accumulate))
 }
 
 /// Accumulator width the integer kernel uses for these operand bounds (32, or 64 where 32 would overflow).

@@ -15,7 +15,9 @@ func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
 /// Sign- or zero-extends 16 lanes. Written out so that it inlines into the caller's loop and vectorises
 /// (the standard library's generic `init(truncatingIfNeeded:)` is often left as an out-of-line call).
 @inline(__always)
-func widen16<T: FixedWidthInteger & SIMDScalar, R: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<T>, to: R.Type) -> SIMD16<R> {
+func widen16<T: FixedWidthInteger & SIMDScalar, R: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<T>, to: R.Type)
+    -> SIMD16<R>
+{
     var r = SIMD16<R>()
     for i in 0..<16 { r[i] = R(truncatingIfNeeded: v[i]) }
     return r
@@ -43,7 +45,6 @@ func storeCodes16<T: FixedWidthInteger & SIMDScalar>(_ v: SIMD16<Int32>, _ p: Un
         UnsafeMutableRawPointer(p).storeBytes(of: widen16(v, to: T.self), as: SIMD16<T>.self)
     }
 }
-
 
 /// Converts 16 integer lanes to floats, inline (the standard library's generic conversion is an out-of-line call).
 @inline(__always)
@@ -80,7 +81,8 @@ func abs16(_ x: SIMD16<Float>) -> SIMD16<Float> { float16(bits16(x) & 0x7FFF_FFF
 /// Lane-wise maximum of non-negative floats (compares bit patterns).
 @inline(__always)
 func maxNonNegative16(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
-    let x = bits16(a), y = bits16(b)
+    let x = bits16(a)
+    let y = bits16(b)
     return float16(x &+ relu16(y &- x))
 }
 

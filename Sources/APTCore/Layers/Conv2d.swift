@@ -23,8 +23,9 @@ public struct Conv2d: ParametricLayer {
         inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, mode: PrecisionMode,
         quantization: QuantizationSettings, random: inout RandomSource
     ) {
-        precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
-                     "Conv2d needs positive channels, kernel and stride and non-negative padding")
+        precondition(
+            inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
+            "Conv2d needs positive channels, kernel and stride and non-negative padding")
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -38,10 +39,12 @@ public struct Conv2d: ParametricLayer {
     public var name: String { "conv\(kernel)x\(kernel)(\(inChannels)→\(outChannels),s\(stride),p\(padding))" }
 
     func geometry(for input: [Int]) -> ConvGeometry {
-        precondition(input.count == 3 && input[0] == inChannels,
-                     "Conv2d expects [\(inChannels), H, W] input, got \(input)")
-        let g = ConvGeometry(channels: input[0], height: input[1], width: input[2], kernel: kernel, stride: stride,
-                             padding: padding)
+        precondition(
+            input.count == 3 && input[0] == inChannels,
+            "Conv2d expects [\(inChannels), H, W] input, got \(input)")
+        let g = ConvGeometry(
+            channels: input[0], height: input[1], width: input[2], kernel: kernel, stride: stride,
+            padding: padding)
         precondition(g.outHeight > 0 && g.outWidth > 0, "Conv2d kernel \(kernel) does not fit input \(input)")
         return g
     }
@@ -95,29 +98,36 @@ public struct Conv2d: ParametricLayer {
         switch weights.values {
         case .float(let w):
             var cols = [Float](repeating: 0, count: g.patch * p)
-            x.values.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-                cols.withUnsafeMutableBufferPointer { cp in
-                    for n in 0..<bsz {
-                        g.im2col(xp.baseAddress! + n * inSize, cp.baseAddress!)
-                        GEMM.float(m: outChannels, n: p, k: g.patch, a: wp.baseAddress!, lda: g.patch,
-                                   b: cp.baseAddress!, ldb: p, c: yp.baseAddress! + n * outSize, ldc: p, alpha: 1,
-                                   accumulate: false)
+            x.values.withUnsafeBufferPointer { xp in
+                w.withUnsafeBufferPointer { wp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        cols.withUnsafeMutableBufferPointer { cp in
+                            for n in 0..<bsz {
+                                g.im2col(xp.baseAddress! + n * inSize, cp.baseAddress!)
+                                GEMM.float(
+                                    m: outChannels, n: p, k: g.patch, a: wp.baseAddress!, lda: g.patch,
+                                    b: cp.baseAddress!, ldb: p, c: yp.baseAddress! + n * outSize, ldc: p, alpha: 1,
+                                    accumulate: false)
+                            }
+                        }
                     }
                 }
-            } } }
+            }
             if context.training { saved = SavedTensor(float: x.values) }
         case .fixed(let w):
             let q = context.quantization
-            let xq = quantizeDynamic(x.values, shape: [bsz] + x.shape, bits: q.activationBits,
-                                     rounding: q.activationRounding, random: &context.random)
+            let xq = quantizeDynamic(
+                x.values, shape: [bsz] + x.shape, bits: q.activationBits,
+                rounding: q.activationRounding, random: &context.random)
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y.withUnsafeMutableBufferPointer { yp in
                 var cols = FixedPointStorage.int8([])
                 for n in 0..<bsz {
                     xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
-                    integerGEMM(m: outChannels, n: p, k: g.patch, a: w.storage, lda: g.patch, maxA: w.format.maxCode,
-                                b: cols, ldb: p, maxB: xq.format.maxCode, c: yp.baseAddress! + n * outSize, ldc: p,
-                                alpha: alpha, accumulate: false)
+                    integerGEMM(
+                        m: outChannels, n: p, k: g.patch, a: w.storage, lda: g.patch, maxA: w.format.maxCode,
+                        b: cols, ldb: p, maxB: xq.format.maxCode, c: yp.baseAddress! + n * outSize, ldc: p,
+                        alpha: alpha, accumulate: false)
                 }
             }
             if context.training { saved = SavedTensor(fixed: xq) }
@@ -134,8 +144,9 @@ public struct Conv2d: ParametricLayer {
         if context.quantizeOutput && context.mode.isFixedPoint {
             requantizeOutput(&y, bits: context.quantization.activationBits)
         }
-        context.meter.record(cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
-                             pass: .forward, layer: layer)
+        context.meter.record(
+            cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
+            pass: .forward, layer: layer)
         if context.training { savedGeometry = g }
         return Batch(values: y, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
     }
@@ -152,8 +163,9 @@ public struct Conv2d: ParametricLayer {
         let inSize = g.channels * g.height * g.width
         let layer = context.layerIndex
         let hyper = context.hyper
-        let sheet = cost(batch: bsz, input: [g.channels, g.height, g.width], needsInputGradient: needsInputGradient,
-                         settings: context.costSettings)
+        let sheet = cost(
+            batch: bsz, input: [g.channels, g.height, g.width], needsInputGradient: needsInputGradient,
+            settings: context.costSettings)
         for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
             context.meter.record(sheet, pass: pass, layer: layer)
         }
@@ -165,28 +177,49 @@ public struct Conv2d: ParametricLayer {
         switch (weights.values, saved.unpacked) {
         case (.float(let w), .float(let x)):
             var wT = [Float](repeating: 0, count: w.count)
-            w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
-                GEMM.transpose(rows: outChannels, cols: g.patch, src: s.baseAddress!, dst: d.baseAddress!) } }
+            w.withUnsafeBufferPointer { s in
+                wT.withUnsafeMutableBufferPointer { d in
+                    GEMM.transpose(rows: outChannels, cols: g.patch, src: s.baseAddress!, dst: d.baseAddress!)
+                }
+            }
             var cols = [Float](repeating: 0, count: g.patch * p)
             var colsT = cols
             let alpha = 1 / Float(bsz)
             for n in 0..<bsz {
-                x.withUnsafeBufferPointer { xp in cols.withUnsafeMutableBufferPointer { cp in
-                    g.im2col(xp.baseAddress! + n * inSize, cp.baseAddress!) } }
-                cols.withUnsafeBufferPointer { s in colsT.withUnsafeMutableBufferPointer { d in
-                    GEMM.transpose(rows: g.patch, cols: p, src: s.baseAddress!, dst: d.baseAddress!) } }
-                dy.values.withUnsafeBufferPointer { dp in colsT.withUnsafeBufferPointer { ct in grad.withUnsafeMutableBufferPointer { gp in
-                    GEMM.float(m: outChannels, n: g.patch, k: p, a: dp.baseAddress! + n * outSize, lda: p,
-                               b: ct.baseAddress!, ldb: g.patch, c: gp.baseAddress!, ldc: g.patch, alpha: alpha,
-                               accumulate: true)
-                } } }
+                x.withUnsafeBufferPointer { xp in
+                    cols.withUnsafeMutableBufferPointer { cp in
+                        g.im2col(xp.baseAddress! + n * inSize, cp.baseAddress!)
+                    }
+                }
+                cols.withUnsafeBufferPointer { s in
+                    colsT.withUnsafeMutableBufferPointer { d in
+                        GEMM.transpose(rows: g.patch, cols: p, src: s.baseAddress!, dst: d.baseAddress!)
+                    }
+                }
+                dy.values.withUnsafeBufferPointer { dp in
+                    colsT.withUnsafeBufferPointer { ct in
+                        grad.withUnsafeMutableBufferPointer { gp in
+                            GEMM.float(
+                                m: outChannels, n: g.patch, k: p, a: dp.baseAddress! + n * outSize, lda: p,
+                                b: ct.baseAddress!, ldb: g.patch, c: gp.baseAddress!, ldc: g.patch, alpha: alpha,
+                                accumulate: true)
+                        }
+                    }
+                }
                 if needsInputGradient {
-                    dy.values.withUnsafeBufferPointer { dp in wT.withUnsafeBufferPointer { wp in dcols.withUnsafeMutableBufferPointer { dc in
-                        GEMM.float(m: g.patch, n: p, k: outChannels, a: wp.baseAddress!, lda: outChannels,
-                                   b: dp.baseAddress! + n * outSize, ldb: p, c: dc.baseAddress!, ldc: p, alpha: 1,
-                                   accumulate: false)
-                        dx!.withUnsafeMutableBufferPointer { xp in g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize) }
-                    } } }
+                    dy.values.withUnsafeBufferPointer { dp in
+                        wT.withUnsafeBufferPointer { wp in
+                            dcols.withUnsafeMutableBufferPointer { dc in
+                                GEMM.float(
+                                    m: g.patch, n: p, k: outChannels, a: wp.baseAddress!, lda: outChannels,
+                                    b: dp.baseAddress! + n * outSize, ldb: p, c: dc.baseAddress!, ldc: p, alpha: 1,
+                                    accumulate: false)
+                                dx!.withUnsafeMutableBufferPointer { xp in
+                                    g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize)
+                                }
+                            }
+                        }
+                    }
                 }
             }
             if needsInputGradient {
@@ -202,8 +235,9 @@ public struct Conv2d: ParametricLayer {
 
         case (.fixed(let w), .fixed(let xq)):
             let q = context.quantization
-            let dq = quantizeDynamic(dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
-                                     random: &context.random)
+            let dq = quantizeDynamic(
+                dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
+                random: &context.random)
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
             let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))
@@ -212,16 +246,20 @@ public struct Conv2d: ParametricLayer {
                 for n in 0..<bsz {
                     // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
                     xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
-                    integerGEMMNT(m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
-                                  maxA: dq.format.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
-                                  c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
+                    integerGEMMNT(
+                        m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
+                        maxA: dq.format.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
+                        c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
                     if needsInputGradient {
                         dcols.withUnsafeMutableBufferPointer { dc in
-                            integerGEMM(m: g.patch, n: p, k: outChannels, a: wT, lda: outChannels,
-                                        maxA: w.format.maxCode, b: dq.storage, bOffset: n * outSize, ldb: p,
-                                        maxB: dq.format.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
-                                        accumulate: false)
-                            dx!.withUnsafeMutableBufferPointer { xp in g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize) }
+                            integerGEMM(
+                                m: g.patch, n: p, k: outChannels, a: wT, lda: outChannels,
+                                maxA: w.format.maxCode, b: dq.storage, bOffset: n * outSize, ldb: p,
+                                maxB: dq.format.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
+                                accumulate: false)
+                            dx!.withUnsafeMutableBufferPointer { xp in
+                                g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize)
+                            }
                         }
                     }
                 }
@@ -235,7 +273,9 @@ public struct Conv2d: ParametricLayer {
         default:
             preconditionFailure("Conv2d: saved input and weights disagree on the number format")
         }
-        grad.withUnsafeMutableBufferPointer { weights.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
+        grad.withUnsafeMutableBufferPointer {
+            weights.applyGradient($0, offset: 0, hyper: hyper, random: &context.random)
+        }
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)
         bias.endStep(random: &context.random)

@@ -32,7 +32,9 @@ public struct ConvGeometry: Sendable, Hashable {
     /// then copied with one 16-byte (32-byte) load and store (the bytes past the row are rewritten by later rows, and neither
     /// access passes `srcEnd` or the end of the columns).
     func im2col<T: Numeric>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, srcEnd: UnsafePointer<T>? = nil) {
-        let ho = outHeight, wo = outWidth, p = positions
+        let ho = outHeight
+        let wo = outWidth
+        let p = positions
         let srcLimit = UnsafeRawPointer(srcEnd ?? src) - 16
         let dstLimit = UnsafeRawPointer(dst + patch &* p) - 16
         var block = dst
@@ -56,7 +58,8 @@ public struct ConvGeometry: Sendable, Hashable {
                         for i in 0..<first { out[i] = 0 }
                         if stride == 1 {
                             let bytes = (last &- first) &* MemoryLayout<T>.stride
-                            let f = UnsafeRawPointer(from), t = UnsafeMutableRawPointer(out + first)
+                            let f = UnsafeRawPointer(from)
+                            let t = UnsafeMutableRawPointer(out + first)
                             if bytes <= 16 && f <= srcLimit && UnsafeRawPointer(t) <= dstLimit {
                                 t.storeBytes(of: f.loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
                             } else if bytes <= 32 && f + 16 <= srcLimit && UnsafeRawPointer(t) + 16 <= dstLimit {
@@ -83,8 +86,9 @@ public struct ConvGeometry: Sendable, Hashable {
     private func copyShort(from: UnsafeRawPointer, to: UnsafeMutableRawPointer, bytes n: Int) {
         var i = 0
         while i &+ 16 <= n {
-            to.storeBytes(of: from.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self), toByteOffset: i,
-                          as: SIMD16<UInt8>.self)
+            to.storeBytes(
+                of: from.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self), toByteOffset: i,
+                as: SIMD16<UInt8>.self)
             i &+= 16
         }
         while i &+ 8 <= n {
@@ -101,7 +105,9 @@ public struct ConvGeometry: Sendable, Hashable {
     /// each row works on the range of output columns that land inside the image.
     @inline(__always)
     func col2im(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
-        let ho = outHeight, wo = outWidth, p = positions
+        let ho = outHeight
+        let wo = outWidth
+        let p = positions
         for c in 0..<channels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
@@ -137,16 +143,22 @@ extension FixedPointStorage {
             if case .int8(let old) = out, old.count == n { buf = old }
             out = .int8([])  // drop the old reference so that `buf` is unique and written in place
             if buf.count != n { buf = [Int8](repeating: 0, count: n) }
-            a.withUnsafeBufferPointer { s in buf.withUnsafeMutableBufferPointer { d in
-                g.im2col(s.baseAddress! + offset, d.baseAddress!, srcEnd: s.baseAddress! + s.count) } }
+            a.withUnsafeBufferPointer { s in
+                buf.withUnsafeMutableBufferPointer { d in
+                    g.im2col(s.baseAddress! + offset, d.baseAddress!, srcEnd: s.baseAddress! + s.count)
+                }
+            }
             out = .int8(buf)
         case .int16(let a):
             var buf: [Int16] = []
             if case .int16(let old) = out, old.count == n { buf = old }
             out = .int16([])
             if buf.count != n { buf = [Int16](repeating: 0, count: n) }
-            a.withUnsafeBufferPointer { s in buf.withUnsafeMutableBufferPointer { d in
-                g.im2col(s.baseAddress! + offset, d.baseAddress!, srcEnd: s.baseAddress! + s.count) } }
+            a.withUnsafeBufferPointer { s in
+                buf.withUnsafeMutableBufferPointer { d in
+                    g.im2col(s.baseAddress! + offset, d.baseAddress!, srcEnd: s.baseAddress! + s.count)
+                }
+            }
             out = .int16(buf)
         }
     }

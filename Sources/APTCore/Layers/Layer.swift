@@ -36,21 +36,25 @@ extension ParametricLayer {
         let wBytes = weights.parameterBytes + bias.parameterBytes
         let mBytes = weights.optimizerBytes(momentum: s.momentum) + bias.optimizerBytes(momentum: s.momentum)
         if let wf = weights.format {
-            let ab = q.activationBits, eb = q.errorBits
+            let ab = q.activationBits
+            let eb = q.errorBits
             let aBytes = codeBytes(count: inputElements, bits: ab)
             let eBytes = codeBytes(count: outputElements, bits: eb)
             let dxBytes = codeBytes(count: inputElements, bits: eb)
-            sheet.integerMACs(macs, bitsA: ab, bitsB: wf.bits,
-                              accumulatorBits: accumulatorBits(maxA: FixedPointFormat.maxCode(bits: ab), maxB: wf.maxCode), pass: .forward)
+            sheet.integerMACs(
+                macs, bitsA: ab, bitsB: wf.bits,
+                accumulatorBits: accumulatorBits(maxA: FixedPointFormat.maxCode(bits: ab), maxB: wf.maxCode),
+                pass: .forward)
             // Quantising the input: a range scan and a shift-round-saturate per element.
             sheet.elementwise(2 * inputElements, bits: 32, pass: .forward)
             sheet.traffic(tensorBytes: aBytes, pass: .forward)
             sheet.traffic(tensorBytes: weights.parameterBytes, pass: .forward)
             sheet.elementwise(2 * outputElements, bits: 32, pass: .backwardInput)  // error quantisation
             if needsInputGradient {
-                sheet.integerMACs(macs, bitsA: eb, bitsB: wf.bits,
-                                  accumulatorBits: accumulatorBits(maxA: FixedPointFormat.maxCode(bits: eb), maxB: wf.maxCode),
-                                  pass: .backwardInput)
+                sheet.integerMACs(
+                    macs, bitsA: eb, bitsB: wf.bits,
+                    accumulatorBits: accumulatorBits(maxA: FixedPointFormat.maxCode(bits: eb), maxB: wf.maxCode),
+                    pass: .backwardInput)
                 sheet.traffic(tensorBytes: eBytes, pass: .backwardInput)
                 sheet.traffic(tensorBytes: weights.parameterBytes, pass: .backwardInput)
                 // The input error is written once, as error-bit codes: the ReLU and pooling steps below are
@@ -58,9 +62,11 @@ extension ParametricLayer {
                 // quantisation (priced there) is where the codes are formed.
                 sheet.traffic(tensorBytes: dxBytes, pass: .backwardInput)
             }
-            sheet.integerMACs(macs, bitsA: ab, bitsB: eb,
-                              accumulatorBits: accumulatorBits(maxA: FixedPointFormat.maxCode(bits: ab), maxB: FixedPointFormat.maxCode(bits: eb)),
-                              pass: .backwardWeights)
+            sheet.integerMACs(
+                macs, bitsA: ab, bitsB: eb,
+                accumulatorBits: accumulatorBits(
+                    maxA: FixedPointFormat.maxCode(bits: ab), maxB: FixedPointFormat.maxCode(bits: eb)),
+                pass: .backwardWeights)
             sheet.traffic(tensorBytes: aBytes, pass: .backwardWeights)
             sheet.traffic(tensorBytes: eBytes, pass: .backwardWeights)
             // Bias add into the 32-bit accumulators, then the output write: activation-bit codes when
@@ -144,4 +150,3 @@ func initialParameters(
         shape: [rows], quantizing: b, bits: quantization.biasBits, settings: quantization, random: &random)
     return (weights, bias)
 }
-

@@ -40,8 +40,9 @@ public struct Linear: ParametricLayer {
     public func forwardMACsPerSample(input: [Int]) -> Int { inputs * outputs }
 
     public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
-        weightedLayerCost(batch: batch, macs: batch * inputs * outputs, inputElements: batch * inputs,
-                          outputElements: batch * outputs, needsInputGradient: needsInputGradient, settings: settings)
+        weightedLayerCost(
+            batch: batch, macs: batch * inputs * outputs, inputElements: batch * inputs,
+            outputElements: batch * outputs, needsInputGradient: needsInputGradient, settings: settings)
     }
 
     /// One slice of `gradientRows` rows plus the bias gradient, fp32.
@@ -73,22 +74,32 @@ public struct Linear: ParametricLayer {
         switch weights.values {
         case .float(let w):
             var wT = [Float](repeating: 0, count: w.count)
-            w.withUnsafeBufferPointer { s in wT.withUnsafeMutableBufferPointer { d in
-                GEMM.transpose(rows: outputs, cols: inputs, src: s.baseAddress!, dst: d.baseAddress!) } }
-            x.values.withUnsafeBufferPointer { xp in wT.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-                GEMM.float(m: bsz, n: outputs, k: inputs, a: xp.baseAddress!, lda: inputs, b: wp.baseAddress!,
-                           ldb: outputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
-            } } }
+            w.withUnsafeBufferPointer { s in
+                wT.withUnsafeMutableBufferPointer { d in
+                    GEMM.transpose(rows: outputs, cols: inputs, src: s.baseAddress!, dst: d.baseAddress!)
+                }
+            }
+            x.values.withUnsafeBufferPointer { xp in
+                wT.withUnsafeBufferPointer { wp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        GEMM.float(
+                            m: bsz, n: outputs, k: inputs, a: xp.baseAddress!, lda: inputs, b: wp.baseAddress!,
+                            ldb: outputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
+                    }
+                }
+            }
             if context.training { saved = SavedTensor(float: x.values) }
         case .fixed(let w):
             let q = context.quantization
-            let xq = quantizeDynamic(x.values, shape: [bsz, inputs], bits: q.activationBits,
-                                     rounding: q.activationRounding, random: &context.random)
+            let xq = quantizeDynamic(
+                x.values, shape: [bsz, inputs], bits: q.activationBits,
+                rounding: q.activationRounding, random: &context.random)
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y.withUnsafeMutableBufferPointer { yp in
-                integerGEMMNT(m: bsz, n: outputs, k: inputs, a: xq.storage, lda: inputs, maxA: xq.format.maxCode,
-                              b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: yp.baseAddress!, ldc: outputs,
-                              alpha: alpha, accumulate: false)
+                integerGEMMNT(
+                    m: bsz, n: outputs, k: inputs, a: xq.storage, lda: inputs, maxA: xq.format.maxCode,
+                    b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: yp.baseAddress!, ldc: outputs,
+                    alpha: alpha, accumulate: false)
             }
             if context.training { saved = SavedTensor(fixed: xq) }
         }
@@ -102,8 +113,9 @@ public struct Linear: ParametricLayer {
         if context.quantizeOutput && context.mode.isFixedPoint {
             requantizeOutput(&y, bits: context.quantization.activationBits)
         }
-        context.meter.record(cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
-                             pass: .forward, layer: layer)
+        context.meter.record(
+            cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
+            pass: .forward, layer: layer)
         return Batch(values: y, count: bsz, shape: [outputs])
     }
 
@@ -115,8 +127,9 @@ public struct Linear: ParametricLayer {
         let layer = context.layerIndex
         var dx: [Float]? = nil
         let hyper = context.hyper
-        let sheet = cost(batch: bsz, input: [inputs], needsInputGradient: needsInputGradient,
-                         settings: context.costSettings)
+        let sheet = cost(
+            batch: bsz, input: [inputs], needsInputGradient: needsInputGradient,
+            settings: context.costSettings)
         for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
             context.meter.record(sheet, pass: pass, layer: layer)
         }
@@ -127,26 +140,40 @@ public struct Linear: ParametricLayer {
         case (.float(let w), .float(let x)):
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
-                dy.values.withUnsafeBufferPointer { dp in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
-                    GEMM.float(m: bsz, n: inputs, k: outputs, a: dp.baseAddress!, lda: outputs, b: wp.baseAddress!,
-                               ldb: inputs, c: op.baseAddress!, ldc: inputs, alpha: 1, accumulate: false)
-                } } }
+                dy.values.withUnsafeBufferPointer { dp in
+                    w.withUnsafeBufferPointer { wp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            GEMM.float(
+                                m: bsz, n: inputs, k: outputs, a: dp.baseAddress!, lda: outputs, b: wp.baseAddress!,
+                                ldb: inputs, c: op.baseAddress!, ldc: inputs, alpha: 1, accumulate: false)
+                        }
+                    }
+                }
                 dx = out
             }
             var dyT = [Float](repeating: 0, count: dy.values.count)
-            dy.values.withUnsafeBufferPointer { s in dyT.withUnsafeMutableBufferPointer { d in
-                GEMM.transpose(rows: bsz, cols: outputs, src: s.baseAddress!, dst: d.baseAddress!) } }
+            dy.values.withUnsafeBufferPointer { s in
+                dyT.withUnsafeMutableBufferPointer { d in
+                    GEMM.transpose(rows: bsz, cols: outputs, src: s.baseAddress!, dst: d.baseAddress!)
+                }
+            }
             let alpha = 1 / Float(bsz)
             var r0 = 0
             while r0 < outputs {
                 let rows = min(Linear.gradientRows, outputs - r0)
-                dyT.withUnsafeBufferPointer { dp in x.withUnsafeBufferPointer { xp in slice.withUnsafeMutableBufferPointer { sp in
-                    GEMM.float(m: rows, n: inputs, k: bsz, a: dp.baseAddress! + r0 * bsz, lda: bsz,
-                               b: xp.baseAddress!, ldb: inputs, c: sp.baseAddress!, ldc: inputs, alpha: alpha,
-                               accumulate: false)
-                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
-                                          offset: r0 * inputs, hyper: hyper, random: &context.random)
-                } } }
+                dyT.withUnsafeBufferPointer { dp in
+                    x.withUnsafeBufferPointer { xp in
+                        slice.withUnsafeMutableBufferPointer { sp in
+                            GEMM.float(
+                                m: rows, n: inputs, k: bsz, a: dp.baseAddress! + r0 * bsz, lda: bsz,
+                                b: xp.baseAddress!, ldb: inputs, c: sp.baseAddress!, ldc: inputs, alpha: alpha,
+                                accumulate: false)
+                            weights.applyGradient(
+                                UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
+                                offset: r0 * inputs, hyper: hyper, random: &context.random)
+                        }
+                    }
+                }
                 r0 += rows
             }
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += dy.values[r * outputs + j] } }
@@ -154,21 +181,24 @@ public struct Linear: ParametricLayer {
 
         case (.fixed(let w), .fixed(let xq)):
             let q = context.quantization
-            let dq = quantizeDynamic(dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
-                                     random: &context.random)
+            let dq = quantizeDynamic(
+                dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
+                random: &context.random)
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
                 out.withUnsafeMutableBufferPointer { op in
-                    integerGEMM(m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
-                                b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
-                                alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                    integerGEMM(
+                        m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
+                        b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
+                        alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                 }
                 dx = out
             }
             let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
-            let panel = GEMM.int32Suffices(maxA: dq.format.maxCode, maxB: xq.format.maxCode)
+            let panel =
+                GEMM.int32Suffices(maxA: dq.format.maxCode, maxB: xq.format.maxCode)
                 ? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
             var r0 = 0
             while r0 < outputs {
@@ -176,15 +206,18 @@ public struct Linear: ParametricLayer {
                 slice.withUnsafeMutableBufferPointer { sp in
                     // Short contraction (the batch), vectorised along the inputs.
                     if let panel {
-                        integerGEMM(m: rows, a: dqT, aOffset: r0 * bsz, lda: bsz, maxA: dq.format.maxCode,
-                                    panel: panel, c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                        integerGEMM(
+                            m: rows, a: dqT, aOffset: r0 * bsz, lda: bsz, maxA: dq.format.maxCode,
+                            panel: panel, c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
                     } else {
-                        integerGEMM(m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
-                                    maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
-                                    c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
+                        integerGEMM(
+                            m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
+                            maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
+                            c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
                     }
-                    weights.applyGradient(UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
-                                          offset: r0 * inputs, hyper: hyper, random: &context.random)
+                    weights.applyGradient(
+                        UnsafeMutableBufferPointer(rebasing: sp[0..<(rows * inputs)]),
+                        offset: r0 * inputs, hyper: hyper, random: &context.random)
                 }
                 r0 += rows
             }

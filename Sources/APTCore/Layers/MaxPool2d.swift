@@ -35,8 +35,9 @@ public struct MaxPool2d: Layer {
         index ^= (index ^ i) & take
     }
     public func outputShape(for input: [Int]) -> [Int] {
-        precondition(input.count == 3 && input[1] >= size && input[2] >= size,
-                     "MaxPool2d(\(size)) expects [C, H, W] with H, W ≥ \(size), got \(input)")
+        precondition(
+            input.count == 3 && input[1] >= size && input[2] >= size,
+            "MaxPool2d(\(size)) expects [C, H, W] with H, W ≥ \(size), got \(input)")
         return [input[0], input[1] / size, input[2] / size]
     }
     public var savedBytes: Int { argmax.count }
@@ -44,7 +45,8 @@ public struct MaxPool2d: Layer {
     public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
         batch * outputShape(for: input).reduce(1, *)
     }
-    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
+    {
         0
     }
 
@@ -54,15 +56,18 @@ public struct MaxPool2d: Layer {
         // One compare per input element; the backward pass routes each output's error to its arg-max.
         sheet.elementwise(n, bits: settings.activationCodeBits, pass: .forward)
         if needsInputGradient {
-            sheet.elementwise(batch * outputShape(for: input).reduce(1, *), bits: settings.errorCodeBits,
-                              pass: .backwardInput)
+            sheet.elementwise(
+                batch * outputShape(for: input).reduce(1, *), bits: settings.errorCodeBits,
+                pass: .backwardInput)
         }
         return sheet
     }
 
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
-        context.meter.record(cost(batch: x.count, input: x.shape, needsInputGradient: false,
-                                  settings: context.costSettings), pass: .forward, layer: context.layerIndex)
+        context.meter.record(
+            cost(
+                batch: x.count, input: x.shape, needsInputGradient: false,
+                settings: context.costSettings), pass: .forward, layer: context.layerIndex)
         let os = outputShape(for: x.shape)
         let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = (os[1], os[2])
@@ -78,12 +83,14 @@ public struct MaxPool2d: Layer {
                         for plane in 0..<(bsz * c) {
                             let base = xp.baseAddress! + plane * h * w
                             for oy in 0..<oh {
-                                let r0 = base + 2 * oy * w, r1 = r0 + w
+                                let r0 = base + 2 * oy * w
+                                let r1 = r0 + w
                                 for ox in 0..<ow {
                                     // Branch-free: which element wins is data-dependent and unpredictable, so
                                     // branches (which the compiler makes of float compares) mispredict often.
                                     // Floats are compared as order-preserving integers; ties keep the first.
-                                    var best = MaxPool2d.ordered(r0[2 * ox]), bi: Int64 = 0
+                                    var best = MaxPool2d.ordered(r0[2 * ox])
+                                    var bi: Int64 = 0
                                     MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r0[2 * ox + 1]), 1)
                                     MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r1[2 * ox]), 2)
                                     MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r1[2 * ox + 1]), 3)
@@ -97,29 +104,32 @@ public struct MaxPool2d: Layer {
                 }
             }
         } else {
-        x.values.withUnsafeBufferPointer { xp in
-            var o = 0
-            for n in 0..<bsz {
-                for ch in 0..<c {
-                    let plane = xp.baseAddress! + (n * c + ch) * h * w
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            var best = -Float.infinity
-                            var bi = 0
-                            for dy in 0..<size {
-                                for dx in 0..<size {
-                                    let v = plane[(oy * size + dy) * w + ox * size + dx]
-                                    if v > best || (bi == 0 && dy == 0 && dx == 0) { best = v; bi = dy * size + dx }
+            x.values.withUnsafeBufferPointer { xp in
+                var o = 0
+                for n in 0..<bsz {
+                    for ch in 0..<c {
+                        let plane = xp.baseAddress! + (n * c + ch) * h * w
+                        for oy in 0..<oh {
+                            for ox in 0..<ow {
+                                var best = -Float.infinity
+                                var bi = 0
+                                for dy in 0..<size {
+                                    for dx in 0..<size {
+                                        let v = plane[(oy * size + dy) * w + ox * size + dx]
+                                        if v > best || (bi == 0 && dy == 0 && dx == 0) {
+                                            best = v
+                                            bi = dy * size + dx
+                                        }
+                                    }
                                 }
+                                y[o] = best
+                                if context.training { am[o] = UInt8(bi) }
+                                o += 1
                             }
-                            y[o] = best
-                            if context.training { am[o] = UInt8(bi) }
-                            o += 1
                         }
                     }
                 }
             }
-        }
         }
         if context.training {
             argmax = am
@@ -132,8 +142,10 @@ public struct MaxPool2d: Layer {
         defer { argmax = [] }
         guard needsInputGradient else { return nil }
         precondition(argmax.count == dy.values.count, "MaxPool2d.backward without a matching forward pass")
-        context.meter.record(cost(batch: dy.count, input: inputShape, needsInputGradient: true,
-                                  settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
+        context.meter.record(
+            cost(
+                batch: dy.count, input: inputShape, needsInputGradient: true,
+                settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         let (oh, ow) = (dy.shape[1], dy.shape[2])
         var dx = [Float](repeating: 0, count: dy.count * c * h * w)

@@ -120,7 +120,8 @@ public struct ModelSpec: Hashable, Sendable, Codable {
                 elements = p
             }
             switch l {
-            case .linear(let o) where o > ModelSpec.maxDimension * 256, .conv(let o, _, _, _) where o > ModelSpec.maxDimension:
+            case .linear(let o) where o > ModelSpec.maxDimension * 256,
+                .conv(let o, _, _, _) where o > ModelSpec.maxDimension:
                 throw ConfigurationError("\(at): \(o) outputs is more than this engine supports")
             case .linear(let o) where Int64(elements) * Int64(o) > Int64(ModelSpec.maxElements):
                 throw ConfigurationError("\(at): \(elements)×\(o) weights exceed \(ModelSpec.maxElements)")
@@ -131,11 +132,14 @@ public struct ModelSpec: Hashable, Sendable, Codable {
                 guard o > 0 else { throw ConfigurationError("\(at): linear outputs must be positive") }
                 shape = [o]
             case .conv(let ch, let k, let s, let p):
-                guard shape.count == 3 else { throw ConfigurationError("\(at): conv needs a [C, H, W] input, got \(shape)") }
+                guard shape.count == 3 else {
+                    throw ConfigurationError("\(at): conv needs a [C, H, W] input, got \(shape)")
+                }
                 guard ch > 0, k > 0, s > 0, p >= 0 else {
                     throw ConfigurationError("\(at): conv needs positive channels, kernel, stride and padding ≥ 0")
                 }
-                let oh = (shape[1] + 2 * p - k) / s + 1, ow = (shape[2] + 2 * p - k) / s + 1
+                let oh = (shape[1] + 2 * p - k) / s + 1
+                let ow = (shape[2] + 2 * p - k) / s + 1
                 guard shape[1] + 2 * p >= k, shape[2] + 2 * p >= k, oh > 0, ow > 0 else {
                     throw ConfigurationError("\(at): kernel \(k) does not fit input \(shape)")
                 }

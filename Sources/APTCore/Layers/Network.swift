@@ -24,7 +24,9 @@ public struct Network: Sendable {
     public let inputShapes: [[Int]]
 
     /// Builds and initialises the network from `seed`.
-    public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, seed: UInt64) throws(ConfigurationError) {
+    public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, seed: UInt64)
+        throws(ConfigurationError)
+    {
         let shapes = try spec.validate()
         if mode.isFixedPoint { try quantization.validate() }
         self.spec = spec
@@ -37,11 +39,15 @@ public struct Network: Sendable {
             let shape = shapes[i]
             switch l {
             case .linear(let o):
-                built.append(Linear(inputs: shape.reduce(1, *), outputs: o, mode: mode, quantization: quantization,
-                                    random: &random))
+                built.append(
+                    Linear(
+                        inputs: shape.reduce(1, *), outputs: o, mode: mode, quantization: quantization,
+                        random: &random))
             case .conv(let ch, let k, let s, let p):
-                built.append(Conv2d(inChannels: shape[0], outChannels: ch, kernel: k, stride: s, padding: p,
-                                    mode: mode, quantization: quantization, random: &random))
+                built.append(
+                    Conv2d(
+                        inChannels: shape[0], outChannels: ch, kernel: k, stride: s, padding: p,
+                        mode: mode, quantization: quantization, random: &random))
             case .relu: built.append(ReLU())
             case .maxPool(let s): built.append(MaxPool2d(size: s))
             case .flatten: built.append(Flatten())
@@ -134,8 +140,11 @@ public struct Network: Sendable {
         for i in layers.indices {
             var s = settings
             s.quantizedOutput = quantizesOutput(i)
-            total += layers[i].cost(batch: batch, input: inputShapes[i], needsInputGradient: i > first,
-                                    settings: s).joules
+            total +=
+                layers[i].cost(
+                    batch: batch, input: inputShapes[i], needsInputGradient: i > first,
+                    settings: s
+                ).joules
         }
         return total
     }
@@ -152,8 +161,11 @@ public struct Network: Sendable {
         for i in layers.indices {
             let l = layers[i]
             saved += l.savedBytes(batch: batch, input: inputShapes[i], mode: mode, quantization: quantization)
-            workspace = max(workspace, l.workspaceBytes(batch: batch, input: inputShapes[i], mode: mode,
-                                                        quantization: quantization))
+            workspace = max(
+                workspace,
+                l.workspaceBytes(
+                    batch: batch, input: inputShapes[i], mode: mode,
+                    quantization: quantization))
             gradient = max(gradient, l.gradientBufferBytes)
             if let p = l as? any ParametricLayer {
                 if let wb = weightBits, mode.isFixedPoint {
@@ -164,16 +176,18 @@ public struct Network: Sendable {
                 optimizer += p.weights.optimizerBytes(momentum: momentum) + p.bias.optimizerBytes(momentum: momentum)
             }
         }
-        return MemoryFootprint(parameterBytes: params, optimizerBytes: optimizer, savedActivationBytes: saved,
-                               gradientBytes: gradient, workspaceBytes: workspace)
+        return MemoryFootprint(
+            parameterBytes: params, optimizerBytes: optimizer, savedActivationBytes: saved,
+            gradientBytes: gradient, workspaceBytes: workspace)
     }
 
     /// Class scores for a batch (no state kept, no energy counted).
     public mutating func logits(_ x: Batch, profile: DeviceProfile = .generic45nm) -> Batch {
-        var ctx = StepContext(mode: mode, quantization: quantization,
-                              hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
-                              random: RandomSource(seed: 7), meter: EnergyMeter(profile: profile, layers: layers.count),
-                              training: false)
+        var ctx = StepContext(
+            mode: mode, quantization: quantization,
+            hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
+            random: RandomSource(seed: 7), meter: EnergyMeter(profile: profile, layers: layers.count),
+            training: false)
         return forward(x, context: &ctx)
     }
 

@@ -10,7 +10,9 @@ extension Network {
     }
 
     /// The element count of each parameter tensor.
-    public var parameterTensorSizes: [Int] { parametricLayers.flatMap { [$0.layer.weights.count, $0.layer.bias.count] } }
+    public var parameterTensorSizes: [Int] {
+        parametricLayers.flatMap { [$0.layer.weights.count, $0.layer.bias.count] }
+    }
 
     /// Replaces every parameter tensor with `values` (real numbers, e.g. a global model received from the
     /// coordinator), quantised into each tensor's current format with round-to-nearest; fixed-point formats
@@ -48,7 +50,8 @@ extension ParameterBlock {
             let needed = v.withUnsafeBufferPointer { Quantizer.maxAbs($0) }
             var f = FixedPointFormat.covering(maxAbs: needed, bits: t.format.bits)
             if f.fractionBits > t.format.fractionBits { f = t.format }
-            values = .fixed(FixedPointTensor(quantizing: v, shape: shape, format: f, rounding: .nearest, random: &random))
+            values = .fixed(
+                FixedPointTensor(quantizing: v, shape: shape, format: f, rounding: .nearest, random: &random))
         }
     }
 }

@@ -186,18 +186,21 @@ public struct ParameterBlock: Sendable {
             let gStep = gFormat.step
             let gInv = gFormat.inverseStep
             let gm = Float(gFormat.maxCode)
-            ParameterBlock.quantizeInPlace(g, inverseStep: gInv, step: gStep, maxCode: gm,
-                                           stochastic: gradientRounding == .stochastic, random: &random)
+            ParameterBlock.quantizeInPlace(
+                g, inverseStep: gInv, step: gStep, maxCode: gm,
+                stochastic: gradientRounding == .stochastic, random: &random)
             // 2. Momentum buffer (fixed point, its scale adapted between steps).
             var mom: FixedPointTensor? = nil
             if mu != 0 {
                 if case .fixed(let m)? = momentum {
                     mom = m
                 } else {
-                    let f = FixedPointFormat.covering(maxAbs: max(gMax, Float.leastNormalMagnitude) * 4,
-                                                      bits: momentumBits)
-                    mom = FixedPointTensor(shape: shape, format: f,
-                                           codes: [Int32](repeating: 0, count: count))
+                    let f = FixedPointFormat.covering(
+                        maxAbs: max(gMax, Float.leastNormalMagnitude) * 4,
+                        bits: momentumBits)
+                    mom = FixedPointTensor(
+                        shape: shape, format: f,
+                        codes: [Int32](repeating: 0, count: count))
                 }
                 momentum = nil
             }
@@ -206,7 +209,9 @@ public struct ParameterBlock: Sendable {
             var observed = momentumObservedMax
             let rounding = updateRounding
             let mRounding = gradientRounding
-            func run<W: FixedWidthInteger & SignedInteger & SIMDScalar, M: FixedWidthInteger & SignedInteger & SIMDScalar>(
+            func run<
+                W: FixedWidthInteger & SignedInteger & SIMDScalar, M: FixedWidthInteger & SignedInteger & SIMDScalar
+            >(
                 _ w: UnsafeMutablePointer<W>, _ v: UnsafeMutablePointer<M>?, _ mFormat: FixedPointFormat?
             ) {
                 ParameterBlock.fixedUpdate(
@@ -221,21 +226,37 @@ public struct ParameterBlock: Sendable {
             let mFormat = mom?.format
             switch (ws, ms) {
             case (.int8(var w), .some(.int8(var m))):
-                ws = .int8([]); ms = nil
-                w.withUnsafeMutableBufferPointer { wp in m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) } }
-                ws = .int8(w); ms = .int8(m)
+                ws = .int8([])
+                ms = nil
+                w.withUnsafeMutableBufferPointer { wp in
+                    m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) }
+                }
+                ws = .int8(w)
+                ms = .int8(m)
             case (.int8(var w), .some(.int16(var m))):
-                ws = .int8([]); ms = nil
-                w.withUnsafeMutableBufferPointer { wp in m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) } }
-                ws = .int8(w); ms = .int16(m)
+                ws = .int8([])
+                ms = nil
+                w.withUnsafeMutableBufferPointer { wp in
+                    m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) }
+                }
+                ws = .int8(w)
+                ms = .int16(m)
             case (.int16(var w), .some(.int8(var m))):
-                ws = .int8([]); ms = nil
-                w.withUnsafeMutableBufferPointer { wp in m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) } }
-                ws = .int16(w); ms = .int8(m)
+                ws = .int8([])
+                ms = nil
+                w.withUnsafeMutableBufferPointer { wp in
+                    m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) }
+                }
+                ws = .int16(w)
+                ms = .int8(m)
             case (.int16(var w), .some(.int16(var m))):
-                ws = .int8([]); ms = nil
-                w.withUnsafeMutableBufferPointer { wp in m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) } }
-                ws = .int16(w); ms = .int16(m)
+                ws = .int8([])
+                ms = nil
+                w.withUnsafeMutableBufferPointer { wp in
+                    m.withUnsafeMutableBufferPointer { mp in run(wp.baseAddress!, mp.baseAddress!, mFormat) }
+                }
+                ws = .int16(w)
+                ms = .int16(m)
             case (.int8(var w), .none):
                 ws = .int8([])
                 w.withUnsafeMutableBufferPointer { wp in run(wp.baseAddress!, UnsafeMutablePointer<Int8>?.none, nil) }
@@ -247,7 +268,10 @@ public struct ParameterBlock: Sendable {
             }
             t.storage = ws
             values = .fixed(t)
-            if var m = mom, let ms { m.storage = ms; momentum = .fixed(m) }
+            if var m = mom, let ms {
+                m.storage = ms
+                momentum = .fixed(m)
+            }
             statistics = stats
             momentumObservedMax = observed
         }
@@ -308,7 +332,9 @@ public struct ParameterBlock: Sendable {
     /// The in-place update of `n` codes: momentum (optional), learning rate in steps, rounding, saturation, and
     /// the statistics the controller reads. Sixteen lanes at a time, scalar tail.
     @inline(__always)
-    static func fixedUpdate<W: FixedWidthInteger & SignedInteger & SIMDScalar, M: FixedWidthInteger & SignedInteger & SIMDScalar>(
+    static func fixedUpdate<
+        W: FixedWidthInteger & SignedInteger & SIMDScalar, M: FixedWidthInteger & SignedInteger & SIMDScalar
+    >(
         w: UnsafeMutablePointer<W>, wFormat: FixedPointFormat, v: UnsafeMutablePointer<M>?,
         vFormat: FixedPointFormat?, g: UnsafePointer<Float>, n: Int, lr: Float, mu: Float,
         rounding: RoundingMode, momentumRounding: RoundingMode, random: inout RandomSource,
@@ -319,7 +345,8 @@ public struct ParameterBlock: Sendable {
         let limit = 2 * wMax + 1  // no single update moves a code further than across the whole range
         let stochastic = rounding == .stochastic
         let mStochastic = momentumRounding == .stochastic
-        let vStep = vFormat?.step ?? 0, vInv = vFormat?.inverseStep ?? 0
+        let vStep = vFormat?.step ?? 0
+        let vInv = vFormat?.inverseStep ?? 0
         let vm = Float(vFormat?.maxCode ?? 0)
         var sumAbs = SIMD16<Float>()
         var under = SIMD16<Int32>()
@@ -378,7 +405,13 @@ public struct ParameterBlock: Sendable {
             r = stochastic ? floorSmall(r + random.nextUnitFloat()) : roundHalfEven(r)
             if r == 0 && u != 0 { underTail += 1 }
             var q = Float(w[i]) + r
-            if q > wMax { q = wMax; satTail += 1 } else if q < -wMax { q = -wMax; satTail += 1 }
+            if q > wMax {
+                q = wMax
+                satTail += 1
+            } else if q < -wMax {
+                q = -wMax
+                satTail += 1
+            }
             w[i] = W(truncatingIfNeeded: Int32(q))
             i += 1
         }

@@ -12,7 +12,8 @@ public struct ReLU: Layer {
     public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
         (batch * input.reduce(1, *) + 63) / 64 * 8
     }
-    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
+    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
+    {
         0
     }
 
@@ -26,8 +27,10 @@ public struct ReLU: Layer {
     }
 
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
-        context.meter.record(cost(batch: x.count, input: x.shape, needsInputGradient: false,
-                                  settings: context.costSettings), pass: .forward, layer: context.layerIndex)
+        context.meter.record(
+            cost(
+                batch: x.count, input: x.shape, needsInputGradient: false,
+                settings: context.costSettings), pass: .forward, layer: context.layerIndex)
         var y = x
         let n = y.values.count
         var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
@@ -43,12 +46,16 @@ public struct ReLU: Layer {
     public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
         defer { mask = [] }
         guard needsInputGradient else { return nil }
-        context.meter.record(cost(batch: dy.count, input: dy.shape, needsInputGradient: true,
-                                  settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
+        context.meter.record(
+            cost(
+                batch: dy.count, input: dy.shape, needsInputGradient: true,
+                settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
         precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
         mask.withUnsafeBufferPointer { m in
-            dx.values.withUnsafeMutableBufferPointer { v in ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count) }
+            dx.values.withUnsafeMutableBufferPointer { v in
+                ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count)
+            }
         }
         return dx
     }

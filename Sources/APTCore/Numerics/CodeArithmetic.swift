@@ -33,8 +33,9 @@ func requantizeOutput(_ values: inout [Float], bits: Int) {
     let f = FixedPointFormat.covering(maxAbs: m, bits: bits)
     var unused = RandomSource(seed: 0)
     values.withUnsafeMutableBufferPointer { v in
-        ParameterBlock.quantizeInPlace(v, inverseStep: f.inverseStep, step: f.step, maxCode: Float(f.maxCode),
-                                       stochastic: false, random: &unused)
+        ParameterBlock.quantizeInPlace(
+            v, inverseStep: f.inverseStep, step: f.step, maxCode: Float(f.maxCode),
+            stochastic: false, random: &unused)
     }
 }
 

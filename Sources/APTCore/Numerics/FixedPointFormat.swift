@@ -62,7 +62,8 @@ public struct FixedPointFormat: Hashable, Sendable, Codable, CustomStringConvert
 
     /// Quantises one value: scale, round, saturate. Returns the code and whether it saturated.
     @inline(__always)
-    public func quantize(_ x: Float, rounding: RoundingMode, random: inout RandomSource) -> (code: Int32, clipped: Bool) {
+    public func quantize(_ x: Float, rounding: RoundingMode, random: inout RandomSource) -> (code: Int32, clipped: Bool)
+    {
         let scaled = x * inverseStep
         let r: Float
         switch rounding {

@@ -198,7 +198,8 @@ public enum Quantizer {
         let n = src.count
         let inv = format.inverseStep
         let m = Float(format.maxCode)
-        let s = src.baseAddress!, d = dst.baseAddress!
+        let s = src.baseAddress!
+        let d = dst.baseAddress!
         // A value is clipped when it lies half a step or more beyond the largest code (it would round past it).
         let clipAt = (m + 0.5).nextDown
         var clippedLanes = SIMD16<Int32>()

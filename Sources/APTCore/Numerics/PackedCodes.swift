@@ -58,8 +58,9 @@ public struct PackedCodes: Sendable, Equatable {
     /// Wraps bytes already packed (the caller has checked their length).
     @inlinable
     public init(bits: Int, count: Int, bytes: [UInt8]) {
-        precondition((1...16).contains(bits) && bytes.count == PackedCodes.byteCount(count: count, bits: bits),
-                     "PackedCodes: \(bytes.count) bytes cannot hold \(count) codes of \(bits) bits")
+        precondition(
+            (1...16).contains(bits) && bytes.count == PackedCodes.byteCount(count: count, bits: bits),
+            "PackedCodes: \(bytes.count) bytes cannot hold \(count) codes of \(bits) bits")
         self.bits = bits
         self.count = count
         self.bytes = bytes
@@ -114,7 +115,9 @@ public struct PackedCodes: Sendable, Equatable {
                 if bits == 1 {
                     code = raw == 1 ? 1 : -1
                 } else {
-                    code = raw & signBit != 0 ? Int32(truncatingIfNeeded: Int64(raw) - Int64(1 << UInt64(bits)))
+                    code =
+                        raw & signBit != 0
+                        ? Int32(truncatingIfNeeded: Int64(raw) - Int64(1 << UInt64(bits)))
                         : Int32(truncatingIfNeeded: raw)
                 }
                 try body(c, code)
@@ -149,8 +152,9 @@ public struct PackedCodes: Sendable, Equatable {
                     }
                 }
                 if groups * 8 < count {
-                    let tail = PackedCodes(bits: bits, count: count - groups * 8,
-                                           bytes: Array(bp[(groups * bits)...]))
+                    let tail = PackedCodes(
+                        bits: bits, count: count - groups * 8,
+                        bytes: Array(bp[(groups * bits)...]))
                     _ = tail.forEachCode { i, c in op[groups * 8 + i] = Int8(truncatingIfNeeded: c) }
                 }
             }

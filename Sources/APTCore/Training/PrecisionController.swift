@@ -39,8 +39,9 @@ public struct ControllerSettings: Hashable, Sendable, Codable {
     /// regime). Higher `t` saves more energy and memory; lower keeps more accuracy.
     public static func forTradeoff(_ t: Double) -> ControllerSettings {
         let lower = _pow(2, 3 - 4 * t)
-        return ControllerSettings(lowerThreshold: lower, upperThreshold: 8 * lower, minBits: t >= 0.75 ? 4 : 10,
-                                  maxBits: t >= 0.75 ? 8 : 16)
+        return ControllerSettings(
+            lowerThreshold: lower, upperThreshold: 8 * lower, minBits: t >= 0.75 ? 4 : 10,
+            maxBits: t >= 0.75 ? 8 : 16)
     }
 
     /// Checks the settings.
@@ -152,14 +153,21 @@ public struct PrecisionController: Sendable {
         var changes: [PrecisionChange] = []
         for i in network.parametricIndices {
             let change: PrecisionChange? = network.withParametricLayer(at: i) { layer in
-                defer { layer.weights.resetStatistics(); layer.bias.resetStatistics() }
+                defer {
+                    layer.weights.resetStatistics()
+                    layer.bias.resetStatistics()
+                }
                 guard case .fixed(let t) = layer.weights.values else { return nil }
                 let stats = layer.weights.statistics
-                guard let (to, reason) = decide(layer: i, statistics: stats, format: t.format,
-                                                maxAbsCode: t.maxAbsCode) else { return nil }
+                guard
+                    let (to, reason) = decide(
+                        layer: i, statistics: stats, format: t.format,
+                        maxAbsCode: t.maxAbsCode)
+                else { return nil }
                 layer.weights.requantize(to: to, random: &random)
-                return PrecisionChange(iteration: iteration, layer: i, from: t.format, to: to, reason: reason,
-                                       gavg: stats.meanAbsUpdateSteps)
+                return PrecisionChange(
+                    iteration: iteration, layer: i, from: t.format, to: to, reason: reason,
+                    gavg: stats.meanAbsUpdateSteps)
             }
             if let change { changes.append(change) }
         }

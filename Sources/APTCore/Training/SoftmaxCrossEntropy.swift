@@ -24,6 +24,8 @@ public enum SoftmaxCrossEntropy {
             total += Double(-_logf(max(grad[base + label], 1e-30)))
             grad[base + label] -= 1
         }
-        return (Float(total / Double(max(logits.count, 1))), Batch(values: grad, count: logits.count, shape: logits.shape))
+        return (
+            Float(total / Double(max(logits.count, 1))), Batch(values: grad, count: logits.count, shape: logits.shape)
+        )
     }
 }

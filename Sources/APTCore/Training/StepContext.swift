@@ -34,7 +34,8 @@ public struct StepContext: Sendable {
 extension StepContext {
     /// The pricing settings of this run.
     public var costSettings: CostSettings {
-        CostSettings(mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile,
-                     quantizedOutput: quantizeOutput)
+        CostSettings(
+            mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile,
+            quantizedOutput: quantizeOutput)
     }
 }

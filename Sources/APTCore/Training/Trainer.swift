@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs local training: the APT loop with the precision controller, budgets and accounting.
@@ -17,17 +17,21 @@ public struct Trainer: Sendable {
     public init(configuration: TrainingConfiguration) throws {
         try configuration.validate()
         self.configuration = configuration
-        self.network = try Network(spec: configuration.model, mode: configuration.precision,
-                                   quantization: configuration.quantization, seed: configuration.seed)
+        self.network = try Network(
+            spec: configuration.model, mode: configuration.precision,
+            quantization: configuration.quantization, seed: configuration.seed)
         if let budget = configuration.memoryBudget {
             try Trainer.checkMemory(network: network, configuration: configuration, budget: budget)
         }
     }
 
     /// The peak training memory the run may reach: APT plans for its widest weight format.
-    public static func plannedMemory(network: Network, configuration c: TrainingConfiguration, batch: Int) -> MemoryFootprint {
-        network.trainingMemory(batch: batch, momentum: c.momentum,
-                               weightBits: c.precision == .apt ? c.controller.maxBits : nil)
+    public static func plannedMemory(network: Network, configuration c: TrainingConfiguration, batch: Int)
+        -> MemoryFootprint
+    {
+        network.trainingMemory(
+            batch: batch, momentum: c.momentum,
+            weightBits: c.precision == .apt ? c.controller.maxBits : nil)
     }
 
     static func checkMemory(network: Network, configuration c: TrainingConfiguration, budget: Int) throws {
@@ -35,10 +39,15 @@ public struct Trainer: Sendable {
         guard need.totalBytes > budget else { return }
         var suggestions: [String] = []
         // Largest batch that fits.
-        var lo = 0, hi = c.batchSize - 1
+        var lo = 0
+        var hi = c.batchSize - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
-            if plannedMemory(network: network, configuration: c, batch: mid).totalBytes <= budget { lo = mid } else { hi = mid - 1 }
+            if plannedMemory(network: network, configuration: c, batch: mid).totalBytes <= budget {
+                lo = mid
+            } else {
+                hi = mid - 1
+            }
         }
         if lo >= 1 { suggestions.append("--batch \(lo)") }
         if c.precision == .apt && c.controller.maxBits > 8 {
@@ -46,20 +55,25 @@ public struct Trainer: Sendable {
             if capped.totalBytes <= budget { suggestions.append("--max-bits 8") }
         }
         if c.precision == .fp32 || c.precision == .fixed(bits: 16) {
-            if let n8 = try? Network(spec: c.model, mode: .fixed(bits: 8),
-                                     quantization: TrainingConfiguration.defaultQuantization(precision: .fixed(bits: 8), tradeoff: c.tradeoff),
-                                     seed: c.seed),
-               n8.trainingMemory(batch: c.batchSize, momentum: c.momentum).totalBytes <= budget {
+            if let n8 = try? Network(
+                spec: c.model, mode: .fixed(bits: 8),
+                quantization: TrainingConfiguration.defaultQuantization(
+                    precision: .fixed(bits: 8), tradeoff: c.tradeoff),
+                seed: c.seed),
+                n8.trainingMemory(batch: c.batchSize, momentum: c.momentum).totalBytes <= budget
+            {
                 suggestions.append("--precision fixed:8")
             }
         }
-        let fits = suggestions.isEmpty
+        let fits =
+            suggestions.isEmpty
             ? "nothing fits: even batch 1 needs \(plannedMemory(network: network, configuration: c, batch: 1).totalBytes) bytes"
             : "would fit: " + suggestions.joined(separator: " or ")
-        throw BudgetError(message:
-            "memory budget \(budget) bytes is too small: \(c.model.name) at \(c.precision), batch \(c.batchSize) needs "
-            + "\(need.totalBytes) bytes (parameters \(need.parameterBytes), optimiser \(need.optimizerBytes), "
-            + "activations \(need.savedActivationBytes), gradients \(need.gradientBytes)); \(fits)")
+        throw BudgetError(
+            message:
+                "memory budget \(budget) bytes is too small: \(c.model.name) at \(c.precision), batch \(c.batchSize) needs "
+                + "\(need.totalBytes) bytes (parameters \(need.parameterBytes), optimiser \(need.optimizerBytes), "
+                + "activations \(need.savedActivationBytes), gradients \(need.gradientBytes)); \(fits)")
     }
 
     /// Checks that `data` fits the model: image shape equal to the model's input, labels below its class count.
@@ -86,7 +100,8 @@ public struct Trainer: Sendable {
         var context = StepContext(
             mode: c.precision, quantization: c.quantization,
             hyper: UpdateHyperparameters(learningRate: c.learningRate, momentum: c.momentum),
-            random: RandomSource(seed: c.seed &+ 1), meter: EnergyMeter(profile: c.profile, layers: network.layers.count),
+            random: RandomSource(seed: c.seed &+ 1),
+            meter: EnergyMeter(profile: c.profile, layers: network.layers.count),
             training: true)
         var shuffle = RandomSource(seed: c.seed &+ 2)
         var controlRandom = RandomSource(seed: c.seed &+ 3)
@@ -141,10 +156,11 @@ public struct Trainer: Sendable {
                     }
                 }
                 if let progress, step % 20 == 0 || step == stepsPerEpoch - 1 {
-                    progress(TrainingProgress(
-                        epoch: epoch, epochs: c.epochs, step: step + 1, stepsPerEpoch: stepsPerEpoch,
-                        loss: lossSum / Double(max(lossCount, 1)), bits: network.precision.map(\.bits),
-                        energyJ: context.meter.totalJoules))
+                    progress(
+                        TrainingProgress(
+                            epoch: epoch, epochs: c.epochs, step: step + 1, stepsPerEpoch: stepsPerEpoch,
+                            loss: lossSum / Double(max(lossCount, 1)), bits: network.precision.map(\.bits),
+                            energyJ: context.meter.totalJoules))
                 }
             }
             lastEpochLoss = lossSum / Double(max(lossCount, 1))
@@ -164,8 +180,9 @@ public struct Trainer: Sendable {
             energyBreakdown: context.meter.breakdown(),
             energyPerLayer: network.layers.indices.map { i in
                 let c = context.meter.perLayer[i]
-                return LayerEnergy(layer: i, name: network.layers[i].name, energy: context.meter.breakdown(layers: i..<i + 1),
-                                   macs: c.macs, bytesMoved: c.bytesMoved)
+                return LayerEnergy(
+                    layer: i, name: network.layers[i].name, energy: context.meter.breakdown(layers: i..<i + 1),
+                    macs: c.macs, bytesMoved: c.bytesMoved)
             },
             macs: totals.macs, paramBytes: end.parameterBytes, optimizerBytes: end.optimizerBytes,
             savedActivationBytes: peak.savedActivationBytes, gradientBytes: peak.gradientBytes,

@@ -51,8 +51,9 @@ public struct TrainingConfiguration: Sendable {
         self.quantization = TrainingConfiguration.defaultQuantization(precision: precision, tradeoff: tradeoff)
         if precision == .apt {
             // Weights start at 8 bits, or at the controller's floor when that is higher.
-            quantization.initialWeightBits = min(max(quantization.initialWeightBits, controller.minBits),
-                                                 controller.maxBits)
+            quantization.initialWeightBits = min(
+                max(quantization.initialWeightBits, controller.minBits),
+                controller.maxBits)
         }
     }
 
@@ -65,13 +66,15 @@ public struct TrainingConfiguration: Sendable {
     public static func defaultQuantization(precision: PrecisionMode, tradeoff: Double) -> QuantizationSettings {
         switch precision {
         case .fixed(let b):
-            return QuantizationSettings(initialWeightBits: b, activationBits: b, errorBits: b, gradientBits: b,
-                                        momentumBits: b)
+            return QuantizationSettings(
+                initialWeightBits: b, activationBits: b, errorBits: b, gradientBits: b,
+                momentumBits: b)
         case .fp32, .apt:
             let io = 8 - Int((max(0, tradeoff - 0.5) * 4).rounded(.down))
-            return QuantizationSettings(initialWeightBits: 8, activationBits: io, errorBits: io, gradientBits: 16,
-                                        momentumBits: 16,
-                                        updateRounding: tradeoff >= 0.75 ? .stochastic : .nearest)
+            return QuantizationSettings(
+                initialWeightBits: 8, activationBits: io, errorBits: io, gradientBits: 16,
+                momentumBits: 16,
+                updateRounding: tradeoff >= 0.75 ? .stochastic : .nearest)
         }
     }
 

@@ -19,7 +19,8 @@ public struct AllowList: Hashable, Sendable {
             let key = line.trimmingCharacters(in: .whitespaces)
             if key.isEmpty { continue }
             guard CurveKeyPair.decode(z85: key) != nil else {
-                throw SecurityError("\(path) line \(i + 1): '\(key.prefix(60))' is not a 40-character Z85 CURVE public key")
+                throw SecurityError(
+                    "\(path) line \(i + 1): '\(key.prefix(60))' is not a 40-character Z85 CURVE public key")
             }
             keys.insert(key)
         }

@@ -25,7 +25,9 @@ public final class ZAPHandler: Sendable {
         thread.name = "apt-zap"
         thread.start()
         while ready.load(ordering: .acquiring) == 0 { usleep(1000) }
-        if ready.load(ordering: .acquiring) == 2 { throw ZMQError("zmq_bind(inproc://zeromq.zap.01)", code: EADDRINUSE) }
+        if ready.load(ordering: .acquiring) == 2 {
+            throw ZMQError("zmq_bind(inproc://zeromq.zap.01)", code: EADDRINUSE)
+        }
     }
 
     /// Stops the thread and waits for it.
@@ -38,7 +40,8 @@ public final class ZAPHandler: Sendable {
 
     private func serve(context: ZMQContext, keys: Set<[UInt8]>) {
         defer { done.store(true, ordering: .releasing) }
-        guard let socket = try? ZMQSocket(context: context, type: .rep), (try? socket.bind("inproc://zeromq.zap.01")) != nil
+        guard let socket = try? ZMQSocket(context: context, type: .rep),
+            (try? socket.bind("inproc://zeromq.zap.01")) != nil
         else {
             ready.store(2, ordering: .releasing)
             return
@@ -53,7 +56,13 @@ public final class ZAPHandler: Sendable {
             if String(decoding: frames[5], as: UTF8.self) == "CURVE", frames.count >= 7, keys.contains(frames[6]) {
                 ok = true
             }
-            counts.withLock { ok ? ($0.accepted += 1) : ($0.rejected += 1) }
+            counts.withLock {
+                if ok {
+                    $0.accepted += 1
+                } else {
+                    $0.rejected += 1
+                }
+            }
             let reply: [[UInt8]] = [
                 Array("1.0".utf8), requestId, Array((ok ? "200" : "400").utf8),
                 Array((ok ? "OK" : "client key not in allow-list").utf8), [], [],

@@ -52,8 +52,9 @@ public final class NodeConnection {
     }
 
     private func open() throws {
-        let d = try DealerEndpoint(context: context, connect: endpoint, identity: identity, security: security,
-                                   options: options)
+        let d = try DealerEndpoint(
+            context: context, connect: endpoint, identity: identity, security: security,
+            options: options)
         dealer = d
         try d.send(.hello(hello))
         lastHeard = MonotonicClock.milliseconds()
@@ -111,11 +112,11 @@ public final class NodeConnection {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func usleepMs(_ ms: UInt64) { usleep(useconds_t(min(ms, 60_000) * 1000)) }

@@ -1,11 +1,11 @@
 import CZmq
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The coordinator's ROUTER socket: bound, optionally CURVE with a ZAP allow-list.
@@ -47,8 +47,9 @@ public final class RouterEndpoint {
     public func receive(timeoutMs: Int32) throws(ZMQError) -> Incoming? {
         guard let frames = try socket.receive(timeoutMs: timeoutMs) else { return nil }
         guard frames.count == 2 else {
-            return .malformed(peer: frames.first ?? [],
-                              WireError.invalidValue(field: "frames", reason: "expected 1 message frame, got \(frames.count - 1)"))
+            return .malformed(
+                peer: frames.first ?? [],
+                WireError.invalidValue(field: "frames", reason: "expected 1 message frame, got \(frames.count - 1)"))
         }
         do {
             return .message(peer: frames[0], try Frame.decode(frames[1], limits: limits))

@@ -1,11 +1,11 @@
 import CZmq
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One ZeroMQ socket, owned once: closed by `close()` or `deinit`. Not thread-safe: confine it to one thread.
@@ -41,14 +41,18 @@ public final class ZMQSocket {
     public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
         var v = value
         let h = try live("zmq_setsockopt")
-        guard zmq_setsockopt(h, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
+        guard zmq_setsockopt(h, option, &v, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError("zmq_setsockopt(\(option))")
+        }
     }
 
     /// Sets a 64-bit integer option.
     public func set(_ option: Int32, int64 value: Int64) throws(ZMQError) {
         var v = value
         let h = try live("zmq_setsockopt")
-        guard zmq_setsockopt(h, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
+        guard zmq_setsockopt(h, option, &v, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError("zmq_setsockopt(\(option))")
+        }
     }
 
     /// Sets a binary or string option.
@@ -75,7 +79,9 @@ public final class ZMQSocket {
         let h = try live("zmq_getsockopt")
         var buf = [CChar](repeating: 0, count: 256)
         var size = buf.count
-        guard zmq_getsockopt(h, ZMQ_LAST_ENDPOINT, &buf, &size) == 0 else { throw ZMQError("zmq_getsockopt(LAST_ENDPOINT)") }
+        guard zmq_getsockopt(h, ZMQ_LAST_ENDPOINT, &buf, &size) == 0 else {
+            throw ZMQError("zmq_getsockopt(LAST_ENDPOINT)")
+        }
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

@@ -9,11 +9,18 @@ public struct ByteWriter: Sendable {
     /// Appends one byte.
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
     /// Appends a little-endian UInt16.
-    public mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xFF)); bytes.append(UInt8(v >> 8)) }
+    public mutating func u16(_ v: UInt16) {
+        bytes.append(UInt8(v & 0xFF))
+        bytes.append(UInt8(v >> 8))
+    }
     /// Appends a little-endian UInt32.
-    public mutating func u32(_ v: UInt32) { for s in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
+    public mutating func u32(_ v: UInt32) {
+        for s in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) }
+    }
     /// Appends a little-endian UInt64.
-    public mutating func u64(_ v: UInt64) { for s in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    public mutating func u64(_ v: UInt64) {
+        for s in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) }
+    }
     /// Appends a signed byte.
     public mutating func i8(_ v: Int8) { u8(UInt8(bitPattern: v)) }
     /// Appends an IEEE-754 binary32, little-endian.

@@ -109,7 +109,9 @@ public enum Frame {
         guard m == magic else { throw WireError.badMagic(m) }
         let major = try r.u8("header.major")
         let minor = try r.u8("header.minor")
-        guard major == ProtocolVersion.current.major else { throw WireError.unsupportedVersion(major: major, minor: minor) }
+        guard major == ProtocolVersion.current.major else {
+            throw WireError.unsupportedVersion(major: major, minor: minor)
+        }
         let typeCode = try r.u8("header.type")
         let flags = try r.u8("header.flags")
         let length = Int(try r.u32("header.length"))
@@ -122,12 +124,14 @@ public enum Frame {
         }
         guard let type = MessageType(rawValue: typeCode) else { throw WireError.unknownMessageType(typeCode) }
         if minor <= ProtocolVersion.current.minor && flags != 0 {
-            throw WireError.invalidValue(field: "header.flags", reason: "\(flags) set, none defined in \(ProtocolVersion.current)")
+            throw WireError.invalidValue(
+                field: "header.flags", reason: "\(flags) set, none defined in \(ProtocolVersion.current)")
         }
         let actual = CRC32C.checksum(frame, from: headerSize)
         guard actual == checksum else { throw WireError.checksumMismatch(expected: checksum, actual: actual) }
-        return Header(version: ProtocolVersion(major: major, minor: minor), type: type, flags: flags, length: length,
-                      checksum: checksum)
+        return Header(
+            version: ProtocolVersion(major: major, minor: minor), type: type, flags: flags, length: length,
+            checksum: checksum)
     }
 
     /// Decodes one frame. Every failure is a `WireError`; nothing is allocated beyond `limits`.
@@ -144,17 +148,20 @@ public enum Frame {
             let profile = try decodeProfile(&r, senderMinor: minor)
             let energy = try r.f64("hello.energyBudgetJ")
             guard energy.isFinite, energy >= 0 else {
-                throw WireError.invalidValue(field: "hello.energyBudgetJ", reason: "\(energy) is not a finite non-negative number")
+                throw WireError.invalidValue(
+                    field: "hello.energyBudgetJ", reason: "\(energy) is not a finite non-negative number")
             }
-            message = .hello(Hello(
-                name: name, version: ProtocolVersion(major: major, minor: vminor), profile: profile,
-                energyBudgetJ: energy, memoryBudgetBytes: try r.u64("hello.memoryBudgetBytes"),
-                localSamples: try r.u64("hello.localSamples"),
-                capabilities: Capabilities(rawValue: try r.u32("hello.capabilities"))))
+            message = .hello(
+                Hello(
+                    name: name, version: ProtocolVersion(major: major, minor: vminor), profile: profile,
+                    energyBudgetJ: energy, memoryBudgetBytes: try r.u64("hello.memoryBudgetBytes"),
+                    localSamples: try r.u64("hello.localSamples"),
+                    capabilities: Capabilities(rawValue: try r.u32("hello.capabilities"))))
         case .welcome:
             let id = try r.u32("welcome.nodeId")
             let model = try decodeModel(&r, senderMinor: minor)
-            message = .welcome(Welcome(nodeId: id, model: model, policy: try Policy.decode(from: &r, senderMinor: minor)))
+            message = .welcome(
+                Welcome(nodeId: id, model: model, policy: try Policy.decode(from: &r, senderMinor: minor)))
         case .task:
             let round = try r.u32("task.round")
             let deadline = try r.u64("task.deadlineMs")
@@ -164,8 +171,10 @@ public enum Frame {
             }
             let base = try r.u32("task.baseRound")
             let tensors = try decodeTensors(&r, limits: limits, field: "task.tensors")
-            message = .task(TrainingTask(round: round, deadlineMs: deadline, payload: payload, baseRound: base, tensors: tensors,
-                                 policy: try Policy.decode(from: &r, senderMinor: minor)))
+            message = .task(
+                TrainingTask(
+                    round: round, deadlineMs: deadline, payload: payload, baseRound: base, tensors: tensors,
+                    policy: try Policy.decode(from: &r, senderMinor: minor)))
         case .update:
             let round = try r.u32("update.round")
             let samples = try r.u64("update.samplesTrained")
@@ -175,17 +184,20 @@ public enum Frame {
             let peak = try l.u64("ledger.peakMemoryBytes")
             let nb = Int(try l.u16("ledger.bits.count"))
             let bits = try l.raw(nb, "ledger.bits")
-            let entry = LedgerEntry(energyJ: energy, peakMemoryBytes: peak, bits: bits, loss: try l.finite("ledger.loss"),
-                                    accuracy: try l.finite("ledger.accuracy"), durationS: try l.finite("ledger.durationS"))
+            let entry = LedgerEntry(
+                energyJ: energy, peakMemoryBytes: peak, bits: bits, loss: try l.finite("ledger.loss"),
+                accuracy: try l.finite("ledger.accuracy"), durationS: try l.finite("ledger.durationS"))
             try l.finish("ledger", senderMinor: minor)
             guard energy >= 0, entry.durationS >= 0, (0...1).contains(entry.accuracy) else {
-                throw WireError.invalidValue(field: "ledger", reason: "negative energy or duration, or accuracy outside 0...1")
+                throw WireError.invalidValue(
+                    field: "ledger", reason: "negative energy or duration, or accuracy outside 0...1")
             }
             message = .update(Update(round: round, samplesTrained: samples, delta: delta, ledger: entry))
         case .policy:
             message = .policy(try Policy.decode(from: &r, senderMinor: minor))
         case .heartbeat:
-            message = .heartbeat(sequence: try r.u64("heartbeat.sequence"), timestampMs: try r.u64("heartbeat.timestampMs"))
+            message = .heartbeat(
+                sequence: try r.u64("heartbeat.sequence"), timestampMs: try r.u64("heartbeat.timestampMs"))
         case .bye:
             let code = try r.u8("bye.reason")
             guard let reason = ByeReason(rawValue: code) else {
@@ -208,9 +220,13 @@ public enum Frame {
         for t in tensors.prefix(Int(UInt16.max)) { t.encode(into: &w) }
     }
 
-    static func decodeTensors(_ r: inout ByteReader, limits: DecodeLimits, field: String) throws(WireError) -> [QuantizedTensor] {
+    static func decodeTensors(_ r: inout ByteReader, limits: DecodeLimits, field: String) throws(WireError)
+        -> [QuantizedTensor]
+    {
         let n = Int(try r.u16(field + ".count"))
-        guard n <= limits.maxTensors else { throw WireError.tooLarge(field: field + ".count", declared: n, limit: limits.maxTensors) }
+        guard n <= limits.maxTensors else {
+            throw WireError.tooLarge(field: field + ".count", declared: n, limit: limits.maxTensors)
+        }
         var out: [QuantizedTensor] = []
         for _ in 0..<n { out.append(try QuantizedTensor.decode(from: &r, maxElements: limits.maxTensorElements)) }
         return out
@@ -220,7 +236,9 @@ public enum Frame {
         var b = ByteWriter()
         b.string(p.name)
         b.string(p.description)
-        for v in [p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramPJPerByte, p.dramPJPerByte] { b.f64(v) }
+        for v in [p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramPJPerByte, p.dramPJPerByte] {
+            b.f64(v)
+        }
         b.u64(UInt64(max(p.sramBytes, 0)))
         b.u64(UInt64(max(p.memoryBytes, 0)))
         w.block(b.bytes)
@@ -242,9 +260,10 @@ public enum Frame {
             throw WireError.invalidValue(field: "profile", reason: "memory sizes out of range")
         }
         try b.finish("profile", senderMinor: senderMinor)
-        return DeviceProfile(name: name, description: description, int8MultiplyPJ: v[0], int32AddPJ: v[1],
-                             fp32MultiplyPJ: v[2], fp32AddPJ: v[3], sramBytes: Int(sram), sramPJPerByte: v[4],
-                             dramPJPerByte: v[5], memoryBytes: Int(mem))
+        return DeviceProfile(
+            name: name, description: description, int8MultiplyPJ: v[0], int32AddPJ: v[1],
+            fp32MultiplyPJ: v[2], fp32AddPJ: v[3], sramBytes: Int(sram), sramPJPerByte: v[4],
+            dramPJPerByte: v[5], memoryBytes: Int(mem))
     }
 
     static func encodeModel(_ m: ModelSpec, into w: inout ByteWriter) {
@@ -289,8 +308,10 @@ public enum Frame {
             switch kind {
             case 1: layers.append(.linear(outputs: Int(try b.u32("model.linear.outputs"))))
             case 2:
-                layers.append(.conv(outChannels: Int(try b.u32("model.conv.channels")), kernel: Int(try b.u8("model.conv.kernel")),
-                                    stride: Int(try b.u8("model.conv.stride")), padding: Int(try b.u8("model.conv.padding"))))
+                layers.append(
+                    .conv(
+                        outChannels: Int(try b.u32("model.conv.channels")), kernel: Int(try b.u8("model.conv.kernel")),
+                        stride: Int(try b.u8("model.conv.stride")), padding: Int(try b.u8("model.conv.padding"))))
             case 3: layers.append(.relu)
             case 4: layers.append(.maxPool(size: Int(try b.u8("model.maxpool.size"))))
             case 5: layers.append(.flatten)
@@ -314,8 +335,9 @@ extension Message {
     public static func errorReply(for error: WireError) -> Message {
         switch error {
         case .unsupportedVersion(let major, let minor):
-            return .error(code: .unsupportedVersion,
-                          text: "unsupported protocol version \(major).\(minor): this peer speaks \(ProtocolVersion.current)")
+            return .error(
+                code: .unsupportedVersion,
+                text: "unsupported protocol version \(major).\(minor): this peer speaks \(ProtocolVersion.current)")
         default:
             return .error(code: .malformed, text: error.description)
         }

@@ -51,16 +51,21 @@ public struct Policy: Hashable, Sendable, Codable {
 
     /// Checks every field, naming the first that is wrong.
     public func validate() throws(WireError) {
-        for (i, b) in layerBits.enumerated() where !(2...16).contains(b.min) || !(2...16).contains(b.max) || b.min > b.max {
-            throw WireError.invalidValue(field: "policy.layerBits[\(i)]", reason: "\(b.min)...\(b.max) is not within 2...16")
+        for (i, b) in layerBits.enumerated()
+        where !(2...16).contains(b.min) || !(2...16).contains(b.max) || b.min > b.max {
+            throw WireError.invalidValue(
+                field: "policy.layerBits[\(i)]", reason: "\(b.min)...\(b.max) is not within 2...16")
         }
         guard tradeoff.isFinite, (0...1).contains(tradeoff) else {
             throw WireError.invalidValue(field: "policy.tradeoff", reason: "\(tradeoff) is outside [0, 1]")
         }
         guard localEpochs >= 0, localSteps >= 0, localEpochs + localSteps > 0 else {
-            throw WireError.invalidValue(field: "policy.localEpochs", reason: "one of local epochs or steps must be positive")
+            throw WireError.invalidValue(
+                field: "policy.localEpochs", reason: "one of local epochs or steps must be positive")
         }
-        guard batchSize >= 1 else { throw WireError.invalidValue(field: "policy.batchSize", reason: "\(batchSize) < 1") }
+        guard batchSize >= 1 else {
+            throw WireError.invalidValue(field: "policy.batchSize", reason: "\(batchSize) < 1")
+        }
         guard learningRate.isFinite, learningRate > 0 else {
             throw WireError.invalidValue(field: "policy.learningRate", reason: "\(learningRate) is not positive")
         }
@@ -71,7 +76,8 @@ public struct Policy: Hashable, Sendable, Codable {
             throw WireError.invalidValue(field: "policy.uplinkDensity", reason: "\(uplinkDensity) is outside (0, 1]")
         }
         guard roundEnergyJ.isFinite, roundEnergyJ >= 0 else {
-            throw WireError.invalidValue(field: "policy.roundEnergyJ", reason: "\(roundEnergyJ) is negative or not finite")
+            throw WireError.invalidValue(
+                field: "policy.roundEnergyJ", reason: "\(roundEnergyJ) is negative or not finite")
         }
     }
 

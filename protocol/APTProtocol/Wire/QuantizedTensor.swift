@@ -124,8 +124,9 @@ public struct QuantizedTensor: Hashable, Sendable {
                 codes[i] = Int32(r)
             }
         }
-        return QuantizedTensor(layer: layer, count: values.count, bits: bits, scale: scale, indices: indices,
-                               codes: codes)
+        return QuantizedTensor(
+            layer: layer, count: values.count, bits: bits, scale: scale, indices: indices,
+            codes: codes)
     }
 
     /// Indices of the `k` largest |values| (ties to the lower index), ascending. Average O(n): the k-th
@@ -134,13 +135,15 @@ public struct QuantizedTensor: Hashable, Sendable {
         guard k > 0 else { return [] }
         var mags = values.map { $0.isFinite ? abs($0) : 0 }
         // Quickselect for the k-th largest magnitude.
-        var lo = 0, hi = mags.count - 1
+        var lo = 0
+        var hi = mags.count - 1
         let target = k - 1
         // Pivots are random to keep the average linear; the result does not depend on them.
         var random = RandomSource(seed: 0x9E37_79B9_7F4A_7C15)
         while lo < hi {
             let pivot = mags[lo + Int(random.next() % UInt64(hi - lo + 1))]
-            var i = lo, j = hi
+            var i = lo
+            var j = hi
             while i <= j {
                 while mags[i] > pivot { i += 1 }
                 while mags[j] < pivot { j -= 1 }
@@ -229,7 +232,9 @@ public struct QuantizedTensor: Hashable, Sendable {
         var n = count
         if flags & flagSparse != 0 {
             let k = Int(try r.u32("tensor.k"))
-            guard k <= count else { throw WireError.invalidValue(field: "tensor.k", reason: "\(k) exceeds count \(count)") }
+            guard k <= count else {
+                throw WireError.invalidValue(field: "tensor.k", reason: "\(k) exceeds count \(count)")
+            }
             guard k <= r.remaining else {
                 throw WireError.truncated(field: "tensor.indices", offset: r.offset, needed: k, available: r.remaining)
             }
@@ -263,7 +268,8 @@ public struct QuantizedTensor: Hashable, Sendable {
     /// non-zero padding bits are errors.
     public static func unpack(_ packed: [UInt8], count: Int, bits: Int) throws(WireError) -> [Int32] {
         guard packed.count == PackedCodes.byteCount(count: count, bits: bits) else {
-            throw WireError.invalidValue(field: "tensor.values", reason: "\(packed.count) bytes for \(count) codes of \(bits) bits")
+            throw WireError.invalidValue(
+                field: "tensor.values", reason: "\(packed.count) bytes for \(count) codes of \(bits) bits")
         }
         var codes = [Int32](repeating: 0, count: count)
         let lowest = -maxCode(bits: bits)
@@ -275,7 +281,8 @@ public struct QuantizedTensor: Hashable, Sendable {
             }
         }
         if let v = outOfRange {
-            throw WireError.invalidValue(field: "tensor.values", reason: "code \(v) outside the symmetric \(bits)-bit range")
+            throw WireError.invalidValue(
+                field: "tensor.values", reason: "code \(v) outside the symmetric \(bits)-bit range")
         }
         guard paddingIsZero else {
             throw WireError.invalidValue(field: "tensor.values", reason: "non-zero padding bits")
@@ -301,8 +308,9 @@ public struct ErrorFeedback: Sendable {
         if let r = residuals[layer], r.count == x.count {
             for i in x.indices { x[i] += r[i] }
         }
-        let t = QuantizedTensor.quantize(x, layer: layer, bits: bits, scaleKind: scaleKind, rounding: rounding,
-                                         topK: topK, random: &random)
+        let t = QuantizedTensor.quantize(
+            x, layer: layer, bits: bits, scaleKind: scaleKind, rounding: rounding,
+            topK: topK, random: &random)
         let back = t.dequantized()
         for i in x.indices { x[i] -= back[i] }
         residuals[layer] = x

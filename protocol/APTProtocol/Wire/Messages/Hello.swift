@@ -17,8 +17,10 @@ public struct Hello: Hashable, Sendable {
     /// What the node can do.
     public var capabilities: Capabilities
     /// Creates a HELLO.
-    public init(name: String, version: ProtocolVersion = .current, profile: DeviceProfile, energyBudgetJ: Double,
-                memoryBudgetBytes: UInt64, localSamples: UInt64, capabilities: Capabilities) {
+    public init(
+        name: String, version: ProtocolVersion = .current, profile: DeviceProfile, energyBudgetJ: Double,
+        memoryBudgetBytes: UInt64, localSamples: UInt64, capabilities: Capabilities
+    ) {
         self.name = name
         self.version = version
         self.profile = profile

@@ -15,7 +15,9 @@ public struct LedgerEntry: Hashable, Sendable {
     /// Wall-clock duration, seconds.
     public var durationS: Double
     /// Creates an entry.
-    public init(energyJ: Double, peakMemoryBytes: UInt64, bits: [UInt8], loss: Double, accuracy: Double, durationS: Double) {
+    public init(
+        energyJ: Double, peakMemoryBytes: UInt64, bits: [UInt8], loss: Double, accuracy: Double, durationS: Double
+    ) {
         self.energyJ = energyJ
         self.peakMemoryBytes = peakMemoryBytes
         self.bits = bits

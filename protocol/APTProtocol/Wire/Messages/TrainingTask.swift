@@ -22,8 +22,10 @@ public struct TrainingTask: Hashable, Sendable {
     /// The policy for this round.
     public var policy: Policy
     /// Creates a TASK.
-    public init(round: UInt32, deadlineMs: UInt64, payload: Payload, baseRound: UInt32, tensors: [QuantizedTensor],
-                policy: Policy) {
+    public init(
+        round: UInt32, deadlineMs: UInt64, payload: Payload, baseRound: UInt32, tensors: [QuantizedTensor],
+        policy: Policy
+    ) {
         self.round = round
         self.deadlineMs = deadlineMs
         self.payload = payload
