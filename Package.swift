@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CZmq", path: "Sources/CZmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // glibc's malloc statistics (no library to link): heap figures checked against the process.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // The shared core: the APT training engine.
         .target(name: "APTCore", dependencies: ["CZlib"], path: "Sources/APTCore", swiftSettings: strict + vectorISA),
@@ -62,7 +64,7 @@ let package = Package(
 
         .testTarget(name: "APTCoreTests", dependencies: ["APTCore"], swiftSettings: strict),
         .testTarget(name: "APTCommandLineTests", dependencies: ["APTCommandLine"], swiftSettings: strict),
-        .testTarget(name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore"], swiftSettings: strict),
+        .testTarget(name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore", "CZmq", "CMalloc"], swiftSettings: strict),
         .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore"], swiftSettings: strict),
         .testTarget(
             name: "APTCoordinatorTests", dependencies: ["APTCoordinator", "APTProtocol"], swiftSettings: strict),

@@ -30,7 +30,7 @@ struct FuzzTests {
                 f = (0..<Int(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
                 if random.next() % 2 == 0 && f.count >= 16 {
                     f.replaceSubrange(0..<4, with: Frame.magic)
-                    f[4] = 1
+                    f[4] = ProtocolVersion.current.major
                 }
             default:
                 f = seeds[Int(random.next() % UInt64(seeds.count))]
@@ -71,10 +71,11 @@ struct FuzzTests {
     func hugeSizes() {
         // A TASK claiming 65,535 tensors of 4 G elements each, in a 40-byte frame.
         var w = ByteWriter()
-        w.u32(1)
-        w.u64(0)
-        w.u8(0)
-        w.u32(0)
+        w.u32(1)  // round
+        w.u32(0)  // attempt
+        w.u32(1000)  // timeoutMs
+        w.u8(0)  // payload kind
+        w.u32(0)  // base round
         w.u16(65535)
         w.u16(0)
         w.u32(UInt32.max)
@@ -84,8 +85,8 @@ struct FuzzTests {
         let payload = w.bytes
         var f = ByteWriter()
         f.raw(Frame.magic)
-        f.u8(1)
-        f.u8(0)
+        f.u8(ProtocolVersion.current.major)
+        f.u8(ProtocolVersion.current.minor)
         f.u8(MessageType.task.rawValue)
         f.u8(0)
         f.u32(UInt32(payload.count))
@@ -101,7 +102,7 @@ struct FuzzTests {
         one.u8(0)
         one.f32(1)
         var r = ByteReader(one.bytes)
-        #expect(throws: WireError.tooLarge(field: "tensor.count", declared: Int(UInt32.max), limit: 16 << 20)) {
+        #expect(throws: WireError.tooLarge(field: "tensor.count", declared: Int(UInt32.max), limit: ModelSpec.maxElements)) {
             try QuantizedTensor.decode(from: &r, maxElements: DecodeLimits.standard.maxTensorElements)
         }
         // A sparse tensor claiming more indices than bytes left.

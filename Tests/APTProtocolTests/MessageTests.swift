@@ -23,11 +23,11 @@ enum Samples {
             .welcome(Welcome(nodeId: 7, model: .lenet, policy: policy)),
             .task(
                 TrainingTask(
-                    round: 3, deadlineMs: 1_800_000_000_000, payload: .delta, baseRound: 2,
+                    round: 3, attempt: 1, timeoutMs: 90_000, payload: .delta, baseRound: 2,
                     tensors: [tensor(0, 100, bits: 8), tensor(1, 10, bits: 16)], policy: policy)),
             .update(
                 Update(
-                    round: 3, samplesTrained: 640,
+                    round: 3, attempt: 1, samplesTrained: 640, stepsDone: 10, stepsAsked: 20, stopReason: .deadline,
                     delta: [tensor(0, 1000, bits: 4, topK: 50), tensor(1, 33, bits: 1)],
                     ledger: LedgerEntry(
                         energyJ: 0.031, peakMemoryBytes: 1_052_200, bits: [14, 14, 12],
@@ -71,11 +71,13 @@ struct MessageTests {
         var bad = g
         bad[0] = 0x42
         #expect(throws: WireError.badMagic([0x42, 0x50, 0x54, 0x46])) { try Frame.decode(bad) }
-        let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: ProtocolVersion(major: 2, minor: 0))
-        #expect(throws: WireError.unsupportedVersion(major: 2, minor: 0)) { try Frame.decode(v2) }
-        #expect(WireError.unsupportedVersion(major: 2, minor: 0).description.contains("2.0"))
+        let other = ProtocolVersion.current.major + 1
+        let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: ProtocolVersion(major: other, minor: 0))
+        #expect(throws: WireError.unsupportedVersion(major: other, minor: 0)) { try Frame.decode(v2) }
+        #expect(WireError.unsupportedVersion(major: other, minor: 0).description.contains("\(other).0"))
         #expect(
-            WireError.unsupportedVersion(major: 2, minor: 0).description.contains(ProtocolVersion.current.description))
+            WireError.unsupportedVersion(major: other, minor: 0).description.contains(
+                ProtocolVersion.current.description))
     }
 
     /// Re-frames `payload` with a given minor version.
@@ -125,7 +127,7 @@ struct MessageTests {
         let big = Frame.encode(
             .task(
                 TrainingTask(
-                    round: 1, deadlineMs: 0, payload: .fullModel, baseRound: 0,
+                    round: 1, timeoutMs: 0, payload: .fullModel, baseRound: 0,
                     tensors: [Samples.tensor(0, 5000, bits: 16)], policy: Samples.policy)))
         #expect(throws: WireError.tooLarge(field: "header.length", declared: big.count - 16, limit: 1000)) {
             try Frame.decode(big, limits: DecodeLimits(maxPayloadBytes: 1000))
@@ -137,17 +139,18 @@ struct MessageTests {
 struct ErrorReplyTests {
     @Test("a frame of another major version is answered with ERROR naming both versions")
     func versionReply() throws {
-        let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: ProtocolVersion(major: 2, minor: 3))
+        let other = ProtocolVersion(major: ProtocolVersion.current.major + 1, minor: 3)
+        let v2 = Frame.encode(.heartbeat(sequence: 1, timestampMs: 2), version: other)
         do {
             _ = try Frame.decode(v2)
-            Issue.record("a 2.3 frame was accepted")
+            Issue.record("a \(other) frame was accepted")
         } catch {
             guard case .error(let code, let text) = Message.errorReply(for: error) else {
                 Issue.record("no ERROR reply")
                 return
             }
             #expect(code == .unsupportedVersion)
-            #expect(text == "unsupported protocol version 2.3: this peer speaks 1.0")
+            #expect(text == "unsupported protocol version \(other): this peer speaks \(ProtocolVersion.current)")
             // The reply itself is a valid frame.
             #expect(try Frame.decode(Frame.encode(.error(code: code, text: text))) == .error(code: code, text: text))
         }
@@ -157,5 +160,63 @@ struct ErrorReplyTests {
         } else {
             Issue.record("\(garbage)")
         }
+    }
+}
+
+@Suite("Decoder edge cases")
+struct DecoderEdgeCaseTests {
+    @Test("a varint whose 10th byte overflows 64 bits is refused, not truncated")
+    func varintOverflow() throws {
+        // 2^63 is the largest value ten bytes can hold: nine 0x80 bytes, then 0x01.
+        var ok = ByteReader([UInt8](repeating: 0x80, count: 9) + [0x01])
+        #expect(try ok.varint("v") == 1 << 63)
+        for last: UInt8 in [0x02, 0x03, 0x7F] {
+            var r = ByteReader([0x83] + [UInt8](repeating: 0x80, count: 8) + [last])
+            #expect(throws: WireError.invalidValue(field: "v", reason: "varint overflows 64 bits")) { try r.varint("v") }
+        }
+        var long = ByteReader([UInt8](repeating: 0x80, count: 10) + [0x00])
+        #expect(throws: WireError.self) { try long.varint("v") }
+    }
+
+    @Test("HELLO's own version must agree with the frame header's")
+    func helloVersion() throws {
+        var h = Samples.hello
+        h.version = ProtocolVersion(major: ProtocolVersion.current.major + 1, minor: 0)
+        #expect(throws: WireError.self) { try Frame.decode(Frame.encode(.hello(h))) }
+        h.version = .current
+        #expect(try Frame.decode(Frame.encode(.hello(h))) == .hello(h))
+    }
+
+    @Test("unknown ERROR codes, BYE reasons and stop reasons are kept, not refused")
+    func unknownCodes() throws {
+        let e = Message.error(code: ErrorCode(rawValue: 999), text: "from a newer peer")
+        #expect(try Frame.decode(Frame.encode(e)) == e)
+        let b = Message.bye(reason: ByeReason(rawValue: 77), text: "")
+        #expect(try Frame.decode(Frame.encode(b)) == b)
+        let u = Update(
+            round: 1, attempt: 2, samplesTrained: 3, stepsDone: 1, stepsAsked: 5, stopReason: StopReason(rawValue: 200),
+            delta: [],
+            ledger: LedgerEntry(energyJ: 0, peakMemoryBytes: 0, bits: [], loss: 0, accuracy: 0, durationS: 0))
+        #expect(try Frame.decode(Frame.encode(.update(u))) == .update(u))
+        #expect(u.isPartial)
+        #expect(ErrorCode(rawValue: 999).description == "error 999")
+    }
+
+    @Test("a partial UPDATE says how much of the round it did and why it stopped")
+    func partialUpdate() throws {
+        let u = Update(
+            round: 4, attempt: 1, samplesTrained: 320, stepsDone: 5, stepsAsked: 20, stopReason: .deadline,
+            delta: [Samples.tensor(0, 10, bits: 8)],
+            ledger: LedgerEntry(energyJ: 0.1, peakMemoryBytes: 10, bits: [8], loss: 1, accuracy: 0.5, durationS: 2))
+        guard case .update(let back) = try Frame.decode(Frame.encode(.update(u))) else {
+            Issue.record("not an update")
+            return
+        }
+        #expect(back.isPartial && back.stepsDone == 5 && back.stepsAsked == 20 && back.stopReason == .deadline)
+        #expect(back.attempt == 1)
+        var full = u
+        full.stepsDone = 20
+        full.stopReason = .completed
+        #expect(!full.isPartial)
     }
 }

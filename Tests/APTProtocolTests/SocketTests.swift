@@ -31,7 +31,9 @@ struct SocketTests {
             Issue.record("router got nothing")
             return
         }
-        #expect(peer == Array("node-1".utf8))
+        #expect(peer.routingId == Array("node-1".utf8))
+        #expect(peer.publicKey == nil)
+        #expect(peer.identity == "node-1")
         #expect(m == .hello(Samples.hello))
         let welcome = Message.welcome(Welcome(nodeId: 1, model: .mlp, policy: Samples.policy))
         try router.send(welcome, to: peer)
@@ -99,7 +101,7 @@ struct SocketTests {
         var dealer: DealerEndpoint? = try DealerEndpoint(
             context: ctx, connect: router.endpoint, identity: Array("hb".utf8),
             options: fast)
-        var liveness = PeerLiveness<[UInt8]>(intervalMs: 100, missedAllowed: 3)
+        var liveness = PeerLiveness<PeerAddress>(intervalMs: 100, missedAllowed: 3)
         var lastBeat: UInt64 = 0
         for i in 0..<5 {
             try dealer!.send(.heartbeat(sequence: UInt64(i), timestampMs: MonotonicClock.milliseconds()))
@@ -151,7 +153,9 @@ struct SocketTests {
             Issue.record("an allowed key was not let through")
             return
         }
-        #expect(peer == Array("good".utf8))
+        // Under CURVE the routing id is the node's public key, and the ZAP handler's User-Id says who it is.
+        #expect(peer.publicKey == good.publicKey)
+        #expect(peer.routingId == Array(good.publicKey.utf8))
         #expect((router.zap?.accepted ?? 0) >= 1)
         // A node pinning the wrong coordinator key never gets through either.
         let other = try CurveKeyPair.generate()
@@ -177,7 +181,7 @@ struct SocketTests {
             Issue.record("router stopped serving after an oversize frame")
             return
         }
-        #expect(peer == Array("ok".utf8))
+        #expect(peer.routingId == Array("ok".utf8))
     }
 
     @Test("plain mode warns off loopback only")

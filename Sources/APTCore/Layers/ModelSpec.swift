@@ -88,74 +88,133 @@ public struct ModelSpec: Hashable, Sendable, Codable {
             .flatten, .linear(outputs: 120), .relu, .linear(outputs: 84), .relu, .linear(outputs: 10),
         ])
 
-    /// Largest size of one dimension.
+    /// Largest size of one dimension: an input size, channels, linear outputs, classes.
     public static let maxDimension = 1 << 16
-    /// Largest element count of any tensor.
-    public static let maxElements = 1 << 28
+    /// Largest element count of any one tensor: a parameter tensor, or one sample's activations at any layer.
+    public static let maxElements = 1 << 24
+    /// Largest number of parameter elements in the whole model.
+    public static let maxParameters = 1 << 24
+    /// Most layers.
+    public static let maxLayers = 1024
+    /// Most weighted (linear or conv) layers: each has a weight and a bias tensor, and a message carries at most
+    /// 1,024 tensors.
+    public static let maxWeightedLayers = 512
+    /// Largest convolution kernel, stride or padding (one byte on the wire).
+    public static let maxKernel = 255
+    /// Largest output positions (height × width) of one convolution.
+    public static let maxConvPositions = 1 << 16
+    /// Largest max-pooling window side (its arg-max is kept as one byte per output: 15 × 15 < 256).
+    public static let maxPoolSize = 15
 
     /// The built-in models by name.
     public static let builtIn: [String: ModelSpec] = ["mlp": mlp, "lenet": lenet]
 
-    /// Checks that the layers fit together and end in `classes` outputs; returns the per-layer input shapes.
+    /// Checks that the layers fit together, stay within every documented limit and end in `classes` outputs;
+    /// returns the per-layer input shapes. All shape arithmetic is checked before it is done, so no spec —
+    /// from a file or from the network — can overflow or trap.
     @discardableResult
     public func validate() throws(ConfigurationError) -> [[Int]] {
-        guard input.count == 3, input.allSatisfy({ $0 > 0 && $0 <= ModelSpec.maxDimension }) else {
-            throw ConfigurationError(
-                "model '\(name)': input must be [C, H, W] with sizes in 1...\(ModelSpec.maxDimension), got \(input)")
+        try validatedShapes().inputs
+    }
+
+    /// The element count of every parameter tensor in order (weights then bias of each weighted layer), for a
+    /// valid spec.
+    public func parameterCounts() throws(ConfigurationError) -> [Int] {
+        try validatedShapes().parameters
+    }
+
+    private func validatedShapes() throws(ConfigurationError) -> (inputs: [[Int]], parameters: [Int]) {
+        let d = ModelSpec.maxDimension
+        guard input.count == 3, input.allSatisfy({ $0 > 0 && $0 <= d }) else {
+            throw ConfigurationError("model '\(name)': input must be [C, H, W] with sizes in 1...\(d), got \(input)")
         }
-        guard layers.count <= 1024 else { throw ConfigurationError("model '\(name)' has more than 1024 layers") }
-        guard classes >= 2 else { throw ConfigurationError("model '\(name)': needs at least 2 classes") }
+        guard layers.count <= ModelSpec.maxLayers else {
+            throw ConfigurationError("model '\(name)' has \(layers.count) layers, more than \(ModelSpec.maxLayers)")
+        }
+        guard classes >= 2, classes <= d else {
+            throw ConfigurationError("model '\(name)': classes must be in 2...\(d), got \(classes)")
+        }
         guard !layers.isEmpty else { throw ConfigurationError("model '\(name)' has no layers") }
+        guard input.reduce(1, *) <= ModelSpec.maxElements else {
+            throw ConfigurationError("model '\(name)': input \(input) exceeds \(ModelSpec.maxElements) elements")
+        }
         var shape = input
         var shapes: [[Int]] = []
+        var parameters: [Int] = []
+        var totalParameters = 0
+        // Each factor is at most 2^16 and every product below is of two or three such factors checked against
+        // 2^24 as it grows, so nothing here can overflow Int.
+        func elements(_ s: [Int]) -> Int { s.reduce(1, *) }
         for (i, l) in layers.enumerated() {
             shapes.append(shape)
             let at = "model '\(name)' layer \(i)"
-            var elements = 1
-            for d in shape {
-                let (p, o) = elements.multipliedReportingOverflow(by: d)
-                guard !o, p <= ModelSpec.maxElements else {
-                    throw ConfigurationError("\(at): input shape \(shape) exceeds \(ModelSpec.maxElements) elements")
-                }
-                elements = p
-            }
-            switch l {
-            case .linear(let o) where o > ModelSpec.maxDimension * 256,
-                .conv(let o, _, _, _) where o > ModelSpec.maxDimension:
-                throw ConfigurationError("\(at): \(o) outputs is more than this engine supports")
-            case .linear(let o) where Int64(elements) * Int64(o) > Int64(ModelSpec.maxElements):
-                throw ConfigurationError("\(at): \(elements)×\(o) weights exceed \(ModelSpec.maxElements)")
-            default: break
-            }
+            let inputElements = elements(shape)
             switch l {
             case .linear(let o):
-                guard o > 0 else { throw ConfigurationError("\(at): linear outputs must be positive") }
+                guard o >= 1, o <= d else { throw ConfigurationError("\(at): linear outputs must be in 1...\(d), got \(o)") }
+                guard inputElements * o <= ModelSpec.maxElements else {
+                    throw ConfigurationError(
+                        "\(at): \(inputElements)×\(o) weights exceed \(ModelSpec.maxElements) elements")
+                }
+                parameters += [inputElements * o, o]
                 shape = [o]
             case .conv(let ch, let k, let s, let p):
                 guard shape.count == 3 else {
                     throw ConfigurationError("\(at): conv needs a [C, H, W] input, got \(shape)")
                 }
-                guard ch > 0, k > 0, s > 0, p >= 0 else {
-                    throw ConfigurationError("\(at): conv needs positive channels, kernel, stride and padding ≥ 0")
+                guard ch >= 1, ch <= d else { throw ConfigurationError("\(at): conv channels must be in 1...\(d), got \(ch)") }
+                let kmax = ModelSpec.maxKernel
+                guard k >= 1, k <= kmax, s >= 1, s <= kmax, p >= 0, p <= kmax else {
+                    throw ConfigurationError(
+                        "\(at): conv kernel and stride must be in 1...\(kmax) and padding in 0...\(kmax), got kernel "
+                            + "\(k), stride \(s), padding \(p)")
+                }
+                guard shape[1] + 2 * p >= k, shape[2] + 2 * p >= k else {
+                    throw ConfigurationError("\(at): kernel \(k) does not fit input \(shape) with padding \(p)")
                 }
                 let oh = (shape[1] + 2 * p - k) / s + 1
                 let ow = (shape[2] + 2 * p - k) / s + 1
-                guard shape[1] + 2 * p >= k, shape[2] + 2 * p >= k, oh > 0, ow > 0 else {
-                    throw ConfigurationError("\(at): kernel \(k) does not fit input \(shape)")
+                guard oh * ow <= ModelSpec.maxConvPositions else {
+                    throw ConfigurationError(
+                        "\(at): conv output \(oh)×\(ow) has more than \(ModelSpec.maxConvPositions) positions")
                 }
+                let patch = shape[0] * k * k
+                guard patch <= ModelSpec.maxElements, patch * ch <= ModelSpec.maxElements else {
+                    throw ConfigurationError(
+                        "\(at): \(ch)×\(shape[0])×\(k)×\(k) weights exceed \(ModelSpec.maxElements) elements")
+                }
+                guard patch * oh * ow <= ModelSpec.maxElements else {
+                    throw ConfigurationError(
+                        "\(at): its unfolded input (\(patch)×\(oh * ow)) exceeds \(ModelSpec.maxElements) elements")
+                }
+                parameters += [patch * ch, ch]
                 shape = [ch, oh, ow]
             case .relu: break
             case .maxPool(let s):
-                guard shape.count == 3, s >= 1, s <= 15, shape[1] >= s, shape[2] >= s else {
-                    throw ConfigurationError("\(at): maxpool \(s) does not fit input \(shape)")
+                guard shape.count == 3, s >= 1, s <= ModelSpec.maxPoolSize, shape[1] >= s, shape[2] >= s else {
+                    throw ConfigurationError(
+                        "\(at): maxpool \(s) does not fit input \(shape) (size must be in 1...\(ModelSpec.maxPoolSize))")
                 }
                 shape = [shape[0], shape[1] / s, shape[2] / s]
-            case .flatten: shape = [shape.reduce(1, *)]
+            case .flatten: shape = [elements(shape)]
+            }
+            guard elements(shape) <= ModelSpec.maxElements else {
+                throw ConfigurationError(
+                    "\(at): output shape \(shape) exceeds \(ModelSpec.maxElements) elements per sample")
+            }
+            totalParameters = parameters.reduce(0, +)
+            guard totalParameters <= ModelSpec.maxParameters else {
+                throw ConfigurationError(
+                    "model '\(name)' has more than \(ModelSpec.maxParameters) parameters (at layer \(i))")
+            }
+            guard parameters.count <= 2 * ModelSpec.maxWeightedLayers else {
+                throw ConfigurationError(
+                    "model '\(name)' has more than \(ModelSpec.maxWeightedLayers) linear or conv layers")
             }
         }
         guard shape == [classes] else {
             throw ConfigurationError("model '\(name)' ends in shape \(shape), expected [\(classes)] (one per class)")
         }
-        return shapes
+        return (shapes, parameters)
     }
 }

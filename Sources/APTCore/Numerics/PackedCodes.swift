@@ -3,7 +3,7 @@
 /// The engine keeps the activations it saves for the backward pass this way when their codes are narrower
 /// than a byte (a 6-bit code takes six bits, not eight), and the wire codec uses the same bit order. Codes are
 /// stored in two's complement; at 1 bit the codes are ±1, stored as 0 for −1 and 1 for +1.
-public struct PackedCodes: Sendable, Equatable {
+public struct PackedCodes: Sendable, Hashable {
     /// Bits per code, 1...16.
     public let bits: Int
     /// Number of codes.
@@ -160,5 +160,62 @@ public struct PackedCodes: Sendable, Equatable {
             }
         }
         return out
+    }
+
+    /// Adds `Float(code) · factor` to `output[i]` for code `i` (`output.count == count`), eight codes at a time
+    /// from one or two unaligned word loads: how the wire codec folds a node's delta into an aggregate without
+    /// unpacking it.
+    public func accumulate(into output: UnsafeMutableBufferPointer<Float>, factor: Float) {
+        precondition(output.count == count, "accumulate: output has \(output.count) elements, codes \(count)")
+        let bits = self.bits
+        let groups = count / 8
+        var g = 0
+        bytes.withUnsafeBufferPointer { bp in
+            guard let base = bp.baseAddress, let out = output.baseAddress else { return }
+            let raw = UnsafeRawPointer(base)
+            let shift = UInt64(64 - bits)
+            if bits == 1 {
+                while g < groups {
+                    let byte = bp[g]
+                    for j in 0..<8 { out[g * 8 + j] += Float(Int32((byte >> UInt8(j)) & 1) * 2 - 1) * factor }
+                    g += 1
+                }
+            } else if bits <= 8 {
+                // Eight codes are exactly `bits` bytes; one 8-byte load holds them.
+                while g < groups && g * bits + 8 <= bp.count {
+                    let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
+                    for j in 0..<8 {
+                        let code = Int64(bitPattern: word << UInt64(64 - (j + 1) * bits)) >> shift
+                        out[g * 8 + j] += Float(code) * factor
+                    }
+                    g += 1
+                }
+            } else {
+                // 9...16 bits: eight codes span `bits` ≤ 16 bytes, two 8-byte loads.
+                while g < groups && g * bits + 16 <= bp.count {
+                    let lo = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
+                    let hi = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits + 8, as: UInt64.self))
+                    for j in 0..<8 {
+                        let offset = j * bits
+                        let field: UInt64
+                        if offset + bits <= 64 {
+                            field = lo >> UInt64(offset)
+                        } else if offset >= 64 {
+                            field = hi >> UInt64(offset - 64)
+                        } else {
+                            field = (lo >> UInt64(offset)) | (hi << UInt64(64 - offset))
+                        }
+                        let code = Int64(bitPattern: field << shift) >> shift
+                        out[g * 8 + j] += Float(code) * factor
+                    }
+                    g += 1
+                }
+            }
+        }
+        guard g * 8 < count else { return }
+        // The last few codes (whose word loads would pass the end of the bytes) one at a time.
+        let tail = PackedCodes(bits: bits, count: count - g * 8, bytes: Array(bytes[(g * bits)...]))
+        let first = g * 8
+        _ = tail.forEachCode { i, c in output[first + i] += Float(c) * factor }
     }
 }

@@ -17,6 +17,13 @@ public enum Security: Hashable, Sendable {
     /// Node side of CURVE: its key pair and the coordinator's pinned public key.
     case curveClient(keys: CurveKeyPair, serverPublicKey: String)
 
+    /// The routing id a node must use under this mode: its Z85 public key for a CURVE client, else nil (plain
+    /// mode: the node's name).
+    public var routingId: [UInt8]? {
+        if case .curveClient(let keys, _) = self { return Array(keys.publicKey.utf8) }
+        return nil
+    }
+
     /// Whether this is the coordinator side of CURVE.
     public var isServer: Bool {
         if case .curveServer = self { return true }
@@ -79,7 +86,10 @@ public enum Security: Hashable, Sendable {
         } else {
             host = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         }
-        return host.hasPrefix("127.") || host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1"
+        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        // 127.0.0.0/8, as a dotted-quad literal (a name such as "127.example.org" is not loopback).
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
     /// The warning to print for plain mode on a non-loopback endpoint, or nil.

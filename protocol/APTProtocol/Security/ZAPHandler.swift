@@ -63,9 +63,12 @@ public final class ZAPHandler: Sendable {
                     $0.rejected += 1
                 }
             }
+            // The User-Id of an accepted connection is the client's public key in Z85: libzmq attaches it to
+            // every message received on that connection, so the coordinator knows who really sent it.
+            let userId = ok ? Array((CurveKeyPair.encode(raw: frames[6]) ?? "").utf8) : []
             let reply: [[UInt8]] = [
                 Array("1.0".utf8), requestId, Array((ok ? "200" : "400").utf8),
-                Array((ok ? "OK" : "client key not in allow-list").utf8), [], [],
+                Array((ok ? "OK" : "client key not in allow-list").utf8), userId, [],
             ]
             try? socket.send(reply)
         }

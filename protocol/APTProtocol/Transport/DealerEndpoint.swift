@@ -15,16 +15,18 @@ public final class DealerEndpoint {
     /// Decoder limits.
     public let limits: DecodeLimits
 
-    /// Connects a DEALER to `endpoint` with routing id `identity`.
+    /// Connects a DEALER to `endpoint`. Its routing id is, under CURVE, its own Z85 public key (the
+    /// coordinator refuses any other) and in plain mode `identity` (the node's name).
     public init(
         context: ZMQContext, connect endpoint: String, identity: [UInt8], security: Security = .plain,
         options: TransportOptions = .standard, limits: DecodeLimits = .standard
     ) throws {
-        let s = try ZMQSocket(context: context, type: .dealer, options: options)
         guard !security.isServer else {
             throw SecurityError("a node needs CURVE client keys and the coordinator's public key")
         }
-        if !identity.isEmpty { try s.set(ZMQ_ROUTING_ID, bytes: identity) }
+        let s = try ZMQSocket(context: context, type: .dealer, options: options)
+        let routingId = security.routingId ?? identity
+        if !routingId.isEmpty { try s.set(ZMQ_ROUTING_ID, bytes: routingId) }
         _ = try security.configure(s, context: context)
         try s.connect(endpoint)
         self.socket = s

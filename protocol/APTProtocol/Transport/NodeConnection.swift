@@ -1,8 +1,13 @@
 import APTCore
 
-/// A node's link to the coordinator: sends HELLO on connect, heartbeats on schedule, and when the coordinator
-/// has been silent for `missedAllowed` heartbeat intervals, drops the socket, waits with exponential backoff,
-/// reconnects and introduces itself again. Confined to one thread (it owns a ZeroMQ socket).
+/// A node's link to the coordinator: the `NodeLink` state machine driven over a DEALER socket and a
+/// `Poller`. It sends HELLO on every connection, heartbeats on schedule, reads every queued message before it
+/// judges the coordinator silent, and on silence closes the socket, waits with backoff, reconnects and says
+/// HELLO again. Confined to one thread (it owns a ZeroMQ socket); another thread may interrupt a `poll` with
+/// `waker.wake()`.
+///
+/// A node that trains between polls calls `service()` between steps (it never blocks), or `poll(timeoutMs:)`
+/// when it has nothing else to do.
 public final class NodeConnection {
     /// What happened during `poll`.
     public enum Event: Sendable, Equatable {
@@ -10,8 +15,12 @@ public final class NodeConnection {
         case message(Message)
         /// A frame from the coordinator that could not be decoded.
         case malformed(WireError)
-        /// The coordinator went silent; the link was rebuilt and HELLO sent again (attempt number).
+        /// The coordinator went silent; the link was rebuilt and HELLO sent again (reconnection count).
         case reconnected(attempt: Int)
+        /// Another thread called `waker.wake()`.
+        case woken
+        /// A signal interrupted the wait (check for shutdown).
+        case interrupted
     }
 
     private let context: ZMQContext
@@ -19,87 +28,106 @@ public final class NodeConnection {
     private let identity: [UInt8]
     private let security: Security
     private let options: TransportOptions
+    private let limits: DecodeLimits
     private let hello: Hello
+    private let clock: @Sendable () -> UInt64
+    private let poller: Poller
     private var dealer: DealerEndpoint?
-    private var lastHeard: UInt64
-    private var lastBeat: UInt64 = 0
-    private var sequence: UInt64 = 0
-    private var backoff: ReconnectBackoff
-    /// Application heartbeat interval, ms.
-    public let heartbeatIntervalMs: UInt64
-    /// Silent intervals tolerated before reconnecting.
-    public let missedAllowed: UInt64
+    private var link: NodeLink
+
+    /// Wakes a `poll` from another thread.
+    public var waker: Waker { poller.waker }
     /// Reconnections so far.
-    public private(set) var reconnects = 0
+    public var reconnects: Int { link.reconnects }
+    /// Application heartbeat interval, ms.
+    public var heartbeatIntervalMs: UInt64 { link.heartbeatIntervalMs }
 
     /// Connects and sends `hello`. Without `backoff`, reconnect jitter is seeded from `identity` (per node).
+    /// `clock` gives milliseconds on a monotonic clock (injected in tests).
     public init(
         context: ZMQContext, endpoint: String, identity: [UInt8], hello: Hello, security: Security = .plain,
-        options: TransportOptions = .standard, heartbeatIntervalMs: UInt64 = 1000, missedAllowed: UInt64 = 3,
-        backoff: ReconnectBackoff? = nil
+        options: TransportOptions = .standard, limits: DecodeLimits = .standard, heartbeatIntervalMs: UInt64 = 1000,
+        missedAllowed: UInt64 = 3, backoff: ReconnectBackoff? = nil,
+        clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.milliseconds() }
     ) throws {
         self.context = context
         self.endpoint = endpoint
         self.identity = identity
         self.security = security
         self.options = options
+        self.limits = limits
         self.hello = hello
-        self.heartbeatIntervalMs = heartbeatIntervalMs
-        self.missedAllowed = missedAllowed
-        self.backoff = backoff ?? ReconnectBackoff(seed: ReconnectBackoff.seed(identity: identity))
-        self.lastHeard = MonotonicClock.milliseconds()
-        try open()
+        self.clock = clock
+        self.poller = try Poller()
+        self.link = NodeLink(
+            heartbeatIntervalMs: heartbeatIntervalMs, missedAllowed: missedAllowed,
+            backoff: backoff ?? ReconnectBackoff(seed: ReconnectBackoff.seed(identity: security.routingId ?? identity)))
+        _ = try perform(link.start(at: clock()))
     }
 
-    private func open() throws {
-        let d = try DealerEndpoint(
-            context: context, connect: endpoint, identity: identity, security: security,
-            options: options)
-        dealer = d
-        try d.send(.hello(hello))
-        lastHeard = MonotonicClock.milliseconds()
-        lastBeat = lastHeard
+    /// Does what the link asks; returns whether it reconnected.
+    private func perform(_ actions: [NodeLink.Action]) throws -> Bool {
+        var reconnected = false
+        for action in actions {
+            switch action {
+            case .connect:
+                dealer = try DealerEndpoint(
+                    context: context, connect: endpoint, identity: identity, security: security, options: options,
+                    limits: limits)
+                reconnected = link.reconnects > 0
+            case .sendHello:
+                try dealer?.send(.hello(hello))
+            case .sendHeartbeat(let sequence):
+                // A full queue (the coordinator is away) drops a heartbeat; silence handling covers it.
+                try? dealer?.send(.heartbeat(sequence: sequence, timestampMs: clock()))
+            case .disconnect:
+                dealer?.close()
+                dealer = nil
+            }
+        }
+        return reconnected
     }
 
-    /// Sends a message to the coordinator.
+    /// Sends a message to the coordinator. While the link is between connections it throws
+    /// `ZMQError(ENOTCONN)`; a full queue throws `ZMQError.again`.
     public func send(_ message: Message) throws {
-        guard let dealer else { throw ZMQError("zmq_send", code: ENOTSOCK) }
+        guard let dealer else { throw ZMQError("zmq_send", code: ENOTCONN) }
         try dealer.send(message)
     }
 
+    /// Reads one queued message, if any, without waiting.
+    private func receiveQueued(now: UInt64) throws -> Event? {
+        guard let dealer, let frames = try dealer.socket.receive(timeoutMs: 0) else { return nil }
+        link.received(at: now)
+        do {
+            return .message(try dealer.message(from: frames))
+        } catch {
+            return .malformed(error)
+        }
+    }
+
+    /// Services the link without waiting: returns a queued message if there is one, else sends what is
+    /// due (heartbeats) and handles silence. Call it between training steps.
+    public func service() throws -> Event? {
+        let now = clock()
+        if let event = try receiveQueued(now: now) { return event }
+        if try perform(link.tick(at: now)) { return .reconnected(attempt: link.reconnects) }
+        return nil
+    }
+
     /// Waits up to `timeoutMs` for one event, sending heartbeats when due and reconnecting when the
-    /// coordinator has been silent too long.
+    /// coordinator has been silent too long. Queued messages are always read before silence is judged.
     public func poll(timeoutMs: Int32) throws -> Event? {
-        let deadline = MonotonicClock.milliseconds() + UInt64(max(timeoutMs, 0))
+        let deadline = clock() + UInt64(max(timeoutMs, 0))
         while true {
-            let now = MonotonicClock.milliseconds()
-            if now - lastHeard > missedAllowed * heartbeatIntervalMs {
-                dealer?.close()
-                dealer = nil
-                let wait = backoff.next()
-                usleepMs(wait)
-                try open()
-                reconnects += 1
-                return .reconnected(attempt: backoff.attempt)
-            }
-            if now - lastBeat >= heartbeatIntervalMs, let dealer {
-                sequence += 1
-                try? dealer.send(.heartbeat(sequence: sequence, timestampMs: now))
-                lastBeat = now
-            }
-            let untilBeat = Int32(clamping: Int64(lastBeat + heartbeatIntervalMs) - Int64(now))
-            let untilDeadline = Int32(clamping: Int64(deadline) - Int64(now))
-            let slice = max(0, min(untilBeat, untilDeadline))
-            if let dealer, let frames = try dealer.socket.receive(timeoutMs: slice) {
-                lastHeard = MonotonicClock.milliseconds()
-                backoff.reset()
-                do {
-                    return .message(try dealer.message(from: frames))
-                } catch {
-                    return .malformed(error)
-                }
-            }
-            if MonotonicClock.milliseconds() >= deadline { return nil }
+            if let event = try service() { return event }
+            let now = clock()
+            if now >= deadline { return nil }
+            let until = min(deadline, link.nextDeadline)
+            let slice = Int32(clamping: until > now ? until - now : 0)
+            let result = try poller.wait(dealer.map { [$0.socket] } ?? [], timeoutMs: max(slice, 1))
+            if result.woken { return .woken }
+            if result.interrupted { return .interrupted }
         }
     }
 

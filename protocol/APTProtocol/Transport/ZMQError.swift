@@ -25,6 +25,31 @@ public struct ZMQError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String { "\(operation): \(message) (errno \(code))" }
 
-    /// EAGAIN: nothing to receive, or the send would block.
+    /// An errno value to match a `ZMQError` against: `if ZMQError.hostUnreachable ~= error { … }` (as a
+    /// `catch` pattern it crashes the Swift 6.3 compiler when the call throws a typed `ZMQError`).
+    public struct Code: Hashable, Sendable {
+        /// The errno value.
+        public var rawValue: Int32
+        /// Wraps an errno value.
+        public init(_ rawValue: Int32) { self.rawValue = rawValue }
+
+        /// Whether `error` is a `ZMQError` with this errno.
+        public static func ~= (pattern: Code, error: any Error) -> Bool {
+            (error as? ZMQError)?.code == pattern.rawValue
+        }
+
+        /// Whether `error` has this errno (the overload a typed `throws(ZMQError)` call site uses).
+        public static func ~= (pattern: Code, error: ZMQError) -> Bool { error.code == pattern.rawValue }
+    }
+
+    /// EAGAIN: nothing to receive, or the send would block (a full queue).
+    public static let again = Code(EAGAIN)
+    /// EHOSTUNREACH: a ROUTER send to a peer that is not connected (the socket sets `ZMQ_ROUTER_MANDATORY`).
+    public static let hostUnreachable = Code(EHOSTUNREACH)
+    /// ETERM: the context was terminated.
+    public static let terminated = Code(ETERM)
+
+
+    /// Whether `error` has errno `pattern`.
     public static func ~= (pattern: Int32, error: ZMQError) -> Bool { error.code == pattern }
 }

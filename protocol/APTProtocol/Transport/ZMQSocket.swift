@@ -32,6 +32,9 @@ public final class ZMQSocket {
         }
     }
 
+    /// The libzmq handle, for `zmq_poll` (never escapes the module).
+    func rawHandle() throws(ZMQError) -> UnsafeMutableRawPointer { try live("zmq_poll") }
+
     private func live(_ op: String) throws(ZMQError) -> UnsafeMutableRawPointer {
         guard let h = handle else { throw ZMQError(op, code: ENOTSOCK) }
         return h
@@ -102,11 +105,17 @@ public final class ZMQSocket {
     }
 
     /// Receives one multipart message, waiting at most `timeoutMs` (−1: forever). Returns nil on timeout.
-    /// Each frame is copied out of its `zmq_msg_t` inside one scope; no pointer escapes.
     public func receive(timeoutMs: Int32) throws(ZMQError) -> [[UInt8]]? {
+        try receiveMessage(timeoutMs: timeoutMs)?.frames
+    }
+
+    /// Receives one multipart message with its metadata, waiting at most `timeoutMs` (−1: forever). Returns
+    /// nil on timeout. Each frame is copied out of its `zmq_msg_t` inside one scope; no pointer escapes.
+    public func receiveMessage(timeoutMs: Int32) throws(ZMQError) -> ZMQMessage? {
         guard try poll(timeoutMs: timeoutMs) else { return nil }
         let h = try live("zmq_msg_recv")
         var frames: [[UInt8]] = []
+        var userId: String? = nil
         while true {
             var msg = zmq_msg_t()
             zmq_msg_init(&msg)
@@ -126,22 +135,26 @@ public final class ZMQSocket {
             } else {
                 frames.append([])
             }
+            // The User-Id the ZAP handler gave this connection (the Z85 CURVE key); none in plain mode.
+            if userId == nil, let property = zmq_msg_gets(&msg, "User-Id") {
+                let text = String(cString: property)
+                if !text.isEmpty { userId = text }
+            }
             if zmq_msg_more(&msg) == 0 { break }
         }
-        return frames
+        return ZMQMessage(frames: frames, userId: userId)
     }
 
-    /// Waits until a message can be received, at most `timeoutMs`.
+    /// Waits until a message can be received, at most `timeoutMs`. A signal (EINTR) ends the wait early with
+    /// `false`, like a timeout, so that a caller looping on it sees its shutdown flag.
     public func poll(timeoutMs: Int32) throws(ZMQError) -> Bool {
         let h = try live("zmq_poll")
         var item = zmq_pollitem_t(socket: h, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
-        while true {
-            let rc = zmq_poll(&item, 1, Int(timeoutMs))
-            if rc >= 0 { return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0 }
-            let e = zmq_errno()
-            if e == EINTR { continue }
-            throw ZMQError("zmq_poll", code: e)
-        }
+        let rc = zmq_poll(&item, 1, Int(timeoutMs))
+        if rc >= 0 { return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0 }
+        let e = zmq_errno()
+        if e == EINTR { return false }
+        throw ZMQError("zmq_poll", code: e)
     }
 
     /// Starts a monitor of `events` on `inproc://name`.

@@ -16,6 +16,8 @@ public enum ZMQSocketType: Int32, Sendable {
     case dealer = 5  // ZMQ_DEALER
     /// Used by the ZAP handler.
     case rep = 4  // ZMQ_REP
+    /// A ZAP client (tests of the handler).
+    case req = 3  // ZMQ_REQ
     /// Used by socket monitors.
     case pair = 0  // ZMQ_PAIR
 }

@@ -154,6 +154,10 @@ public struct ByteReader: Sendable {
         var shift: UInt64 = 0
         for _ in 0..<10 {
             let b = try u8(field)
+            // The 10th byte holds bit 63 only: anything more does not fit 64 bits.
+            if shift == 63 && b & 0x7E != 0 {
+                throw WireError.invalidValue(field: field, reason: "varint overflows 64 bits")
+            }
             v |= UInt64(b & 0x7F) << shift
             if b & 0x80 == 0 { return v }
             shift += 7

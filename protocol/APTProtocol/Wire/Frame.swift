@@ -1,23 +1,5 @@
 import APTCore
 
-/// Bounds a decoder enforces before allocating anything sized by the input.
-public struct DecodeLimits: Hashable, Sendable {
-    /// Largest payload accepted, bytes.
-    public var maxPayloadBytes: Int
-    /// Largest element count of one tensor.
-    public var maxTensorElements: Int
-    /// Most tensors in one message.
-    public var maxTensors: Int
-    /// Creates limits.
-    public init(maxPayloadBytes: Int = 64 << 20, maxTensorElements: Int = 16 << 20, maxTensors: Int = 1024) {
-        self.maxPayloadBytes = maxPayloadBytes
-        self.maxTensorElements = maxTensorElements
-        self.maxTensors = maxTensors
-    }
-    /// The defaults: 64 MiB payloads, 16 Mi elements per tensor, 1,024 tensors.
-    public static let standard = DecodeLimits()
-}
-
 /// The 16-byte frame header and the message codec (docs/protocol.md).
 public enum Frame {
     /// `APTF`.
@@ -44,14 +26,19 @@ public enum Frame {
             w.policy.encode(into: &p)
         case .task(let t):
             p.u32(t.round)
-            p.u64(t.deadlineMs)
+            p.u32(t.attempt)
+            p.u32(t.timeoutMs)
             p.u8(t.payload.rawValue)
             p.u32(t.baseRound)
             encodeTensors(t.tensors, into: &p)
             t.policy.encode(into: &p)
         case .update(let u):
             p.u32(u.round)
+            p.u32(u.attempt)
             p.u64(u.samplesTrained)
+            p.u32(u.stepsDone)
+            p.u32(u.stepsAsked)
+            p.u8(u.stopReason.rawValue)
             encodeTensors(u.delta, into: &p)
             var l = ByteWriter()
             l.f64(u.ledger.energyJ)
@@ -145,6 +132,12 @@ public enum Frame {
             let name = try r.string("hello.name")
             let major = try r.u8("hello.major")
             let vminor = try r.u8("hello.minor")
+            // The header's version decides how a frame is read; the one HELLO states must agree with it.
+            guard major == h.version.major && vminor == h.version.minor else {
+                throw WireError.invalidValue(
+                    field: "hello.version",
+                    reason: "\(major).\(vminor) disagrees with the frame header's \(h.version)")
+            }
             let profile = try decodeProfile(&r, senderMinor: minor)
             let energy = try r.f64("hello.energyBudgetJ")
             guard energy.isFinite, energy >= 0 else {
@@ -164,7 +157,8 @@ public enum Frame {
                 Welcome(nodeId: id, model: model, policy: try Policy.decode(from: &r, senderMinor: minor)))
         case .task:
             let round = try r.u32("task.round")
-            let deadline = try r.u64("task.deadlineMs")
+            let attempt = try r.u32("task.attempt")
+            let timeout = try r.u32("task.timeoutMs")
             let kind = try r.u8("task.payload")
             guard let payload = TrainingTask.Payload(rawValue: kind) else {
                 throw WireError.invalidValue(field: "task.payload", reason: "unknown payload kind \(kind)")
@@ -173,11 +167,15 @@ public enum Frame {
             let tensors = try decodeTensors(&r, limits: limits, field: "task.tensors")
             message = .task(
                 TrainingTask(
-                    round: round, deadlineMs: deadline, payload: payload, baseRound: base, tensors: tensors,
+                    round: round, attempt: attempt, timeoutMs: timeout, payload: payload, baseRound: base, tensors: tensors,
                     policy: try Policy.decode(from: &r, senderMinor: minor)))
         case .update:
             let round = try r.u32("update.round")
+            let attempt = try r.u32("update.attempt")
             let samples = try r.u64("update.samplesTrained")
+            let stepsDone = try r.u32("update.stepsDone")
+            let stepsAsked = try r.u32("update.stepsAsked")
+            let stop = StopReason(rawValue: try r.u8("update.stopReason"))
             let delta = try decodeTensors(&r, limits: limits, field: "update.delta")
             var l = try r.block("update.ledger", limit: 1 << 20)
             let energy = try l.finite("ledger.energyJ")
@@ -192,24 +190,21 @@ public enum Frame {
                 throw WireError.invalidValue(
                     field: "ledger", reason: "negative energy or duration, or accuracy outside 0...1")
             }
-            message = .update(Update(round: round, samplesTrained: samples, delta: delta, ledger: entry))
+            message = .update(
+                Update(
+                    round: round, attempt: attempt, samplesTrained: samples, stepsDone: stepsDone,
+                    stepsAsked: stepsAsked, stopReason: stop, delta: delta, ledger: entry))
         case .policy:
             message = .policy(try Policy.decode(from: &r, senderMinor: minor))
         case .heartbeat:
             message = .heartbeat(
                 sequence: try r.u64("heartbeat.sequence"), timestampMs: try r.u64("heartbeat.timestampMs"))
         case .bye:
-            let code = try r.u8("bye.reason")
-            guard let reason = ByeReason(rawValue: code) else {
-                throw WireError.invalidValue(field: "bye.reason", reason: "unknown reason \(code)")
-            }
+            let reason = ByeReason(rawValue: try r.u8("bye.reason"))
             message = .bye(reason: reason, text: try r.string("bye.text"))
         case .error:
-            let code = try r.u16("error.code")
-            guard let c = ErrorCode(rawValue: code) else {
-                throw WireError.invalidValue(field: "error.code", reason: "unknown code \(code)")
-            }
-            message = .error(code: c, text: try r.string("error.text"))
+            let code = ErrorCode(rawValue: try r.u16("error.code"))
+            message = .error(code: code, text: try r.string("error.text"))
         }
         try r.finish("\(h.type) payload", senderMinor: minor)
         return message

@@ -39,33 +39,62 @@ public struct QuantizedTensor: Hashable, Sendable {
     public var scale: TensorScale
     /// Sorted, strictly increasing indices of the stored values; nil for a dense tensor.
     public var indices: [UInt32]?
-    /// The codes: `count` of them dense, `indices.count` sparse.
-    public var codes: [Int32]
+    /// The codes, bit-packed at `bits` each exactly as on the wire: `count` of them dense, `indices.count`
+    /// sparse. A decoded tensor holds its codes in this form only, so its memory is its wire size.
+    public var packedCodes: PackedCodes
 
-    /// Creates a tensor (shape rules checked: code count, code range).
+    /// Creates a tensor from codes (shape rules checked: code count, code range).
     public init(layer: UInt16, count: Int, bits: Int, scale: TensorScale, indices: [UInt32]?, codes: [Int32]) {
         precondition((1...16).contains(bits), "bits must be in 1...16, got \(bits)")
         precondition(codes.count == (indices?.count ?? count), "code count does not match")
+        let m = Self.maxCode(bits: bits)
+        precondition(codes.allSatisfy { abs($0) <= m && (bits > 1 || $0 != 0) }, "codes outside the \(bits)-bit range")
+        self.init(
+            layer: layer, count: count, bits: bits, scale: scale, indices: indices,
+            packedCodes: PackedCodes(packing: codes, bits: bits))
+    }
+
+    /// Creates a tensor from codes already packed and checked.
+    init(layer: UInt16, count: Int, bits: Int, scale: TensorScale, indices: [UInt32]?, packedCodes: PackedCodes) {
         self.layer = layer
         self.count = count
         self.bits = bits
         self.scale = scale
         self.indices = indices
-        self.codes = codes
+        self.packedCodes = packedCodes
+    }
+
+    /// The codes, unpacked (allocates four bytes per code: for tests and tools, not for aggregation).
+    public var codes: [Int32] {
+        var out = [Int32](repeating: 0, count: packedCodes.count)
+        _ = packedCodes.forEachCode { i, c in out[i] = c }
+        return out
     }
 
     /// Largest code magnitude for `bits`.
     public static func maxCode(bits: Int) -> Int32 { bits == 1 ? 1 : FixedPointFormat.maxCode(bits: bits) }
 
-    /// The dense real values.
+    /// The dense real values, each `Float(code) * scale` in float32.
     public func dequantized() -> [Float] {
-        let s = scale.value
+        var out = [Float](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { accumulate(into: $0, weight: 1) }
+        return out
+    }
+
+    /// Adds `weight · value` of every element to `output[i]` (`output.count == count`), straight from the
+    /// packed codes: no dense copy of the tensor is made. In float32: `output[i] += Float(code) · (weight ·
+    /// scale)`, the product `weight · scale` rounded once. This is how an aggregator folds a node's delta into
+    /// a running sum.
+    public func accumulate(into output: UnsafeMutableBufferPointer<Float>, weight: Float) {
+        precondition(output.count == count, "accumulate: output has \(output.count) elements, tensor \(count)")
+        let factor = weight * scale.value
         if let indices {
-            var out = [Float](repeating: 0, count: count)
-            for (i, idx) in indices.enumerated() { out[Int(idx)] = Float(codes[i]) * s }
-            return out
+            indices.withUnsafeBufferPointer { ip in
+                _ = packedCodes.forEachCode { i, c in output[Int(ip[i])] += Float(c) * factor }
+            }
+        } else {
+            packedCodes.accumulate(into: output, factor: factor)
         }
-        return codes.map { Float($0) * s }
     }
 
     /// Quantises `values`: picks the scale from the range of the values kept, rounds each, and with `topK`
@@ -199,7 +228,7 @@ public struct QuantizedTensor: Hashable, Sendable {
                 prev = Int64(idx)
             }
         }
-        w.raw(Self.pack(codes, bits: bits))
+        w.raw(packedCodes.bytes)
     }
 
     /// Reads one tensor, validating bits, flags, scale, counts (against `maxElements`) and indices before
@@ -253,10 +282,11 @@ public struct QuantizedTensor: Hashable, Sendable {
             indices = idx
             n = k
         }
-        let packedBytes = (n * bits + 7) / 8
-        let packed = try r.raw(packedBytes, "tensor.values")
-        let codes = try unpack(packed, count: n, bits: bits)
-        return QuantizedTensor(layer: layer, count: count, bits: bits, scale: scale, indices: indices, codes: codes)
+        let packed = try r.raw(PackedCodes.byteCount(count: n, bits: bits), "tensor.values")
+        let codes = PackedCodes(bits: bits, count: n, bytes: packed)
+        try validate(codes)
+        return QuantizedTensor(
+            layer: layer, count: count, bits: bits, scale: scale, indices: indices, packedCodes: codes)
     }
 
     /// Packs codes LSB-first, `bits` each (two's complement; for 1 bit, −1 → 0 and +1 → 1).
@@ -264,30 +294,34 @@ public struct QuantizedTensor: Hashable, Sendable {
         PackedCodes.pack(codes, bits: bits)
     }
 
-    /// Unpacks `count` codes; the most negative two's-complement code (outside the symmetric range) and
-    /// non-zero padding bits are errors.
+    /// Checks packed codes from the wire: the most negative two's-complement code (outside the symmetric
+    /// range) and non-zero padding bits are errors. Nothing is allocated.
+    static func validate(_ codes: PackedCodes) throws(WireError) {
+        let lowest = -maxCode(bits: codes.bits)
+        var outOfRange: Int32? = nil
+        let paddingIsZero = codes.forEachCode { _, c in
+            if c < lowest, outOfRange == nil { outOfRange = c }
+        }
+        if let v = outOfRange {
+            throw WireError.invalidValue(
+                field: "tensor.values", reason: "code \(v) outside the symmetric \(codes.bits)-bit range")
+        }
+        guard paddingIsZero else {
+            throw WireError.invalidValue(field: "tensor.values", reason: "non-zero padding bits")
+        }
+    }
+
+    /// Unpacks `count` codes from wire bytes, with the checks of the decoder.
     public static func unpack(_ packed: [UInt8], count: Int, bits: Int) throws(WireError) -> [Int32] {
         guard packed.count == PackedCodes.byteCount(count: count, bits: bits) else {
             throw WireError.invalidValue(
                 field: "tensor.values", reason: "\(packed.count) bytes for \(count) codes of \(bits) bits")
         }
-        var codes = [Int32](repeating: 0, count: count)
-        let lowest = -maxCode(bits: bits)
-        var outOfRange: Int32? = nil
-        let paddingIsZero = codes.withUnsafeMutableBufferPointer { cp in
-            PackedCodes(bits: bits, count: count, bytes: packed).forEachCode { i, c in
-                if c < lowest, outOfRange == nil { outOfRange = c }
-                cp[i] = c
-            }
-        }
-        if let v = outOfRange {
-            throw WireError.invalidValue(
-                field: "tensor.values", reason: "code \(v) outside the symmetric \(bits)-bit range")
-        }
-        guard paddingIsZero else {
-            throw WireError.invalidValue(field: "tensor.values", reason: "non-zero padding bits")
-        }
-        return codes
+        let codes = PackedCodes(bits: bits, count: count, bytes: packed)
+        try validate(codes)
+        var out = [Int32](repeating: 0, count: count)
+        _ = codes.forEachCode { i, c in out[i] = c }
+        return out
     }
 }
 
