@@ -64,7 +64,9 @@ let package = Package(
 
         .testTarget(name: "APTCoreTests", dependencies: ["APTCore"], swiftSettings: strict),
         .testTarget(name: "APTCommandLineTests", dependencies: ["APTCommandLine"], swiftSettings: strict),
-        .testTarget(name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore", "CZmq", "CMalloc"], swiftSettings: strict),
+        .testTarget(
+            name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore", "CZmq", "CMalloc"], swiftSettings: strict
+        ),
         .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore"], swiftSettings: strict),
         .testTarget(
             name: "APTCoordinatorTests", dependencies: ["APTCoordinator", "APTProtocol"], swiftSettings: strict),

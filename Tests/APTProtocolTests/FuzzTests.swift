@@ -102,7 +102,9 @@ struct FuzzTests {
         one.u8(0)
         one.f32(1)
         var r = ByteReader(one.bytes)
-        #expect(throws: WireError.tooLarge(field: "tensor.count", declared: Int(UInt32.max), limit: ModelSpec.maxElements)) {
+        #expect(
+            throws: WireError.tooLarge(field: "tensor.count", declared: Int(UInt32.max), limit: ModelSpec.maxElements)
+        ) {
             try QuantizedTensor.decode(from: &r, maxElements: DecodeLimits.standard.maxTensorElements)
         }
         // A sparse tensor claiming more indices than bytes left.

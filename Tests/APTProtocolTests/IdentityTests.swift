@@ -227,7 +227,8 @@ struct IdentityTests {
         #expect(throws: SecurityError.self) {
             _ = try RouterEndpoint(context: ctx, bind: "tcp://0.0.0.0:*", options: fast)
         }
-        let forced = try RouterEndpoint(context: ctx, bind: "tcp://0.0.0.0:*", options: fast, allowPlainOffLoopback: true)
+        let forced = try RouterEndpoint(
+            context: ctx, bind: "tcp://0.0.0.0:*", options: fast, allowPlainOffLoopback: true)
         forced.close()
     }
 

@@ -172,7 +172,9 @@ struct DecoderEdgeCaseTests {
         #expect(try ok.varint("v") == 1 << 63)
         for last: UInt8 in [0x02, 0x03, 0x7F] {
             var r = ByteReader([0x83] + [UInt8](repeating: 0x80, count: 8) + [last])
-            #expect(throws: WireError.invalidValue(field: "v", reason: "varint overflows 64 bits")) { try r.varint("v") }
+            #expect(throws: WireError.invalidValue(field: "v", reason: "varint overflows 64 bits")) {
+                try r.varint("v")
+            }
         }
         var long = ByteReader([UInt8](repeating: 0x80, count: 10) + [0x00])
         #expect(throws: WireError.self) { try long.varint("v") }

@@ -29,6 +29,8 @@ enum CodecBenchmarkCommand {
         var ratio: Double
         var encodeMBps: Double
         var decodeMBps: Double
+        /// Wire bytes per second decoded and folded into a float32 sum (`accumulate`), MB/s.
+        var accumulateWireMBps: Double
         var rmsError: Double
     }
 
@@ -84,6 +86,19 @@ enum CodecBenchmarkCommand {
                         decoded = u.delta.flatMap { $0.dequantized() }
                     }
                     let t2 = MonotonicClock.seconds()
+                    // What an aggregator does: decode the frame and fold every tensor into a running float32 sum,
+                    // without a dense copy.
+                    var sums = delta.map { [Float](repeating: 0, count: $0.count) }
+                    for _ in 0..<repeats {
+                        guard case .update(let u) = try Frame.decode(frame) else {
+                            throw CommandFailure("decode failed")
+                        }
+                        for (i, t) in u.delta.enumerated() {
+                            sums[i].withUnsafeMutableBufferPointer { t.accumulate(into: $0, weight: 0.1) }
+                        }
+                    }
+                    let t3 = MonotonicClock.seconds()
+                    withExtendedLifetime(sums) {}
                     let flat = delta.flatMap { $0 }
                     var se = 0.0
                     for i in flat.indices { se += Double(flat[i] - decoded[i]) * Double(flat[i] - decoded[i]) }
@@ -93,7 +108,9 @@ enum CodecBenchmarkCommand {
                             model: name, codec: topK ? "top-k" : "dense", bits: bits, density: topK ? density : 1,
                             wireBytes: frame.count, float32Bytes: f32Bytes,
                             ratio: Double(f32Bytes) / Double(frame.count), encodeMBps: mb / (t1 - t0),
-                            decodeMBps: mb / (t2 - t1), rmsError: (se / Double(flat.count)).squareRoot()))
+                            decodeMBps: mb / (t2 - t1),
+                            accumulateWireMBps: Double(frame.count) * Double(repeats) / 1e6 / (t3 - t2),
+                            rmsError: (se / Double(flat.count)).squareRoot()))
                 }
             }
         }
@@ -101,13 +118,14 @@ enum CodecBenchmarkCommand {
             console.out(String(decoding: try jsonData(rows), as: UTF8.self) + "\n")
         } else {
             var s =
-                "| model | codec | bits | wire bytes | float32 bytes | ratio | encode MB/s | decode MB/s | RMS error |\n"
-            s += "|---|---|---|---|---|---|---|---|---|\n"
+                "| model | codec | bits | wire bytes | float32 bytes | ratio | encode MB/s | decode MB/s | "
+                + "accumulate wire MB/s | RMS error |\n"
+            s += "|---|---|---|---|---|---|---|---|---|---|\n"
             for r in rows {
                 s += String(
-                    format: "| %@ | %@ | %d | %d | %d | %.1f× | %.0f | %.0f | %.3g |\n", r.model as NSString,
+                    format: "| %@ | %@ | %d | %d | %d | %.1f× | %.0f | %.0f | %.0f | %.3g |\n", r.model as NSString,
                     (r.codec == "top-k" ? "top-k \(r.density)" : r.codec) as NSString, r.bits, r.wireBytes,
-                    r.float32Bytes, r.ratio, r.encodeMBps, r.decodeMBps, r.rmsError)
+                    r.float32Bytes, r.ratio, r.encodeMBps, r.decodeMBps, r.accumulateWireMBps, r.rmsError)
             }
             console.out(s)
         }

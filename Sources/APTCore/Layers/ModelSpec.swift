@@ -151,7 +151,9 @@ public struct ModelSpec: Hashable, Sendable, Codable {
             let inputElements = elements(shape)
             switch l {
             case .linear(let o):
-                guard o >= 1, o <= d else { throw ConfigurationError("\(at): linear outputs must be in 1...\(d), got \(o)") }
+                guard o >= 1, o <= d else {
+                    throw ConfigurationError("\(at): linear outputs must be in 1...\(d), got \(o)")
+                }
                 guard inputElements * o <= ModelSpec.maxElements else {
                     throw ConfigurationError(
                         "\(at): \(inputElements)×\(o) weights exceed \(ModelSpec.maxElements) elements")
@@ -162,7 +164,9 @@ public struct ModelSpec: Hashable, Sendable, Codable {
                 guard shape.count == 3 else {
                     throw ConfigurationError("\(at): conv needs a [C, H, W] input, got \(shape)")
                 }
-                guard ch >= 1, ch <= d else { throw ConfigurationError("\(at): conv channels must be in 1...\(d), got \(ch)") }
+                guard ch >= 1, ch <= d else {
+                    throw ConfigurationError("\(at): conv channels must be in 1...\(d), got \(ch)")
+                }
                 let kmax = ModelSpec.maxKernel
                 guard k >= 1, k <= kmax, s >= 1, s <= kmax, p >= 0, p <= kmax else {
                     throw ConfigurationError(
@@ -193,7 +197,8 @@ public struct ModelSpec: Hashable, Sendable, Codable {
             case .maxPool(let s):
                 guard shape.count == 3, s >= 1, s <= ModelSpec.maxPoolSize, shape[1] >= s, shape[2] >= s else {
                     throw ConfigurationError(
-                        "\(at): maxpool \(s) does not fit input \(shape) (size must be in 1...\(ModelSpec.maxPoolSize))")
+                        "\(at): maxpool \(s) does not fit input \(shape) (size must be in 1...\(ModelSpec.maxPoolSize))"
+                    )
                 }
                 shape = [shape[0], shape[1] / s, shape[2] / s]
             case .flatten: shape = [elements(shape)]

@@ -49,7 +49,6 @@ public struct ZMQError: Error, Equatable, CustomStringConvertible, Sendable {
     /// ETERM: the context was terminated.
     public static let terminated = Code(ETERM)
 
-
     /// Whether `error` has errno `pattern`.
     public static func ~= (pattern: Int32, error: ZMQError) -> Bool { error.code == pattern }
 }

@@ -130,6 +130,11 @@ public enum Frame {
         switch h.type {
         case .hello:
             let name = try r.string("hello.name")
+            // The name is the routing id in plain mode: ZeroMQ takes 1...255 bytes not starting with 0.
+            guard (1...255).contains(name.utf8.count), name.utf8.first != 0 else {
+                throw WireError.invalidValue(
+                    field: "hello.name", reason: "must be 1...255 bytes of UTF-8 not starting with NUL")
+            }
             let major = try r.u8("hello.major")
             let vminor = try r.u8("hello.minor")
             // The header's version decides how a frame is read; the one HELLO states must agree with it.
@@ -167,7 +172,8 @@ public enum Frame {
             let tensors = try decodeTensors(&r, limits: limits, field: "task.tensors")
             message = .task(
                 TrainingTask(
-                    round: round, attempt: attempt, timeoutMs: timeout, payload: payload, baseRound: base, tensors: tensors,
+                    round: round, attempt: attempt, timeoutMs: timeout, payload: payload, baseRound: base,
+                    tensors: tensors,
                     policy: try Policy.decode(from: &r, senderMinor: minor)))
         case .update:
             let round = try r.u32("update.round")

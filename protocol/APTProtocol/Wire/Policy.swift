@@ -49,6 +49,13 @@ public struct Policy: Hashable, Sendable, Codable {
         self.roundEnergyJ = roundEnergyJ
     }
 
+    /// How many values of a `count`-element tensor the uplink sends: `max(1, ⌊uplinkDensity · count⌋)` in
+    /// binary64, or nil (send it dense) when that is every value.
+    public func topK(count: Int) -> Int? {
+        let k = max(1, Int((uplinkDensity * Double(count)).rounded(.down)))
+        return k < count ? k : nil
+    }
+
     /// Checks every field, naming the first that is wrong.
     public func validate() throws(WireError) {
         for (i, b) in layerBits.enumerated()

@@ -118,6 +118,9 @@ public struct QuantizedTensor: Hashable, Sendable {
         let m = maxCode(bits: bits)
         let scale: TensorScale
         switch scaleKind {
+        case _ where maxAbs == 0:
+            // All zero: scale 0 whatever kind was asked (a power of two cannot be 0, and 1-bit codes are ±1).
+            scale = .float32(0)
         case .float32:
             scale = .float32(maxAbs > 0 ? maxAbs / Float(m) : 0)
         case .powerOfTwo:
