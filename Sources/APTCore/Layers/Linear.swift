@@ -14,6 +14,9 @@ public struct Linear: ParametricLayer {
     /// `outputs` biases.
     public var bias: ParameterBlock
     private var saved: SavedTensor?
+    /// The per-sample shape of the last training input (a linear layer reads any shape flat and hands its
+    /// input error back in that shape).
+    private var inputShape: [Int] = []
 
     /// Rows of the weight gradient formed per slice.
     static let gradientRows = 8
@@ -103,6 +106,7 @@ public struct Linear: ParametricLayer {
             }
             if context.training { saved = SavedTensor(fixed: xq) }
         }
+        if context.training { inputShape = x.shape }
         // Bias.
         let b = bias.values.dequantized()
         y.withUnsafeMutableBufferPointer { yp in
@@ -232,6 +236,6 @@ public struct Linear: ParametricLayer {
         weights.endStep(random: &context.random)
         bias.endStep(random: &context.random)
         guard let dx else { return nil }
-        return Batch(values: dx, count: bsz, shape: [inputs])
+        return Batch(values: dx, count: bsz, shape: inputShape.isEmpty ? [inputs] : inputShape)
     }
 }
