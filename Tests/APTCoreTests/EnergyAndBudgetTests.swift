@@ -18,7 +18,7 @@ struct EnergyAndBudgetTests {
             random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
             training: true)
         let x = Batch(values: (0..<20).map { Float($0) / 20 - 0.5 }, count: 5, shape: [1, 2, 2])
-        let predicted = net.stepCost(batch: 5, settings: ctx.costSettings)
+        let predicted = net.stepCost(batch: 5, momentum: 0.9, profile: .generic45nm)
         _ = net.trainStep(x, labels: [0, 1, 0, 1, 1], context: &ctx)
         // Batch 5: layer 1 is 4→3 (60 MACs per product), layer 3 is 3→2 (30). Forward 60+30; the input
         // error is needed only below layer 3 (30); weight gradients 60+30.
@@ -65,29 +65,105 @@ struct EnergyAndBudgetTests {
         #expect(bytes[0] == [0, 0, 0, 0] && bytes[2] == [0, 0, 0, 0], "flatten and ReLU move nothing of their own")
     }
 
-    @Test("element-wise work is priced as integer operations in fixed point and as fp32 in the baseline")
+    @Test("fp32 traffic is the same tensors, hand-counted, four bytes each")
+    func handCountedTrafficFloat() throws {
+        let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
+        var net = try Network(spec: Self.tiny, mode: .fp32, quantization: q, seed: 1)
+        var ctx = StepContext(
+            mode: .fp32, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
+            random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4), training: true)
+        let x = Batch(values: (0..<20).map { Float($0) / 20 - 0.5 }, count: 5, shape: [1, 2, 2])
+        _ = net.trainStep(x, labels: [0, 1, 0, 1, 1], context: &ctx)
+        let bytes = ctx.meter.counts.map { $0.map(\.bytesMoved) }
+        // Layer 1 (4→3, batch 5): forward reads 20 inputs and 12 weights, writes 15 outputs; the weight gradient
+        // reads the 20 inputs and 15 errors; the update reads and writes 15 parameters and 15 momenta.
+        #expect(bytes[1] == [4 * (20 + 12 + 15), 0, 4 * (20 + 15), 4 * (2 * 15 + 2 * 15)])
+        // Layer 3 (3→2): forward 15 in, 6 weights, 10 out; input error: 10 errors read, 6 weights, 15 written.
+        #expect(bytes[3] == [4 * (15 + 6 + 10), 4 * (10 + 6 + 15), 4 * (15 + 10), 4 * (2 * 8 + 2 * 8)])
+    }
+
+    @Test("element-wise work is priced as the operation it is: compares as adds, at the operands' width")
     func elementwisePricing() throws {
-        var fixedScalar = 0.0
-        var floatScalar = 0.0
+        let p = DeviceProfile.generic45nm
         for mode in [PrecisionMode.fixed(bits: 8), .fp32] {
             let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: 0.5)
-            let net = try Network(spec: Self.tiny, mode: mode, quantization: q, seed: 1)
-            let ctx = StepContext(
-                mode: mode, quantization: q,
-                hyper: UpdateHyperparameters(learningRate: 0.1, momentum: 0.9),
-                random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 4),
-                training: true)
+            let model = try CostModel(spec: Self.tiny, mode: mode, quantization: q, momentum: 0.9, profile: p)
             // The ReLU (index 2) on 5×3 values: one compare forward and one select backward per element.
-            let sheet = net.layers[2].cost(batch: 5, input: [3], needsInputGradient: true, settings: ctx.costSettings)
-            let scalar = sheet.passes.reduce(0) { $0 + $1.scalarJoules }
+            let sheet = model.stepSheets(batch: 5, weightBits: [8, 8])[2]
             #expect(sheet.passes.reduce(0) { $0 + $1.scalarOps } == 30)
-            if mode == .fp32 { floatScalar = scalar } else { fixedScalar = scalar }
+            let scalar = sheet.passes.reduce(0) { $0 + $1.scalarJoules }
+            let each = mode == .fp32 ? p.fp32AddPJ : p.intAddPJ(8)
+            #expect(isApproximatelyEqual(scalar, 30 * each * 1e-12, absolute: 0, relative: 1e-9), "\(mode)")
+            // The update: per parameter two multiplies and two adds in fp32; two momentum-by-constant multiplies
+            // and four 32-bit adds in fixed point.
+            let update = model.stepSheets(batch: 5, weightBits: [8, 8])[1][.update]
+            let expected =
+                mode == .fp32
+                ? 15 * 2 * (p.fp32MultiplyPJ + p.fp32AddPJ)
+                : 15 * (2 * p.intMultiplyPJ(8, 16) + 4 * p.intAddPJ(32))
+            #expect(isApproximatelyEqual(update.scalarJoules, expected * 1e-12, absolute: 0, relative: 1e-9))
         }
-        let p = DeviceProfile.generic45nm
+    }
+
+    @Test("a CPU profile multiplies at the storage width, an accelerator at the logical width")
+    func multiplierWidth() throws {
+        var q = TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5)
+        q.activationBits = 6
+        q.errorBits = 6
+        for profile in [DeviceProfile.generic45nm, .raspberryPi4] {
+            let model = try CostModel(spec: Self.tiny, mode: .apt, quantization: q, momentum: 0.9, profile: profile)
+            let forward = model.stepSheets(batch: 5, weightBits: [12, 12])[1][.forward]
+            // 60 MACs of 6-bit activations by 12-bit weights into 32-bit sums.
+            let width = profile.multiplierWidth == .logical ? (6, 12) : (8, 16)
+            let expected = 60 * (profile.intMultiplyPJ(width.0, width.1) + profile.intAddPJ(32))
+            #expect(
+                isApproximatelyEqual(forward.computeJoules, expected * 1e-12, absolute: 0, relative: 1e-9),
+                "\(profile.name)")
+        }
         #expect(
-            isApproximatelyEqual(
-                floatScalar, 30 * (p.fp32MultiplyPJ + p.fp32AddPJ) * 1e-12, absolute: 0, relative: 1e-9))
-        #expect(isApproximatelyEqual(fixedScalar, 30 * p.intAddPJ(8) * 1e-12, absolute: 0, relative: 1e-9))
+            DeviceProfile.builtIn.filter { $0.multiplierWidth == .storage }.map(\.name).sorted() == [
+                "cortex-m7", "jetson-nano", "rpi4",
+            ])
+    }
+
+    @Test("a pass is priced at DRAM when its working set exceeds SRAM, by the same rule for every precision")
+    func workingSetRule() throws {
+        // The mlp's first layer: 784×256 weights. Its forward working set is the weights plus one sample.
+        for (mode, bits) in [(PrecisionMode.fp32, 32), (.apt, 8), (.apt, 16)] {
+            let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: 0.5)
+            let weightBytes = 784 * 256 * (mode == .fp32 ? 4 : bits <= 8 ? 1 : 2)
+            for sram in [weightBytes - 1, weightBytes + 8192] {
+                var p = DeviceProfile.generic45nm
+                p.sramBytes = sram
+                let model = try CostModel(spec: .mlp, mode: mode, quantization: q, momentum: 0.9, profile: p)
+                let fwd = model.stepSheets(batch: 64, weightBits: [bits, bits, bits])[1][.forward]
+                let rate = fwd.memoryJoules / Double(fwd.bytesMoved) * 1e12
+                let expected = sram < weightBytes ? p.dramPJPerByte : p.sramPJPerByte
+                #expect(
+                    isApproximatelyEqual(rate, expected, absolute: 0, relative: 1e-9), "\(mode) \(bits) SRAM \(sram)")
+            }
+        }
+    }
+
+    @Test("energy per sample never rises more than 10% from batch b to b+1, b = 1…256, every profile")
+    func smoothInBatch() throws {
+        for profile in DeviceProfile.builtIn {
+            for spec in [ModelSpec.mlp, .lenet] {
+                for (mode, bits) in [(PrecisionMode.fp32, 32), (.apt, 14), (.apt, 8), (.fixed(bits: 16), 16)] {
+                    let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: 0.5)
+                    let model = try CostModel(spec: spec, mode: mode, quantization: q, momentum: 0.9, profile: profile)
+                    let widths = [Int](repeating: bits, count: model.weightedLayers.count)
+                    var previous = model.stepJoules(batch: 1, weightBits: widths)
+                    for b in 1...256 {
+                        let next = model.stepJoules(batch: b + 1, weightBits: widths) / Double(b + 1)
+                        #expect(
+                            next <= 1.1 * previous,
+                            "\(profile.name) \(spec.name) \(mode): \(previous) J/sample at \(b), \(next) at \(b + 1)")
+                        previous = next
+                    }
+                }
+            }
+        }
     }
 
     @Test("a memory budget that cannot fit is refused up front, saying what would fit")

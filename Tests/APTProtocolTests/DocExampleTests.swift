@@ -24,7 +24,7 @@ enum DocExamples {
             profile: DeviceProfile(
                 name: "rpi4", description: "", int8MultiplyPJ: 0.1, int32AddPJ: 0.05,
                 fp32MultiplyPJ: 1.85, fp32AddPJ: 0.45, sramBytes: 1 << 20, sramPJPerByte: 6.25,
-                dramPJPerByte: 162.5, memoryBytes: 2 << 30),
+                dramPJPerByte: 162.5, memoryBytes: 2 << 30, multiplierWidth: .storage),
             energyBudgetJ: 10, memoryBudgetBytes: 1 << 20, localSamples: 6000,
             capabilities: [.apt, .topK, .errorFeedback]))
 

@@ -24,13 +24,15 @@ enum ProfilesCommand {
     }
 
     static func table() -> String {
-        var s = "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B\n"
+        var s =
+            "name           int8 mul pJ  int32 add pJ  fp32 mul pJ  fp32 add pJ  SRAM B     SRAM pJ/B  DRAM pJ/B  "
+            + "multiplies at\n"
         for p in DeviceProfile.builtIn {
             s += p.name.padding(toLength: 14, withPad: " ", startingAt: 0)
             s += String(
-                format: " %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f\n",
+                format: " %11.3f  %12.3f  %11.3f  %11.3f  %-9d  %9.2f  %9.2f  %@\n",
                 p.int8MultiplyPJ, p.int32AddPJ, p.fp32MultiplyPJ, p.fp32AddPJ, p.sramBytes, p.sramPJPerByte,
-                p.dramPJPerByte)
+                p.dramPJPerByte, (p.multiplierWidth == .logical ? "logical width" : "storage width") as NSString)
         }
         return s
     }

@@ -30,32 +30,36 @@ public struct CostSheet: Sendable, Equatable {
         passes[pass.rawValue].computeJoules += pj * 1e-12
     }
 
-    /// Adds `ops` element-wise operations, each priced as one fp32 multiply and one fp32 add.
-    public mutating func scalarOps(_ ops: Int, pass: TrainingPass) {
-        let pj = Double(ops) * (profile.fp32MultiplyPJ + profile.fp32AddPJ)
+    /// Adds `ops` element-wise adds, compares or shifts on `bits`-wide integers (`nil`: fp32 adds).
+    public mutating func adds(_ ops: Int, bits: Int?, pass: TrainingPass) {
+        let pj = bits.map { profile.intAddPJ($0) } ?? profile.fp32AddPJ
         passes[pass.rawValue].scalarOps += ops
-        passes[pass.rawValue].scalarJoules += pj * 1e-12
+        passes[pass.rawValue].scalarJoules += Double(ops) * pj * 1e-12
     }
 
-    /// Adds `ops` element-wise operations on values that are `bits`-wide integer codes (`nil`: fp32 values).
-    /// An integer operation (a compare, an add, a shift-round-saturate) is priced as one `bits`-wide add; an
-    /// fp32 one as one fp32 multiply plus one fp32 add.
-    public mutating func elementwise(_ ops: Int, bits: Int?, pass: TrainingPass) {
-        guard let bits else { return scalarOps(ops, pass: pass) }
+    /// Adds `ops` element-wise multiplies of `bitsA`-bit by `bitsB`-bit integers, or with `float` fp32
+    /// multiplies.
+    public mutating func multiplies(_ ops: Int, bitsA: Int, bitsB: Int, pass: TrainingPass, float: Bool = false) {
+        let pj = float ? profile.fp32MultiplyPJ : profile.intMultiplyPJ(bitsA, bitsB)
         passes[pass.rawValue].scalarOps += ops
-        passes[pass.rawValue].scalarJoules += Double(ops) * profile.intAddPJ(bits) * 1e-12
+        passes[pass.rawValue].scalarJoules += Double(ops) * pj * 1e-12
     }
 
-    /// Adds `ops` element-wise integer multiplies of `bitsA`-bit by `bitsB`-bit codes (the update's momentum
-    /// and learning-rate products in a fixed-point run).
-    public mutating func elementwiseMultiplies(_ ops: Int, bitsA: Int, bitsB: Int, pass: TrainingPass) {
-        passes[pass.rawValue].scalarOps += ops
-        passes[pass.rawValue].scalarJoules += Double(ops) * profile.intMultiplyPJ(bitsA, bitsB) * 1e-12
+    /// Per-byte energy of each pass's traffic, pJ (set from its working set; SRAM until set).
+    private var pjPerByte: [Double]? = nil
+
+    /// Decides the memory level of `pass`'s traffic from its working set: SRAM when `bytes` fit the profile's
+    /// SRAM, DRAM otherwise.
+    public mutating func setWorkingSet(_ bytes: Int, pass: TrainingPass) {
+        var levels = pjPerByte ?? Array(repeating: profile.sramPJPerByte, count: TrainingPass.allCases.count)
+        levels[pass.rawValue] = profile.pjPerByte(workingSetBytes: bytes)
+        pjPerByte = levels
     }
 
-    /// Adds moving a whole tensor of `bytes` bytes once (read or write), priced by the tensor's size.
-    public mutating func traffic(tensorBytes bytes: Int, pass: TrainingPass) {
+    /// Adds `bytes` bytes read or written in `pass`, priced at the pass's memory level.
+    public mutating func traffic(_ bytes: Int, pass: TrainingPass) {
+        let pj = pjPerByte?[pass.rawValue] ?? profile.sramPJPerByte
         passes[pass.rawValue].bytesMoved += bytes
-        passes[pass.rawValue].memoryJoules += Double(bytes) * profile.pjPerByte(tensorBytes: bytes) * 1e-12
+        passes[pass.rawValue].memoryJoules += Double(bytes) * pj * 1e-12
     }
 }

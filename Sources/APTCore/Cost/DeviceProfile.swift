@@ -2,7 +2,8 @@
 ///
 /// Integer multiply energy scales with the product of the operand widths (about quadratic in bits), integer
 /// add energy linearly with the adder width. fp32 operations are priced on their own. Memory traffic is priced
-/// per byte: a tensor that fits the on-chip SRAM is priced at the SRAM rate, a larger one at the DRAM rate.
+/// per byte: at the SRAM rate when a pass's working set fits the on-chip SRAM, else at the DRAM rate (see
+/// `CostModel`).
 /// All figures are ALU + memory-access energy only; instruction overhead of a general-purpose core is not
 /// included (see docs/energy-model.md).
 public struct DeviceProfile: Codable, Hashable, Sendable {
@@ -26,11 +27,23 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
     public var dramPJPerByte: Double
     /// Usable memory of the device in bytes, as a default memory budget hint.
     public var memoryBytes: Int
+    /// At which width the device multiplies integer codes.
+    public var multiplierWidth: MultiplierWidth
+
+    /// At which width a device multiplies integer codes.
+    public enum MultiplierWidth: String, Codable, Hashable, Sendable {
+        /// At the codes' logical width (an accelerator with narrow multipliers): a 6-bit by 12-bit product
+        /// costs 6·12/64 of an int8 multiply.
+        case logical
+        /// At the width the codes are stored in (a CPU): 8 bits for codes up to 8 bits, else 16.
+        case storage
+    }
 
     /// Creates a profile.
     public init(
         name: String, description: String, int8MultiplyPJ: Double, int32AddPJ: Double, fp32MultiplyPJ: Double,
-        fp32AddPJ: Double, sramBytes: Int, sramPJPerByte: Double, dramPJPerByte: Double, memoryBytes: Int
+        fp32AddPJ: Double, sramBytes: Int, sramPJPerByte: Double, dramPJPerByte: Double, memoryBytes: Int,
+        multiplierWidth: MultiplierWidth = .logical
     ) {
         self.name = name
         self.description = description
@@ -42,15 +55,38 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
         self.sramPJPerByte = sramPJPerByte
         self.dramPJPerByte = dramPJPerByte
         self.memoryBytes = memoryBytes
+        self.multiplierWidth = multiplierWidth
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, description, int8MultiplyPJ, int32AddPJ, fp32MultiplyPJ, fp32AddPJ, sramBytes, sramPJPerByte
+        case dramPJPerByte, memoryBytes, multiplierWidth
+    }
+
+    /// Decodes a profile; a file without `multiplierWidth` gets `logical`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            name: try c.decode(String.self, forKey: .name),
+            description: try c.decode(String.self, forKey: .description),
+            int8MultiplyPJ: try c.decode(Double.self, forKey: .int8MultiplyPJ),
+            int32AddPJ: try c.decode(Double.self, forKey: .int32AddPJ),
+            fp32MultiplyPJ: try c.decode(Double.self, forKey: .fp32MultiplyPJ),
+            fp32AddPJ: try c.decode(Double.self, forKey: .fp32AddPJ),
+            sramBytes: try c.decode(Int.self, forKey: .sramBytes),
+            sramPJPerByte: try c.decode(Double.self, forKey: .sramPJPerByte),
+            dramPJPerByte: try c.decode(Double.self, forKey: .dramPJPerByte),
+            memoryBytes: try c.decode(Int.self, forKey: .memoryBytes),
+            multiplierWidth: try c.decodeIfPresent(MultiplierWidth.self, forKey: .multiplierWidth) ?? .logical)
     }
 
     /// Energy (pJ) of an integer multiply of `a`-bit by `b`-bit operands: `int8Multiply · a·b / 64`.
     @inline(__always) public func intMultiplyPJ(_ a: Int, _ b: Int) -> Double { int8MultiplyPJ * Double(a * b) / 64 }
     /// Energy (pJ) of a `bits`-wide integer add: `int32Add · bits / 32`.
     @inline(__always) public func intAddPJ(_ bits: Int) -> Double { int32AddPJ * Double(bits) / 32 }
-    /// Energy (pJ) per byte of a tensor of `bytes` bytes (SRAM if it fits, else DRAM).
-    @inline(__always) public func pjPerByte(tensorBytes: Int) -> Double {
-        tensorBytes <= sramBytes ? sramPJPerByte : dramPJPerByte
+    /// Energy (pJ) per byte moved by a pass whose working set is `bytes` bytes (SRAM if it fits, else DRAM).
+    @inline(__always) public func pjPerByte(workingSetBytes bytes: Int) -> Double {
+        bytes <= sramBytes ? sramPJPerByte : dramPJPerByte
     }
 
     /// Checks that every figure is finite and non-negative.
@@ -76,14 +112,16 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
         name: "rpi4",
         description: "Raspberry Pi 4 class (Cortex-A72, 28 nm, 1 MB L2, LPDDR4); Horowitz 45 nm scaled by 0.5",
         int8MultiplyPJ: 0.1, int32AddPJ: 0.05, fp32MultiplyPJ: 1.85, fp32AddPJ: 0.45,
-        sramBytes: 1 << 20, sramPJPerByte: 6.25, dramPJPerByte: 162.5, memoryBytes: 2 << 30)
+        sramBytes: 1 << 20, sramPJPerByte: 6.25, dramPJPerByte: 162.5, memoryBytes: 2 << 30,
+        multiplierWidth: .storage)
 
     /// A Jetson Nano class board: Cortex-A57 at 20 nm (scaled by 0.4), 2 MB L2, LPDDR4.
     public static let jetsonNano = DeviceProfile(
         name: "jetson-nano",
         description: "Jetson Nano class (Cortex-A57, 20 nm, 2 MB L2, LPDDR4); Horowitz 45 nm scaled by 0.4",
         int8MultiplyPJ: 0.08, int32AddPJ: 0.04, fp32MultiplyPJ: 1.48, fp32AddPJ: 0.36,
-        sramBytes: 2 << 20, sramPJPerByte: 6.0, dramPJPerByte: 162.5, memoryBytes: 4 << 30)
+        sramBytes: 2 << 20, sramPJPerByte: 6.0, dramPJPerByte: 162.5, memoryBytes: 4 << 30,
+        multiplierWidth: .storage)
 
     /// A Cortex-M7 class MCU at 40 nm: 512 KB on-chip SRAM, external SDRAM (priced at the top of Horowitz's
     /// DRAM range, 2.6 nJ/64 bit), 8 MB external RAM.
@@ -91,7 +129,8 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
         name: "cortex-m7",
         description: "Cortex-M7 class MCU (40 nm, 512 KB SRAM, 8 MB external SDRAM); Horowitz 45 nm scaled by 0.9",
         int8MultiplyPJ: 0.18, int32AddPJ: 0.09, fp32MultiplyPJ: 3.33, fp32AddPJ: 0.81,
-        sramBytes: 512 * 1024, sramPJPerByte: 4.5, dramPJPerByte: 325, memoryBytes: 8 << 20)
+        sramBytes: 512 * 1024, sramPJPerByte: 4.5, dramPJPerByte: 325, memoryBytes: 8 << 20,
+        multiplierWidth: .storage)
 
     /// The profiles shipped with the engine.
     public static let builtIn: [DeviceProfile] = [generic45nm, raspberryPi4, jetsonNano, cortexM7]

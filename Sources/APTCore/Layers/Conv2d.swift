@@ -59,14 +59,6 @@ public struct Conv2d: ParametricLayer {
         return outChannels * g.patch * g.positions
     }
 
-    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
-        let g = geometry(for: input)
-        return weightedLayerCost(
-            batch: batch, macs: batch * outChannels * g.patch * g.positions, inputElements: batch * input.reduce(1, *),
-            outputElements: batch * outChannels * g.positions, needsInputGradient: needsInputGradient,
-            settings: settings)
-    }
-
     /// The whole weight and bias gradient, fp32 (conv weights are small).
     public var gradientBufferBytes: Int { (weights.count + bias.count) * 4 }
 
@@ -94,7 +86,6 @@ public struct Conv2d: ParametricLayer {
         let p = g.positions
         let outSize = outChannels * p
         var y = [Float](repeating: 0, count: bsz * outSize)
-        let layer = context.layerIndex
         switch weights.values {
         case .float(let w):
             var cols = [Float](repeating: 0, count: g.patch * p)
@@ -144,9 +135,6 @@ public struct Conv2d: ParametricLayer {
         if context.quantizeOutput && context.mode.isFixedPoint {
             requantizeOutput(&y, bits: context.quantization.activationBits)
         }
-        context.meter.record(
-            cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
-            pass: .forward, layer: layer)
         if context.training { savedGeometry = g }
         return Batch(values: y, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
     }
@@ -161,14 +149,7 @@ public struct Conv2d: ParametricLayer {
         let outSize = outChannels * p
         precondition(dy.sampleSize == outSize, "Conv2d backward expects \(outSize) errors, got \(dy.sampleSize)")
         let inSize = g.channels * g.height * g.width
-        let layer = context.layerIndex
         let hyper = context.hyper
-        let sheet = cost(
-            batch: bsz, input: [g.channels, g.height, g.width], needsInputGradient: needsInputGradient,
-            settings: context.costSettings)
-        for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
-            context.meter.record(sheet, pass: pass, layer: layer)
-        }
         var grad = [Float](repeating: 0, count: outChannels * g.patch)
         var gb = [Float](repeating: 0, count: outChannels)
         var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil

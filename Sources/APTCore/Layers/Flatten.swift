@@ -14,9 +14,6 @@ public struct Flatten: Layer {
     {
         0
     }
-    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
-        CostSheet(profile: settings.profile)
-    }
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
         inputShape = x.shape
         return Batch(values: x.values, count: x.count, shape: [x.sampleSize])

@@ -42,12 +42,6 @@ public struct Linear: ParametricLayer {
 
     public func forwardMACsPerSample(input: [Int]) -> Int { inputs * outputs }
 
-    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
-        weightedLayerCost(
-            batch: batch, macs: batch * inputs * outputs, inputElements: batch * inputs,
-            outputElements: batch * outputs, needsInputGradient: needsInputGradient, settings: settings)
-    }
-
     /// One slice of `gradientRows` rows plus the bias gradient, fp32.
     public var gradientBufferBytes: Int { (Linear.gradientRows * inputs + outputs) * 4 }
 
@@ -73,7 +67,6 @@ public struct Linear: ParametricLayer {
         precondition(x.sampleSize == inputs, "Linear expects \(inputs) inputs, got \(x.sampleSize)")
         let bsz = x.count
         var y = [Float](repeating: 0, count: bsz * outputs)
-        let layer = context.layerIndex
         switch weights.values {
         case .float(let w):
             var wT = [Float](repeating: 0, count: w.count)
@@ -117,9 +110,6 @@ public struct Linear: ParametricLayer {
         if context.quantizeOutput && context.mode.isFixedPoint {
             requantizeOutput(&y, bits: context.quantization.activationBits)
         }
-        context.meter.record(
-            cost(batch: bsz, input: x.shape, needsInputGradient: false, settings: context.costSettings),
-            pass: .forward, layer: layer)
         return Batch(values: y, count: bsz, shape: [outputs])
     }
 
@@ -128,15 +118,8 @@ public struct Linear: ParametricLayer {
         guard let saved else { preconditionFailure("Linear.backward called without a training forward pass") }
         self.saved = nil
         let bsz = dy.count
-        let layer = context.layerIndex
         var dx: [Float]? = nil
         let hyper = context.hyper
-        let sheet = cost(
-            batch: bsz, input: [inputs], needsInputGradient: needsInputGradient,
-            settings: context.costSettings)
-        for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
-            context.meter.record(sheet, pass: pass, layer: layer)
-        }
         var slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
         var gb = [Float](repeating: 0, count: outputs)
 

@@ -50,24 +50,7 @@ public struct MaxPool2d: Layer {
         0
     }
 
-    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
-        var sheet = CostSheet(profile: settings.profile)
-        let n = batch * input.reduce(1, *)
-        // One compare per input element; the backward pass routes each output's error to its arg-max.
-        sheet.elementwise(n, bits: settings.activationCodeBits, pass: .forward)
-        if needsInputGradient {
-            sheet.elementwise(
-                batch * outputShape(for: input).reduce(1, *), bits: settings.errorCodeBits,
-                pass: .backwardInput)
-        }
-        return sheet
-    }
-
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
-        context.meter.record(
-            cost(
-                batch: x.count, input: x.shape, needsInputGradient: false,
-                settings: context.costSettings), pass: .forward, layer: context.layerIndex)
         let os = outputShape(for: x.shape)
         let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = (os[1], os[2])
@@ -142,10 +125,6 @@ public struct MaxPool2d: Layer {
         defer { argmax = [] }
         guard needsInputGradient else { return nil }
         precondition(argmax.count == dy.values.count, "MaxPool2d.backward without a matching forward pass")
-        context.meter.record(
-            cost(
-                batch: dy.count, input: inputShape, needsInputGradient: true,
-                settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         let (oh, ow) = (dy.shape[1], dy.shape[2])
         var dx = [Float](repeating: 0, count: dy.count * c * h * w)

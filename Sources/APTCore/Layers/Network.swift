@@ -116,11 +116,32 @@ public struct Network: Sendable {
         return h
     }
 
-    /// One SGD step on a batch: forward, loss, backward with in-place updates. Returns the mean loss.
+    /// The pricing of this network's steps under `momentum` and `profile` (the same sheets the meter records).
+    public func costModel(momentum: Float, profile: DeviceProfile) -> CostModel {
+        CostModel(
+            spec: spec, inputShapes: inputShapes, mode: mode, quantization: quantization, momentum: momentum,
+            profile: profile)
+    }
+
+    /// The weight bits of each weighted layer now (32 for fp32).
+    public var weightBits: [Int] { precision.map(\.bits) }
+
+    /// One SGD step on a batch: forward, loss, backward with in-place updates. Returns the mean loss. The
+    /// step's priced sheets (`costModel`, at the weight bits the step starts with) go to `context.meter` pass by
+    /// pass as the layers run them.
     public mutating func trainStep(_ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext) -> Float {
         context.training = true
-        let logits = forward(x, context: &context)
-        let (loss, grad) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels)
+        let sheets = costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
+            .stepSheets(batch: x.count, weightBits: weightBits)
+        var h = x
+        for i in layers.indices {
+            context.layerIndex = i
+            context.quantizeOutput = quantizesOutput(i)
+            h = layers[i].forward(h, context: &context)
+            context.meter.record(sheets[i], pass: .forward, layer: i)
+        }
+        context.quantizeOutput = false
+        let (loss, grad) = SoftmaxCrossEntropy.lossAndGradient(logits: h, labels: labels)
         var d: Batch? = grad
         let first = firstParametric
         for i in layers.indices.reversed() {
@@ -128,25 +149,18 @@ public struct Network: Sendable {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
             d = layers[i].backward(dy, needsInputGradient: i > first, context: &context)
+            for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
+                context.meter.record(sheets[i], pass: pass, layer: i)
+            }
         }
         for i in layers.indices { layers[i].releaseSaved() }
         return loss
     }
 
-    /// The priced operations of one training step on `batch` samples at the current bitwidths.
-    public func stepCost(batch: Int, settings: CostSettings) -> Double {
-        let first = firstParametric
-        var total = 0.0
-        for i in layers.indices {
-            var s = settings
-            s.quantizedOutput = quantizesOutput(i)
-            total +=
-                layers[i].cost(
-                    batch: batch, input: inputShapes[i], needsInputGradient: i > first,
-                    settings: s
-                ).joules
-        }
-        return total
+    /// The energy of one training step on `batch` samples at the current bitwidths, J: what the meter will
+    /// record for it.
+    public func stepCost(batch: Int, momentum: Float, profile: DeviceProfile) -> Double {
+        costModel(momentum: momentum, profile: profile).stepJoules(batch: batch, weightBits: weightBits)
     }
 
     /// Peak bytes of a training step: parameters, optimiser state, everything kept for the backward pass and

@@ -17,20 +17,7 @@ public struct ReLU: Layer {
         0
     }
 
-    public func cost(batch: Int, input: [Int], needsInputGradient: Bool, settings: CostSettings) -> CostSheet {
-        var sheet = CostSheet(profile: settings.profile)
-        let n = batch * input.reduce(1, *)
-        // One compare (select) per element, on codes in a fixed-point run.
-        sheet.elementwise(n, bits: settings.activationCodeBits, pass: .forward)
-        if needsInputGradient { sheet.elementwise(n, bits: settings.errorCodeBits, pass: .backwardInput) }
-        return sheet
-    }
-
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
-        context.meter.record(
-            cost(
-                batch: x.count, input: x.shape, needsInputGradient: false,
-                settings: context.costSettings), pass: .forward, layer: context.layerIndex)
         var y = x
         let n = y.values.count
         var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
@@ -46,10 +33,6 @@ public struct ReLU: Layer {
     public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
         defer { mask = [] }
         guard needsInputGradient else { return nil }
-        context.meter.record(
-            cost(
-                batch: dy.count, input: dy.shape, needsInputGradient: true,
-                settings: context.costSettings), pass: .backwardInput, layer: context.layerIndex)
         precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
         mask.withUnsafeBufferPointer { m in

@@ -30,12 +30,3 @@ public struct StepContext: Sendable {
         self.training = training
     }
 }
-
-extension StepContext {
-    /// The pricing settings of this run.
-    public var costSettings: CostSettings {
-        CostSettings(
-            mode: mode, quantization: quantization, momentum: hyper.momentum, profile: meter.profile,
-            quantizedOutput: quantizeOutput)
-    }
-}

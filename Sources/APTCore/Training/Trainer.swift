@@ -114,7 +114,6 @@ public struct Trainer: Sendable {
         var stopReason = "completed"
         var lastEpochLoss = 0.0
         var peak = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
-        let costSettings = context.costSettings
         let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
         var order = Array(0..<train.count)
         epochs: for epoch in 1...c.epochs {
@@ -126,7 +125,7 @@ public struct Trainer: Sendable {
                 let hi = min(train.count, lo + c.batchSize)
                 let n = hi - lo
                 if let budget = c.energyBudget {
-                    let next = network.stepCost(batch: n, settings: costSettings)
+                    let next = network.stepCost(batch: n, momentum: c.momentum, profile: c.profile)
                     // A relative margin of 1e-9 absorbs the rounding between the predicted sum and the meter's
                     // own sum of the same terms, so the reported energy never exceeds the budget.
                     if context.meter.totalJoules + next > budget * (1 - 1e-9) {

@@ -242,6 +242,7 @@ public enum Frame {
         }
         b.u64(UInt64(max(p.sramBytes, 0)))
         b.u64(UInt64(max(p.memoryBytes, 0)))
+        b.u8(p.multiplierWidth == .storage ? 1 : 0)
         w.block(b.bytes)
     }
 
@@ -257,6 +258,10 @@ public enum Frame {
         }
         let sram = try b.u64("profile.sramBytes")
         let mem = try b.u64("profile.memoryBytes")
+        let width = try b.u8("profile.multiplierWidth")
+        guard width <= 1 else {
+            throw WireError.invalidValue(field: "profile.multiplierWidth", reason: "unknown width \(width)")
+        }
         guard sram <= UInt64(Int.max), mem <= UInt64(Int.max) else {
             throw WireError.invalidValue(field: "profile", reason: "memory sizes out of range")
         }
@@ -264,7 +269,7 @@ public enum Frame {
         return DeviceProfile(
             name: name, description: description, int8MultiplyPJ: v[0], int32AddPJ: v[1],
             fp32MultiplyPJ: v[2], fp32AddPJ: v[3], sramBytes: Int(sram), sramPJPerByte: v[4],
-            dramPJPerByte: v[5], memoryBytes: Int(mem))
+            dramPJPerByte: v[5], memoryBytes: Int(mem), multiplierWidth: width == 1 ? .storage : .logical)
     }
 
     static func encodeModel(_ m: ModelSpec, into w: inout ByteWriter) {
