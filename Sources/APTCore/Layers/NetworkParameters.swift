@@ -40,6 +40,36 @@ extension Network {
     }
 }
 
+extension Network {
+    /// Replaces every parameter tensor with fixed-point codes at their own formats (e.g. a global model a
+    /// coordinator sent at this node's precision), in the wire order. In a fixed-point network the codes become
+    /// the parameters as they are — no float copy of the model is made — and each weight tensor takes the
+    /// incoming format (the controller adapts from there); an fp32 network stores their real values. Shapes
+    /// are checked first: a refused load changes nothing. Momentum is kept.
+    public mutating func loadParameters(codes tensors: [FixedPointTensor]) throws(ConfigurationError) {
+        let sizes = parameterTensorSizes
+        guard tensors.count == sizes.count else {
+            throw ConfigurationError("expected \(sizes.count) parameter tensors, got \(tensors.count)")
+        }
+        for (t, v) in tensors.enumerated() where v.count != sizes[t] {
+            throw ConfigurationError("parameter tensor \(t) has \(v.count) values, the model needs \(sizes[t])")
+        }
+        let fixed = mode.isFixedPoint
+        for (n, i) in parametricIndices.enumerated() {
+            withParametricLayer(at: i) { layer in
+                let (w, b) = (tensors[2 * n], tensors[2 * n + 1])
+                if fixed {
+                    layer.weights.values = .fixed(w.reshaped(layer.weights.shape))
+                    layer.bias.values = .fixed(b.reshaped(layer.bias.shape))
+                } else {
+                    layer.weights.values = .float(w.dequantized())
+                    layer.bias.values = .float(b.dequantized())
+                }
+            }
+        }
+    }
+}
+
 extension ParameterBlock {
     /// Sets the values from reals: floats as they are, fixed point in the current bitwidth with the finest
     /// step that does not clip them (never finer than the current step).

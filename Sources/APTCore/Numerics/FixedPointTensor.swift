@@ -99,6 +99,14 @@ public struct FixedPointTensor: Sendable, Equatable {
     /// Bytes held by the codes.
     public var byteCount: Int { storage.byteCount }
 
+    /// The same codes and format under another shape of the same element count.
+    public func reshaped(_ newShape: [Int]) -> FixedPointTensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(count) codes to \(newShape)")
+        var t = self
+        t.shape = newShape
+        return t
+    }
+
     /// The largest stored magnitude.
     public var maxAbsCode: Int32 {
         switch storage {

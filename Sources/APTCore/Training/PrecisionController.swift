@@ -104,9 +104,24 @@ public struct PrecisionController: Sendable {
     /// The rule's parameters.
     public let settings: ControllerSettings
     private var aboveCount: [Int: Int] = [:]
+    /// Per-layer weight-bit ranges (by layer index) that replace `settings.minBits...settings.maxBits`, e.g.
+    /// from a coordinator's policy.
+    public private(set) var layerRanges: [Int: ClosedRange<Int>] = [:]
 
     /// Creates a controller.
     public init(settings: ControllerSettings) { self.settings = settings }
+
+    /// The weight bits layer `layer` may use.
+    public func range(for layer: Int) -> ClosedRange<Int> { layerRanges[layer] ?? settings.minBits...settings.maxBits }
+
+    /// Sets the weight-bit range of layer `layer` (within 2...16).
+    public mutating func setRange(_ range: ClosedRange<Int>, for layer: Int) {
+        precondition(
+            range.lowerBound >= FixedPointFormat.minSupportedBits
+                && range.upperBound <= FixedPointFormat.maxSupportedBits,
+            "bit range \(range) outside 2...16")
+        layerRanges[layer] = range
+    }
 
     /// The decision for one layer given its window statistics, current format and the largest code in use.
     /// Pure: used by `evaluate` and directly by tests.
@@ -114,16 +129,17 @@ public struct PrecisionController: Sendable {
         layer: Int, statistics s: UpdateStatistics, format f: FixedPointFormat, maxAbsCode: Int32
     ) -> (FixedPointFormat, PrecisionChange.Reason)? {
         let g = s.meanAbsUpdateSteps
+        let (minBits, maxBits) = (range(for: layer).lowerBound, range(for: layer).upperBound)
         if s.saturationRate > settings.saturationThreshold {
             aboveCount[layer] = 0
-            if f.bits < settings.maxBits {
+            if f.bits < maxBits {
                 return (FixedPointFormat(bits: f.bits + 1, fractionBits: f.fractionBits), .saturation)
             }
             return (FixedPointFormat(bits: f.bits, fractionBits: f.fractionBits - 1), .saturation)
         }
         if g < settings.lowerThreshold && s.elements > 0 {
             aboveCount[layer] = 0
-            if f.bits < settings.maxBits {
+            if f.bits < maxBits {
                 return (FixedPointFormat(bits: f.bits + 1, fractionBits: f.fractionBits + 1), .underflow)
             }
             return nil
@@ -131,7 +147,7 @@ public struct PrecisionController: Sendable {
         if g > settings.upperThreshold {
             let c = (aboveCount[layer] ?? 0) + 1
             aboveCount[layer] = c
-            if c >= settings.patience && f.bits > settings.minBits {
+            if c >= settings.patience && f.bits > minBits {
                 aboveCount[layer] = 0
                 return (FixedPointFormat(bits: f.bits - 1, fractionBits: f.fractionBits - 1), .largeUpdates)
             }
@@ -139,7 +155,7 @@ public struct PrecisionController: Sendable {
             aboveCount[layer] = 0
         }
         // Drop an integer bit nobody uses (codes below a quarter of the range: two bits of headroom left).
-        if f.bits > settings.minBits && maxAbsCode < (f.maxCode + 1) / 4 {
+        if f.bits > minBits && maxAbsCode < (f.maxCode + 1) / 4 {
             return (FixedPointFormat(bits: f.bits - 1, fractionBits: f.fractionBits), .unusedRange)
         }
         return nil

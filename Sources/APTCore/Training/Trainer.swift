@@ -91,104 +91,17 @@ public struct Trainer: Sendable {
         }
     }
 
-    /// Trains on `train`, evaluates on `test`, and reports. Check both with `check(_:role:)` first. `progress` is called every few steps.
+    /// Trains on `train` for the configured epochs (stopping early at the energy budget), evaluates on `test`,
+    /// and reports. Check both with `check(_:role:)` first. `progress` is called every few steps.
     public mutating func run(
         train: Dataset, test: Dataset, progress: ((TrainingProgress) -> Void)? = nil
     ) -> TrainingReport {
         let c = configuration
-        var controller = PrecisionController(settings: c.controller)
-        var context = StepContext(
-            mode: c.precision, quantization: c.quantization,
-            hyper: UpdateHyperparameters(learningRate: c.learningRate, momentum: c.momentum),
-            random: RandomSource(seed: c.seed &+ 1),
-            meter: EnergyMeter(profile: c.profile, layers: network.layers.count),
-            training: true)
-        var shuffle = RandomSource(seed: c.seed &+ 2)
-        var controlRandom = RandomSource(seed: c.seed &+ 3)
-        let pIdx = network.parametricIndices
-        var history = network.precision.map { BitsHistory(layer: $0.layer, name: $0.name, points: [[0, $0.bits]]) }
-        var changes = 0
-        var iteration = 0
-        var samples = 0
-        var trainSeconds = 0.0
-        var stopReason = "completed"
-        var lastEpochLoss = 0.0
-        var peak = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
-        let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
-        var order = Array(0..<train.count)
-        epochs: for epoch in 1...c.epochs {
-            order.shuffle(using: &shuffle)
-            var lossSum = 0.0
-            var lossCount = 0
-            for step in 0..<stepsPerEpoch {
-                let lo = step * c.batchSize
-                let hi = min(train.count, lo + c.batchSize)
-                let n = hi - lo
-                if let budget = c.energyBudget {
-                    let next = network.stepCost(batch: n, momentum: c.momentum, profile: c.profile)
-                    // A relative margin of 1e-9 absorbs the rounding between the predicted sum and the meter's
-                    // own sum of the same terms, so the reported energy never exceeds the budget.
-                    if context.meter.totalJoules + next > budget * (1 - 1e-9) {
-                        stopReason = "energy_budget"
-                        break epochs
-                    }
-                }
-                let idx = Array(order[lo..<hi])
-                let x = train.batch(indices: idx)
-                let labels = train.labels(at: idx)
-                let t0 = MonotonicClock.seconds()
-                let loss = network.trainStep(x, labels: labels[...], context: &context)
-                trainSeconds += MonotonicClock.seconds() - t0
-                iteration += 1
-                samples += n
-                lossSum += Double(loss) * Double(n)
-                lossCount += n
-                if c.precision == .apt && iteration % c.controller.interval == 0 {
-                    let made = controller.evaluate(network: &network, iteration: iteration, random: &controlRandom)
-                    for ch in made {
-                        if let h = pIdx.firstIndex(of: ch.layer) { history[h].points.append([iteration, ch.to.bits]) }
-                    }
-                    changes += made.count
-                    if !made.isEmpty {
-                        let now = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
-                        if now.totalBytes > peak.totalBytes { peak = now }
-                    }
-                }
-                if let progress, step % 20 == 0 || step == stepsPerEpoch - 1 {
-                    progress(
-                        TrainingProgress(
-                            epoch: epoch, epochs: c.epochs, step: step + 1, stepsPerEpoch: stepsPerEpoch,
-                            loss: lossSum / Double(max(lossCount, 1)), bits: network.precision.map(\.bits),
-                            energyJ: context.meter.totalJoules))
-                }
-            }
-            lastEpochLoss = lossSum / Double(max(lossCount, 1))
-        }
-        let final = network.precision
-        for (h, p) in final.enumerated() where history[h].points.last?[0] != iteration {
-            history[h].points.append([iteration, p.bits])
-        }
-        let (acc, testLoss) = network.evaluate(test)
-        let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
-        let end = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
-        if end.totalBytes > peak.totalBytes { peak = end }
-        return TrainingReport(
-            model: c.model.name, precision: c.precision.description, tradeoff: c.tradeoff, profile: c.profile.name,
-            seed: c.seed, epochs: c.epochs, batch: c.batchSize, lr: Double(c.learningRate), accuracy: acc,
-            loss: testLoss, trainLoss: lastEpochLoss, energyJ: context.meter.totalJoules,
-            energyBreakdown: context.meter.breakdown(),
-            energyPerLayer: network.layers.indices.map { i in
-                let c = context.meter.perLayer[i]
-                return LayerEnergy(
-                    layer: i, name: network.layers[i].name, energy: context.meter.breakdown(layers: i..<i + 1),
-                    macs: c.macs, bytesMoved: c.bytesMoved)
-            },
-            macs: totals.macs, paramBytes: end.parameterBytes, optimizerBytes: end.optimizerBytes,
-            savedActivationBytes: peak.savedActivationBytes, gradientBytes: peak.gradientBytes,
-            workspaceBytes: peak.workspaceBytes,
-            peakTrainBytes: peak.totalBytes, peakRssBytes: ProcessMemory.peakResidentBytes(),
-            samplesPerS: trainSeconds > 0 ? Double(samples) / trainSeconds : 0, trainSeconds: trainSeconds,
-            samplesTrained: samples, iterations: iteration, bits: final.map(\.bits), bitsHistory: history,
-            precisionChanges: changes, stopReason: stopReason)
+        var session = TrainingSession(configuration: c, network: network, data: train)
+        let outcome = session.run(
+            steps: c.epochs * session.stepsPerEpoch, energyLimit: c.energyBudget, progress: progress)
+        let report = session.report(test: test, epochs: c.epochs, stopReason: outcome.stopReason)
+        network = session.network
+        return report
     }
 }

@@ -1,0 +1,262 @@
+/// A resumable training run: one network, its precision controller, optimiser state, random streams and
+/// place in the data, kept across calls. A node drives it a round at a time (`run(steps:)`), knows the next
+/// step's cost before it takes it (`nextStepCost`, so it stops at a budget mid-round), narrows each layer's
+/// weight bits to a coordinator's policy (`setWeightBitRanges`), and evaluates only when asked.
+///
+/// Two `run(steps: n)` calls leave the session exactly where one `run(steps: 2n)` does, bit for bit.
+public struct TrainingSession: Sendable {
+    /// Why `run` stopped.
+    public enum StopReason: String, Sendable, Codable {
+        /// Every step asked for was taken.
+        case completed
+        /// The next step would have taken the energy spent past the limit.
+        case energyLimit = "energy_budget"
+        /// The caller's `shouldStop` said so (a deadline, a cancellation).
+        case stopped
+    }
+
+    /// What one `run` did.
+    public struct Outcome: Sendable, Equatable {
+        /// Steps taken.
+        public var steps: Int
+        /// Samples trained on.
+        public var samples: Int
+        /// Why it stopped.
+        public var stopReason: StopReason
+    }
+
+    /// The run's configuration (`epochs` is not used by a session: the caller says how many steps).
+    public let configuration: TrainingConfiguration
+    /// The network being trained: the one copy of the model.
+    public private(set) var network: Network
+    /// The training data.
+    public let data: Dataset
+    private var controller: PrecisionController
+    private var context: StepContext
+    private var shuffle: RandomSource
+    private var controlRandom: RandomSource
+    private var order: [Int]
+    private var position = 0
+    private let costModel: CostModel
+    /// Steps taken.
+    public private(set) var iteration = 0
+    /// Samples trained on.
+    public private(set) var samplesTrained = 0
+    /// Epochs started (an epoch starts at its first step, with a fresh shuffle).
+    public private(set) var epoch = 0
+    /// Seconds spent in training steps.
+    public private(set) var trainSeconds = 0.0
+    /// Weight bits of each weighted layer over the iterations.
+    public private(set) var bitsHistory: [BitsHistory]
+    /// Precision changes the controller made.
+    public private(set) var precisionChanges = 0
+    /// The largest training-memory footprint seen.
+    public private(set) var peakMemory: MemoryFootprint
+    private var epochLossSum = 0.0
+    private var epochLossCount = 0
+    /// Mean training loss of the last finished epoch (of the current one until one finishes).
+    public private(set) var lastEpochLoss = 0.0
+
+    /// Starts a session on `data` with a network built from the configuration's seed.
+    public init(configuration: TrainingConfiguration, data: Dataset) throws {
+        try configuration.validate()
+        let network = try Network(
+            spec: configuration.model, mode: configuration.precision, quantization: configuration.quantization,
+            seed: configuration.seed)
+        self.init(configuration: configuration, network: network, data: data)
+    }
+
+    /// Starts a session on `data` training `network` (built for `configuration`, or loaded).
+    public init(configuration c: TrainingConfiguration, network: Network, data: Dataset) {
+        precondition(data.count > 0, "TrainingSession needs training data")
+        self.configuration = c
+        self.network = network
+        self.data = data
+        controller = PrecisionController(settings: c.controller)
+        context = StepContext(
+            mode: c.precision, quantization: c.quantization,
+            hyper: UpdateHyperparameters(learningRate: c.learningRate, momentum: c.momentum),
+            random: RandomSource(seed: c.seed &+ 1),
+            meter: EnergyMeter(profile: c.profile, layers: network.layers.count),
+            training: true)
+        shuffle = RandomSource(seed: c.seed &+ 2)
+        controlRandom = RandomSource(seed: c.seed &+ 3)
+        order = Array(0..<data.count)
+        costModel = network.costModel(momentum: c.momentum, profile: c.profile)
+        bitsHistory = network.precision.map { BitsHistory(layer: $0.layer, name: $0.name, points: [[0, $0.bits]]) }
+        peakMemory = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
+    }
+
+    /// What the meter has recorded.
+    public var meter: EnergyMeter { context.meter }
+    /// Energy spent so far, J.
+    public var energyJ: Double { context.meter.totalJoules }
+    /// Steps in one pass over the data.
+    public var stepsPerEpoch: Int { (data.count + configuration.batchSize - 1) / configuration.batchSize }
+    /// Steps taken in the current epoch (0 at its start).
+    public var stepInEpoch: Int { (position + configuration.batchSize - 1) / configuration.batchSize }
+    /// Samples in the next step (the last step of an epoch may be short).
+    public var nextBatchSize: Int { min(configuration.batchSize, data.count - position) }
+    /// The energy the next step will cost, J (what the meter will record for it).
+    public var nextStepCost: Double {
+        costModel.stepJoules(batch: nextBatchSize, weightBits: network.weightBits)
+    }
+
+    /// Takes one step; returns its mean loss.
+    @discardableResult
+    public mutating func step() -> Float {
+        let c = configuration
+        if position == 0 {
+            order.shuffle(using: &shuffle)
+            epoch += 1
+            epochLossSum = 0
+            epochLossCount = 0
+        }
+        let hi = min(data.count, position + c.batchSize)
+        let idx = Array(order[position..<hi])
+        let n = idx.count
+        let x = data.batch(indices: idx)
+        let labels = data.labels(at: idx)
+        let t0 = MonotonicClock.seconds()
+        let loss = network.trainStep(x, labels: labels[...], context: &context)
+        trainSeconds += MonotonicClock.seconds() - t0
+        iteration += 1
+        samplesTrained += n
+        epochLossSum += Double(loss) * Double(n)
+        epochLossCount += n
+        position = hi
+        if c.precision == .apt && iteration % c.controller.interval == 0 { adaptPrecision() }
+        if position == data.count {
+            lastEpochLoss = epochLossSum / Double(max(epochLossCount, 1))
+            position = 0
+        } else {
+            lastEpochLoss = epochLossSum / Double(max(epochLossCount, 1))
+        }
+        return loss
+    }
+
+    private mutating func adaptPrecision() {
+        let made = controller.evaluate(network: &network, iteration: iteration, random: &controlRandom)
+        let weighted = network.parametricIndices
+        for change in made {
+            if let h = weighted.firstIndex(of: change.layer) {
+                bitsHistory[h].points.append([iteration, change.to.bits])
+            }
+        }
+        precisionChanges += made.count
+        if !made.isEmpty { notePeakMemory() }
+    }
+
+    private mutating func notePeakMemory() {
+        let now = network.trainingMemory(batch: configuration.batchSize, momentum: configuration.momentum)
+        if now.totalBytes > peakMemory.totalBytes { peakMemory = now }
+    }
+
+    /// Takes up to `steps` steps. Before each it checks that the step's cost keeps the energy spent within
+    /// `energyLimit` (J, counted from the session's start) and asks `shouldStop`; `progress` is called after
+    /// every 20th step of an epoch and at its end.
+    @discardableResult
+    public mutating func run(
+        steps: Int, energyLimit: Double? = nil, shouldStop: (() -> Bool)? = nil,
+        progress: ((TrainingProgress) -> Void)? = nil
+    ) -> Outcome {
+        var outcome = Outcome(steps: 0, samples: 0, stopReason: .completed)
+        let totalEpochs = max(configuration.epochs, 1)
+        while outcome.steps < steps {
+            if let limit = energyLimit {
+                // A relative margin of 1e-9 absorbs the rounding between the predicted sum and the meter's own
+                // sum of the same terms, so the energy recorded never exceeds the limit.
+                if energyJ + nextStepCost > limit * (1 - 1e-9) {
+                    outcome.stopReason = .energyLimit
+                    break
+                }
+            }
+            if let shouldStop, shouldStop() {
+                outcome.stopReason = .stopped
+                break
+            }
+            let n = nextBatchSize
+            step()
+            outcome.steps += 1
+            outcome.samples += n
+            if let progress {
+                let inEpoch = position == 0 ? stepsPerEpoch : stepInEpoch
+                if (inEpoch - 1) % 20 == 0 || inEpoch == stepsPerEpoch {
+                    progress(
+                        TrainingProgress(
+                            epoch: epoch, epochs: totalEpochs, step: inEpoch, stepsPerEpoch: stepsPerEpoch,
+                            loss: lastEpochLoss, bits: network.precision.map(\.bits), energyJ: energyJ))
+                }
+            }
+        }
+        return outcome
+    }
+
+    /// Limits each weighted layer's weight bits to `ranges` (one per weighted layer, in order, within 2...16),
+    /// as a coordinator's policy does. A layer outside its range is moved into it at once: fewer bits keep
+    /// its range and coarsen its step, more bits refine its step. The APT controller then adapts within the
+    /// ranges. Ignored in fp32 (no weight bits).
+    public mutating func setWeightBitRanges(_ ranges: [ClosedRange<Int>]) throws(ConfigurationError) {
+        let weighted = network.parametricIndices
+        guard ranges.count == weighted.count else {
+            throw ConfigurationError(
+                "weight-bit ranges: \(ranges.count) given, model '\(configuration.model.name)' has \(weighted.count) "
+                    + "weighted layers")
+        }
+        for (k, r) in ranges.enumerated()
+        where r.lowerBound < FixedPointFormat.minSupportedBits || r.upperBound > FixedPointFormat.maxSupportedBits {
+            throw ConfigurationError(field: "layerBits[\(k)]", value: "\(r)", requirement: "within 2...16")
+        }
+        guard network.mode.isFixedPoint else { return }
+        for (k, i) in weighted.enumerated() {
+            controller.setRange(ranges[k], for: i)
+            let moved: (Int, Int)? = network.withParametricLayer(at: i) { layer in
+                guard let f = layer.weights.format, !ranges[k].contains(f.bits) else { return nil }
+                let bits = min(max(f.bits, ranges[k].lowerBound), ranges[k].upperBound)
+                layer.weights.requantize(
+                    to: FixedPointFormat(bits: bits, fractionBits: f.fractionBits + bits - f.bits),
+                    random: &controlRandom)
+                return (f.bits, bits)
+            }
+            if let (_, to) = moved { bitsHistory[k].points.append([iteration, to]) }
+        }
+        notePeakMemory()
+    }
+
+    /// The weight-bit range of each weighted layer now.
+    public var weightBitRanges: [ClosedRange<Int>] { network.parametricIndices.map { controller.range(for: $0) } }
+
+    /// Accuracy and mean loss of the current model on `test` (no energy counted).
+    public mutating func evaluate(_ test: Dataset) -> (accuracy: Double, loss: Double) { network.evaluate(test) }
+
+    /// The report of the session so far, with `test` evaluated now.
+    public mutating func report(test: Dataset, epochs: Int, stopReason: StopReason) -> TrainingReport {
+        let c = configuration
+        for (h, p) in network.precision.enumerated() where bitsHistory[h].points.last?[0] != iteration {
+            bitsHistory[h].points.append([iteration, p.bits])
+        }
+        let (accuracy, testLoss) = network.evaluate(test)
+        let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
+        notePeakMemory()
+        let end = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
+        let peak = peakMemory
+        let meter = context.meter
+        return TrainingReport(
+            model: c.model.name, precision: c.precision.description, tradeoff: c.tradeoff, profile: c.profile.name,
+            seed: c.seed, epochs: epochs, batch: c.batchSize, lr: Double(c.learningRate), accuracy: accuracy,
+            loss: testLoss, trainLoss: lastEpochLoss, energyJ: meter.totalJoules, energyBreakdown: meter.breakdown(),
+            energyPerLayer: network.layers.indices.map { i in
+                let counts = meter.perLayer[i]
+                return LayerEnergy(
+                    layer: i, name: network.layers[i].name, energy: meter.breakdown(layers: i..<i + 1),
+                    macs: counts.macs, bytesMoved: counts.bytesMoved)
+            },
+            macs: totals.macs, paramBytes: end.parameterBytes, optimizerBytes: end.optimizerBytes,
+            savedActivationBytes: peak.savedActivationBytes, gradientBytes: peak.gradientBytes,
+            workspaceBytes: peak.workspaceBytes, peakTrainBytes: peak.totalBytes,
+            peakRssBytes: ProcessMemory.peakResidentBytes(),
+            samplesPerS: trainSeconds > 0 ? Double(samplesTrained) / trainSeconds : 0, trainSeconds: trainSeconds,
+            samplesTrained: samplesTrained, iterations: iteration, bits: network.precision.map(\.bits),
+            bitsHistory: bitsHistory, precisionChanges: precisionChanges, stopReason: stopReason.rawValue)
+    }
+}

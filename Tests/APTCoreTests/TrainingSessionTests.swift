@@ -1,0 +1,141 @@
+import Testing
+
+@testable import APTCore
+
+/// The resumable session a node drives round by round.
+@Suite("Resumable training session")
+struct TrainingSessionTests {
+    static let model = ModelSpec(
+        name: "small", input: [1, 28, 28], classes: 10,
+        layers: [.flatten, .linear(outputs: 32), .relu, .linear(outputs: 16), .relu, .linear(outputs: 10)])
+
+    static func data(count: Int, seed: UInt64 = 9) -> Dataset {
+        var random = RandomSource(seed: seed)
+        let labels = (0..<count).map { UInt8($0 % 10) }
+        var images = [UInt8](repeating: 0, count: count * 784)
+        for i in 0..<count {
+            for j in 0..<784 { images[i * 784 + j] = UInt8(truncatingIfNeeded: random.next() % 64) }
+            for j in 0..<70 { images[i * 784 + Int(labels[i]) * 70 + j] = 255 }
+        }
+        return Dataset(images: images, labels: labels, rows: 28, cols: 28)
+    }
+
+    static func configuration(_ mode: PrecisionMode) -> TrainingConfiguration {
+        var c = TrainingConfiguration(model: model, precision: mode)
+        c.batchSize = 16
+        c.controller.interval = 3  // several precision decisions within a few steps
+        return c
+    }
+
+    @Test("two run(steps: n) calls equal one run(steps: 2n), bit for bit", arguments: ["apt", "fp32", "fixed:8"])
+    func resumable(mode: String) throws {
+        let c = Self.configuration(try PrecisionMode(parsing: mode))
+        let d = Self.data(count: 200)  // 13 steps per epoch: 2n = 22 crosses an epoch boundary
+        var once = try TrainingSession(configuration: c, data: d)
+        var twice = try TrainingSession(configuration: c, data: d)
+        once.run(steps: 22)
+        twice.run(steps: 11)
+        twice.run(steps: 11)
+        #expect(once.network.parameterSnapshot == twice.network.parameterSnapshot)
+        #expect(once.energyJ == twice.energyJ)
+        #expect(once.iteration == 22 && twice.iteration == 22)
+        #expect(once.epoch == 2 && twice.epoch == 2)
+        #expect(once.bitsHistory == twice.bitsHistory)
+        #expect(once.lastEpochLoss == twice.lastEpochLoss)
+        // And the next steps keep agreeing (the random streams and the data order carried over too).
+        once.run(steps: 5)
+        twice.run(steps: 5)
+        #expect(once.network.parameterSnapshot == twice.network.parameterSnapshot)
+        if mode == "apt" { #expect(once.precisionChanges > 0, "the controller acted during the test") }
+    }
+
+    @Test("the next step's cost is known before it is taken")
+    func nextStepCost() throws {
+        var s = try TrainingSession(configuration: Self.configuration(.apt), data: Self.data(count: 40))
+        for _ in 0..<6 {  // includes the short last step of each epoch (40 = 16 + 16 + 8)
+            let predicted = s.nextStepCost
+            let before = s.energyJ
+            s.step()
+            #expect(isApproximatelyEqual(s.energyJ - before, predicted, absolute: 0, relative: 1e-12))
+        }
+    }
+
+    @Test("run stops before a step that would pass the energy limit, or when told to")
+    func stops() throws {
+        var s = try TrainingSession(configuration: Self.configuration(.apt), data: Self.data(count: 64))
+        let perStep = s.nextStepCost
+        let limit = perStep * 3.5
+        let outcome = s.run(steps: 100, energyLimit: limit)
+        #expect(outcome.stopReason == .energyLimit)
+        #expect(outcome.steps == 3)
+        #expect(s.energyJ <= limit)
+        var calls = 0
+        let stopped = s.run(
+            steps: 100,
+            shouldStop: {
+                calls += 1
+                return calls > 2
+            })
+        #expect(stopped == TrainingSession.Outcome(steps: 2, samples: 32, stopReason: .stopped))
+    }
+
+    @Test("per-layer weight-bit ranges are honoured at once and by the controller")
+    func bitRanges() throws {
+        var s = try TrainingSession(configuration: Self.configuration(.apt), data: Self.data(count: 160))
+        s.run(steps: 4)
+        let ranges = [4...6, 12...14, 9...9]
+        try s.setWeightBitRanges(ranges)
+        for (b, r) in zip(s.network.precision.map(\.bits), ranges) { #expect(r.contains(b)) }
+        for _ in 0..<10 {
+            s.run(steps: 6)
+            for (b, r) in zip(s.network.precision.map(\.bits), ranges) { #expect(r.contains(b), "\(b) outside \(r)") }
+        }
+        #expect(s.weightBitRanges == ranges)
+        for (h, r) in zip(s.bitsHistory, ranges) {
+            for point in h.points where point[0] >= 4 { #expect(r.contains(point[1]), "history \(point) outside \(r)") }
+        }
+        #expect(throws: ConfigurationError.self) { try s.setWeightBitRanges([4...6]) }
+        #expect(throws: ConfigurationError.self) { try s.setWeightBitRanges([1...6, 4...4, 4...4]) }
+        // Narrowing keeps the layer's range (a coarser step), so large weights are not clipped.
+        var w = try TrainingSession(configuration: Self.configuration(.apt), data: Self.data(count: 160))
+        let before = w.network.parametricLayers[0].layer.weights.values.dequantized()
+        try w.setWeightBitRanges([4...4, 16...16, 8...8])
+        let after = w.network.parametricLayers[0].layer.weights.values.dequantized()
+        let maxBefore = before.map(abs).max() ?? 0
+        let maxAfter = after.map(abs).max() ?? 0
+        #expect(maxAfter >= maxBefore * 0.5, "narrowing clipped the weights: \(maxBefore) → \(maxAfter)")
+    }
+
+    @Test("parameters load as codes at their own formats, exactly", arguments: ["apt", "fp32"])
+    func loadCodes(mode: String) throws {
+        let m = try PrecisionMode(parsing: mode)
+        let q = TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5)
+        var source = try Network(spec: .lenet, mode: .apt, quantization: q, seed: 1)
+        var random = RandomSource(seed: 4)
+        // The source at mixed widths, as a coordinator would encode it for this node.
+        for (k, i) in source.parametricIndices.enumerated() {
+            source.withParametricLayer(at: i) { l in
+                if let f = l.weights.format {
+                    l.weights.requantize(
+                        to: FixedPointFormat(bits: 6 + k, fractionBits: f.fractionBits - 2 + k), random: &random)
+                }
+            }
+        }
+        let tensors: [FixedPointTensor] = source.parameterSnapshot.map {
+            guard case .fixed(let t) = $0 else { preconditionFailure("fixed-point source") }
+            return t
+        }
+        var target = try Network(
+            spec: .lenet, mode: m, quantization: TrainingConfiguration.defaultQuantization(precision: m, tradeoff: 0.5),
+            seed: 2)
+        try target.loadParameters(codes: tensors)
+        if m == .apt {
+            #expect(target.parameterSnapshot == source.parameterSnapshot)
+            #expect(target.precision.map(\.bits) == [6, 7, 8, 9, 10])
+        } else {
+            #expect(
+                target.parameterSnapshot.map { $0.dequantized() } == source.parameterSnapshot.map { $0.dequantized() })
+        }
+        #expect(throws: ConfigurationError.self) { try target.loadParameters(codes: Array(tensors.dropLast())) }
+    }
+}
