@@ -62,7 +62,7 @@ let package = Package(
             name: "apt-coord", dependencies: ["APTCoordinator", "APTProtocol", "APTCore", "APTCommandLine"],
             path: "coordinator/apt-coord", swiftSettings: strict),
 
-        .testTarget(name: "APTCoreTests", dependencies: ["APTCore"], swiftSettings: strict),
+        .testTarget(name: "APTCoreTests", dependencies: ["APTCore", "CMalloc"], swiftSettings: strict),
         .testTarget(name: "APTCommandLineTests", dependencies: ["APTCommandLine"], swiftSettings: strict),
         .testTarget(
             name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore", "CZmq", "CMalloc"], swiftSettings: strict

@@ -41,9 +41,16 @@ struct BoundedDecodingTests {
         let limits = try DecodeLimits(serving: model)
         let frame = Frame.encode(try Self.largestUpdate(model, bits: bits))
         #expect(frame.count - Frame.headerSize <= limits.maxPayloadBytes, "a legal UPDATE exceeds the model's limit")
-        let before = heapInUse()
-        let message = try Frame.decode(frame, limits: limits)
-        let held = heapInUse() - before
+        // Other tests running at the same time can only add to a reading of the process's heap: judge the
+        // smallest of a few.
+        var held = Int.max
+        var message = Message.heartbeat(sequence: 0, timestampMs: 0)
+        for _ in 0..<3 {
+            let before = heapInUse()
+            let decoded = try Frame.decode(frame, limits: limits)
+            held = min(held, heapInUse() - before)
+            message = decoded
+        }
         guard case .update(let u) = message else {
             Issue.record("not an update")
             return
@@ -69,12 +76,16 @@ struct BoundedDecodingTests {
         w.u32(0)  // the checksum is never reached
         w.raw(payload)
         let frame = w.bytes
-        let before = heapInUse()
-        #expect(
-            throws: WireError.tooLarge(
-                field: "header.length", declared: limits.maxPayloadBytes + 1, limit: limits.maxPayloadBytes)
-        ) { try Frame.decode(frame, limits: limits) }
-        #expect(heapInUse() - before < 64 << 10)
+        var grew = Int.max
+        for _ in 0..<3 {
+            let before = heapInUse()
+            #expect(
+                throws: WireError.tooLarge(
+                    field: "header.length", declared: limits.maxPayloadBytes + 1, limit: limits.maxPayloadBytes)
+            ) { try Frame.decode(frame, limits: limits) }
+            grew = min(grew, heapInUse() - before)
+        }
+        #expect(grew < 64 << 10)
         // The limit is the model's, not the 64 MiB default: a lenet coordinator refuses an mlp-sized delta.
         let lenet = try DecodeLimits(serving: .lenet)
         #expect(lenet.maxPayloadBytes < limits.maxPayloadBytes / 2)

@@ -64,6 +64,40 @@ enum TrainCommand {
         UsageError(error.field.flatMap { flagOfField[$0] }.map { error.naming(field: $0) } ?? error.message)
     }
 
+    /// The training samples to keep: shard `i` of `n` cut by `partition` from the labels alone, then at most
+    /// `limit` of them; nil for all.
+    static func selection(
+        directory: String, shard: (Int, Int)?, partition: PartitionScheme, seed: UInt64, limit: Int?
+    ) throws -> [Int]? {
+        guard shard != nil || limit != nil else { return nil }
+        let labels: [UInt8]
+        do {
+            labels = try Dataset.splitLabels(directory: directory, train: true)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        var keep = Array(labels.indices)
+        if let (i, n) = shard {
+            do {
+                keep = try Partitioner.shards(labels: labels, classes: 10, count: n, scheme: partition, seed: seed)[i]
+            } catch {
+                throw UsageError(error.message)
+            }
+        }
+        if let limit, limit < keep.count { keep = Array(keep.prefix(max(limit, 1))) }
+        return keep
+    }
+
+    /// Why `data` does not fit the trainer's model as test data, or nil.
+    static func misfit(_ data: Dataset, _ trainer: Trainer) -> String? {
+        do {
+            try trainer.check(data, role: "test")
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
     static func run(_ arguments: [String], console: Console) -> Int32 {
         spec.execute(arguments, console: console) { args in try train(args, console: console) }
     }
@@ -76,44 +110,57 @@ enum TrainCommand {
         } catch let e as ConfigurationError {
             throw usageError(e)
         }
-        var train: Dataset
-        var test: Dataset
+        // The shard is chosen from the labels alone; only its images are then read and kept (as bytes).
+        let keep = try selection(
+            directory: dataDir, shard: shard, partition: partition, seed: config.seed,
+            limit: try args.int("train-limit"))
+        let testLimit = try args.int("test-limit")
+        let train: Dataset
         do {
-            train = try Dataset.split(directory: dataDir, train: true)
-            test = try Dataset.split(directory: dataDir, train: false)
+            train = try Dataset.split(directory: dataDir, train: true, keeping: keep)
         } catch {
             throw CommandFailure("\(error)")
         }
-        if let (i, n) = shard {
-            do {
-                let shards = try Partitioner.shards(
-                    labels: train.labels, classes: 10, count: n, scheme: partition, seed: config.seed)
-                train = train.subset(shards[i])
-            } catch {
-                throw UsageError(error.message)
-            }
-        }
-        if let l = try args.int("train-limit"), l < train.count { train = train.subset(Array(0..<max(l, 1))) }
-        if let l = try args.int("test-limit"), l < test.count { test = test.subset(Array(0..<max(l, 1))) }
         do {
             try trainer.check(train, role: "training")
-            try trainer.check(test, role: "test")
         } catch {
             throw CommandFailure(error.message)
         }
         let showProgress = !args.flag("quiet") && console.errorIsTerminal
-        let report = trainer.run(train: train, test: test) { p in
-            guard showProgress else { return }
-            let done = Double((p.epoch - 1) * p.stepsPerEpoch + p.step) / Double(p.epochs * p.stepsPerEpoch)
-            let width = 24
-            let filled = Int(done * Double(width))
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            console.progress(
-                String(
-                    format: "epoch %d/%d [%@] %3.0f%%  loss %.4f  bits %@  %.3g J", p.epoch, p.epochs, bar,
-                    done * 100, p.loss, p.bits.map(String.init).joined(separator: "/"), p.energyJ))
-        }
+        var session = TrainingSession(configuration: config, network: trainer.network, data: train)
+        let outcome = session.run(
+            steps: config.epochs * session.stepsPerEpoch, energyLimit: config.energyBudget,
+            progress: { p in
+                guard showProgress else { return }
+                let done = Double((p.epoch - 1) * p.stepsPerEpoch + p.step) / Double(p.epochs * p.stepsPerEpoch)
+                let width = 24
+                let filled = Int(done * Double(width))
+                let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+                console.progress(
+                    String(
+                        format: "epoch %d/%d [%@] %3.0f%%  loss %.4f  bits %@  %.3g J", p.epoch, p.epochs, bar,
+                        done * 100, p.loss, p.bits.map(String.init).joined(separator: "/"), p.energyJ))
+            })
         if showProgress { console.endProgress() }
+        // The test set is read only now, when evaluation needs it, and streamed in chunks: it is never held
+        // whole.
+        var sums = EvaluationSums()
+        var unfit: String? = nil
+        do {
+            try Dataset.forEachChunk(directory: dataDir, train: false, limit: testLimit.map { max($0, 1) }, chunk: 1000)
+            {
+                chunk throws(DataError) in
+                guard unfit == nil else { return }
+                unfit = misfit(chunk, trainer)
+                if unfit == nil { session.evaluate(chunk, into: &sums) }
+            }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        if let unfit { throw CommandFailure(unfit) }
+        guard sums.count > 0 else { throw CommandFailure("the test set in \(dataDir) is empty") }
+        let report = session.report(
+            accuracy: sums.accuracy, testLoss: sums.meanLoss, epochs: config.epochs, stopReason: outcome.stopReason)
         if report.stopReason == "energy_budget" {
             console.err(
                 String(

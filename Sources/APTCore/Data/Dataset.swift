@@ -31,35 +31,90 @@ public struct Dataset: Sendable {
         self.cols = cols
     }
 
-    /// Loads an images file and a labels file (IDX, gzipped or plain) and checks that they match.
-    public static func load(images imagesPath: String, labels labelsPath: String) throws(DataError) -> Dataset {
-        let img = try IDXReader.read(path: imagesPath)
-        let lab = try IDXReader.read(path: labelsPath)
-        guard img.dimensions.count == 3 else {
-            throw DataError(
-                path: imagesPath, reason: "expected a 3-dimensional images file, got dimensions \(img.dimensions)")
+    /// Loads an images file and a labels file (IDX, gzipped or plain) and checks that they match. With
+    /// `keeping`, only those samples are kept, in that order: the images file is streamed and the others are
+    /// never held (a node keeps only its shard).
+    public static func load(images imagesPath: String, labels labelsPath: String, keeping: [Int]? = nil)
+        throws(DataError) -> Dataset
+    {
+        let allLabels = try labels(path: labelsPath)
+        if let keeping, let bad = keeping.first(where: { $0 < 0 || $0 >= allLabels.count }) {
+            throw DataError(path: labelsPath, reason: "sample \(bad) selected, the file has \(allLabels.count)")
         }
-        guard lab.dimensions.count == 1 else {
-            throw DataError(
-                path: labelsPath, reason: "expected a 1-dimensional labels file, got dimensions \(lab.dimensions)")
+        let img = try IDXReader.read(path: imagesPath, keepingRecords: keeping) { dims throws(DataError) in
+            guard dims.count == 3 else {
+                throw DataError(
+                    path: imagesPath, reason: "expected a 3-dimensional images file, got dimensions \(dims)")
+            }
+            guard dims[0] == allLabels.count else {
+                throw DataError(
+                    path: labelsPath, reason: "has \(allLabels.count) labels but \(imagesPath) has \(dims[0]) images")
+            }
         }
-        guard img.dimensions[0] == lab.dimensions[0] else {
-            throw DataError(
-                path: labelsPath,
-                reason: "has \(lab.dimensions[0]) labels but \(imagesPath) has \(img.dimensions[0]) images")
-        }
-        if let bad = lab.bytes.firstIndex(where: { $0 > 9 }) {
-            throw DataError(path: labelsPath, reason: "label \(lab.bytes[bad]) at index \(bad) is outside 0...9")
-        }
-        return Dataset(images: img.bytes, labels: lab.bytes, rows: img.dimensions[1], cols: img.dimensions[2])
+        let kept = keeping.map { $0.map { allLabels[$0] } } ?? allLabels
+        return Dataset(images: img.bytes, labels: kept, rows: img.dimensions[1], cols: img.dimensions[2])
     }
 
-    /// File names of the training and test splits inside a Fashion-MNIST/MNIST directory (`.gz` or plain).
-    public static func split(directory: String, train: Bool) throws(DataError) -> Dataset {
+    /// Reads a labels file: one dimension, every label in 0...9.
+    public static func labels(path: String) throws(DataError) -> [UInt8] {
+        let lab = try IDXReader.read(path: path)
+        guard lab.dimensions.count == 1 else {
+            throw DataError(
+                path: path, reason: "expected a 1-dimensional labels file, got dimensions \(lab.dimensions)")
+        }
+        if let bad = lab.bytes.firstIndex(where: { $0 > 9 }) {
+            throw DataError(path: path, reason: "label \(lab.bytes[bad]) at index \(bad) is outside 0...9")
+        }
+        return lab.bytes
+    }
+
+    /// The labels of the training or test split inside a Fashion-MNIST/MNIST directory (to choose a shard
+    /// before loading any image).
+    public static func splitLabels(directory: String, train: Bool) throws(DataError) -> [UInt8] {
+        try labels(path: try resolve(directory, "\(train ? "train" : "t10k")-labels-idx1-ubyte"))
+    }
+
+    /// The training or test split inside a Fashion-MNIST/MNIST directory (`.gz` or plain files), keeping only
+    /// the samples at `keeping` when given.
+    public static func split(directory: String, train: Bool, keeping: [Int]? = nil) throws(DataError) -> Dataset {
         let prefix = train ? "train" : "t10k"
         let img = try resolve(directory, "\(prefix)-images-idx3-ubyte")
         let lab = try resolve(directory, "\(prefix)-labels-idx1-ubyte")
-        return try load(images: img, labels: lab)
+        return try load(images: img, labels: lab, keeping: keeping)
+    }
+
+    /// Calls `body` with the split's samples in order, `chunk` at a time (at most `limit` in all), each chunk
+    /// its own small data set: the split is streamed from its files and never held whole.
+    public static func forEachChunk(
+        directory: String, train: Bool, limit: Int? = nil, chunk: Int = 500,
+        _ body: (Dataset) throws(DataError) -> Void
+    ) throws(DataError) {
+        let prefix = train ? "train" : "t10k"
+        let imagesPath = try resolve(directory, "\(prefix)-images-idx3-ubyte")
+        let labelsPath = try resolve(directory, "\(prefix)-labels-idx1-ubyte")
+        let labels = try Self.labels(path: labelsPath)
+        let images = try IDXRecordReader(path: imagesPath)
+        guard images.dimensions.count == 3 else {
+            throw DataError(
+                path: imagesPath, reason: "expected a 3-dimensional images file, got dimensions \(images.dimensions)")
+        }
+        guard images.dimensions[0] == labels.count else {
+            throw DataError(
+                path: labelsPath,
+                reason: "has \(labels.count) labels but \(imagesPath) has \(images.dimensions[0]) images")
+        }
+        let wanted = min(labels.count, limit ?? labels.count)
+        var done = 0
+        while done < wanted {
+            let n = min(chunk, wanted - done)
+            let bytes = try images.next(n)
+            try body(
+                Dataset(
+                    images: bytes, labels: Array(labels[done..<(done + n)]), rows: images.dimensions[1],
+                    cols: images.dimensions[2]))
+            done += n
+        }
+        if wanted == labels.count { _ = try images.next(1) }  // checks that nothing follows the last image
     }
 
     static func resolve(_ dir: String, _ base: String) throws(DataError) -> String {

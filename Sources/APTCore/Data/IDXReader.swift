@@ -24,16 +24,59 @@ public enum IDXReader {
     /// Largest decompressed file accepted (1 GiB), so a corrupt header cannot ask for unbounded memory.
     public static let maxBytes = 1 << 30
 
-    /// Reads and parses `path`; gzip is detected from its magic bytes.
+    /// Reads and parses `path` (gzipped or plain, detected from its bytes), straight into one buffer of the
+    /// data's exact size.
     public static func read(path: String) throws(DataError) -> Array {
-        let raw = try readFile(path)
-        let data: [UInt8]
-        if raw.count >= 2 && raw[0] == 0x1F && raw[1] == 0x8B {
-            data = try gunzip(raw, path: path)
-        } else {
-            data = raw
+        try read(path: path, keepingRecords: nil)
+    }
+
+    /// Reads `path`, keeping only the records (slices along the first dimension: images, labels) at `keep`, in
+    /// that order; the others are read past and never held. Peak memory is the kept records plus a small
+    /// buffer. Indices must be within the first dimension.
+    /// `checkDimensions` sees the header's dimensions before any data is read, and may refuse them.
+    public static func read(
+        path: String, keepingRecords keep: [Int]?,
+        checkDimensions: ([Int]) throws(DataError) -> Void = { _ throws(DataError) in }
+    ) throws(DataError) -> Array {
+        let source = try IDXSource(path: path)
+        let header = try source.readHeader()
+        let dims = header.dimensions
+        try checkDimensions(dims)
+        let total = header.elements
+        if let keep {
+            let recordSize = dims.dropFirst().reduce(1, *)
+            guard keep.allSatisfy({ $0 >= 0 && $0 < dims[0] }) else {
+                throw DataError(path: path, reason: "a selected record is outside 0..<\(dims[0])")
+            }
+            // Where each record of the file goes in the output (−1: skipped).
+            var slot = [Int32](repeating: -1, count: dims[0])
+            for (position, index) in keep.enumerated() { slot[index] = Int32(position) }
+            var out = [UInt8](repeating: 0, count: keep.count * recordSize)
+            var record = [UInt8](repeating: 0, count: recordSize)
+            for r in 0..<dims[0] {
+                let wanted = slot[r]
+                if wanted >= 0 {
+                    try IDXSource.withBytes(of: &out) { o throws(DataError) in
+                        try source.readExactly(
+                            into: UnsafeMutableRawBufferPointer(
+                                rebasing: o[(Int(wanted) * recordSize)...].prefix(recordSize)),
+                            declared: dims, total: total)
+                    }
+                } else {
+                    try IDXSource.withBytes(of: &record) { b throws(DataError) in
+                        try source.readExactly(into: b, declared: dims, total: total)
+                    }
+                }
+            }
+            try source.expectEnd(after: total)
+            return Array(dimensions: [keep.count] + dims.dropFirst(), bytes: out)
         }
-        return try parse(data, path: path)
+        var out = [UInt8](repeating: 0, count: total)
+        try IDXSource.withBytes(of: &out) { o throws(DataError) in
+            try source.readExactly(into: o, declared: dims, total: total)
+        }
+        try source.expectEnd(after: total)
+        return Array(dimensions: dims, bytes: out)
     }
 
     /// Parses an in-memory IDX file.
@@ -84,65 +127,43 @@ public enum IDXReader {
         let s = String(b, radix: 16)
         return "0x" + (s.count == 1 ? "0" + s : s)
     }
+}
 
-    static func readFile(_ path: String) throws(DataError) -> [UInt8] {
-        guard let f = fopen(path, "rb") else {
-            let reason = String(cString: strerror(errno))
-            throw DataError(path: path, reason: "cannot open: \(reason)")
-        }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buf.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-            if n > 0 { out.append(contentsOf: buf[0..<n]) }
-            if n < buf.count {
-                if ferror(f) != 0 { throw DataError(path: path, reason: "read error") }
-                break
-            }
-            if out.count > maxBytes { throw DataError(path: path, reason: "file larger than \(maxBytes) bytes") }
-        }
-        return out
+/// Reads an IDX file record by record (slices along the first dimension), a few at a time: a test set is
+/// evaluated in chunks without ever being held whole.
+public final class IDXRecordReader {
+    /// The file's dimensions.
+    public let dimensions: [Int]
+    /// Records not yet read.
+    public private(set) var remaining: Int
+    private let source: IDXSource
+    private let recordSize: Int
+    private let total: Int
+
+    /// Opens `path` and reads its header.
+    public init(path: String) throws(DataError) {
+        source = try IDXSource(path: path)
+        let header = try source.readHeader()
+        dimensions = header.dimensions
+        total = header.elements
+        remaining = header.dimensions[0]
+        recordSize = header.dimensions.dropFirst().reduce(1, *)
     }
 
-    /// Decompresses a gzip stream with zlib; a truncated or corrupt stream is an error naming the file.
-    static func gunzip(_ input: [UInt8], path: String) throws(DataError) -> [UInt8] {
-        var stream = z_stream()
-        var status = apt_inflateInit2(&stream, 15 + 16)
-        guard status == Z_OK else { throw DataError(path: path, reason: "zlib inflateInit2 failed (\(status))") }
-        defer { inflateEnd(&stream) }
-        var out = [UInt8]()
-        out.reserveCapacity(input.count * 4)
-        var chunk = [UInt8](repeating: 0, count: 1 << 18)
-        var input = input
-        let result: Result<Void, DataError> = input.withUnsafeMutableBufferPointer { inp in
-            stream.next_in = inp.baseAddress
-            stream.avail_in = uInt(inp.count)
-            repeat {
-                let produced: Int = chunk.withUnsafeMutableBufferPointer { c in
-                    stream.next_out = c.baseAddress
-                    stream.avail_out = uInt(c.count)
-                    status = inflate(&stream, Z_NO_FLUSH)
-                    return c.count - Int(stream.avail_out)
-                }
-                if status == Z_BUF_ERROR && stream.avail_in == 0 {
-                    return .failure(DataError(path: path, reason: "truncated gzip stream (ends before its trailer)"))
-                }
-                if status != Z_OK && status != Z_STREAM_END {
-                    let msg = stream.msg.map { String(cString: $0) } ?? "status \(status)"
-                    return .failure(DataError(path: path, reason: "corrupt gzip data (\(msg))"))
-                }
-                out.append(contentsOf: chunk[0..<produced])
-                if out.count > maxBytes {
-                    return .failure(DataError(path: path, reason: "decompresses to more than \(maxBytes) bytes"))
-                }
-                if status == Z_OK && produced == 0 && stream.avail_in == 0 {
-                    return .failure(DataError(path: path, reason: "truncated gzip stream (ends before its trailer)"))
-                }
-            } while status != Z_STREAM_END
-            return .success(())
+    /// The next `count` records (fewer at the end; none once all are read, after checking that nothing
+    /// follows them).
+    public func next(_ count: Int) throws(DataError) -> [UInt8] {
+        let n = min(count, remaining)
+        guard n > 0 else {
+            try source.expectEnd(after: total)
+            return []
         }
-        if case .failure(let e) = result { throw e }
+        var out = [UInt8](repeating: 0, count: n * recordSize)
+        let (dims, total) = (dimensions, self.total)
+        try IDXSource.withBytes(of: &out) { b throws(DataError) in
+            try source.readExactly(into: b, declared: dims, total: total)
+        }
+        remaining -= n
         return out
     }
 }

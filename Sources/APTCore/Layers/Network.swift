@@ -207,8 +207,14 @@ public struct Network: Sendable {
 
     /// Accuracy and mean loss on `data`, in batches of `batch`.
     public mutating func evaluate(_ data: Dataset, batch: Int = 1000) -> (accuracy: Double, loss: Double) {
-        var correct = 0
-        var loss = 0.0
+        var sums = EvaluationSums()
+        accumulateEvaluation(data, into: &sums, batch: batch)
+        return (sums.accuracy, sums.meanLoss)
+    }
+
+    /// Adds `data`'s correct predictions and summed loss to `sums`, in batches of `batch`: a test set streamed
+    /// in chunks of `batch` samples gets exactly the figures `evaluate` gives on it whole.
+    public mutating func accumulateEvaluation(_ data: Dataset, into sums: inout EvaluationSums, batch: Int = 1000) {
         var start = 0
         while start < data.count {
             let n = min(batch, data.count - start)
@@ -216,17 +222,33 @@ public struct Network: Sendable {
             let logits = self.logits(x)
             let labels = data.labels[start..<(start + n)]
             let (l, _) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels)
-            loss += Double(l) * Double(n)
+            sums.lossSum += Double(l) * Double(n)
             let k = logits.sampleSize
             for r in 0..<n {
                 var best = 0
                 for j in 1..<k where logits.values[r * k + j] > logits.values[r * k + best] { best = j }
-                if best == Int(data.labels[start + r]) { correct += 1 }
+                if best == Int(data.labels[start + r]) { sums.correct += 1 }
             }
+            sums.count += n
             start += n
         }
-        return (Double(correct) / Double(max(data.count, 1)), loss / Double(max(data.count, 1)))
     }
+}
+
+/// Running totals of an evaluation.
+public struct EvaluationSums: Sendable, Equatable {
+    /// Samples predicted correctly.
+    public var correct = 0
+    /// Samples seen.
+    public var count = 0
+    /// Sum of per-sample cross-entropy.
+    public var lossSum = 0.0
+    /// Empty totals.
+    public init() {}
+    /// Fraction correct (0 with no samples).
+    public var accuracy: Double { Double(correct) / Double(max(count, 1)) }
+    /// Mean loss (0 with no samples).
+    public var meanLoss: Double { lossSum / Double(max(count, 1)) }
 }
 
 /// What a training step holds in memory, by kind.

@@ -229,13 +229,26 @@ public struct TrainingSession: Sendable {
     /// Accuracy and mean loss of the current model on `test` (no energy counted).
     public mutating func evaluate(_ test: Dataset) -> (accuracy: Double, loss: Double) { network.evaluate(test) }
 
+    /// Adds the current model's results on `chunk` to `sums` (a test set streamed chunk by chunk).
+    public mutating func evaluate(_ chunk: Dataset, into sums: inout EvaluationSums) {
+        network.accumulateEvaluation(chunk, into: &sums)
+    }
+
     /// The report of the session so far, with `test` evaluated now.
     public mutating func report(test: Dataset, epochs: Int, stopReason: StopReason) -> TrainingReport {
+        let (accuracy, testLoss) = network.evaluate(test)
+        return report(accuracy: accuracy, testLoss: testLoss, epochs: epochs, stopReason: stopReason)
+    }
+
+    /// The report of the session so far, with a test accuracy and loss measured by the caller (e.g. over a
+    /// test set streamed in chunks through `evaluate`).
+    public mutating func report(accuracy: Double, testLoss: Double, epochs: Int, stopReason: StopReason)
+        -> TrainingReport
+    {
         let c = configuration
         for (h, p) in network.precision.enumerated() where bitsHistory[h].points.last?[0] != iteration {
             bitsHistory[h].points.append([iteration, p.bits])
         }
-        let (accuracy, testLoss) = network.evaluate(test)
         let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
         notePeakMemory()
         let end = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
