@@ -70,6 +70,11 @@ let package = Package(
         .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore"], swiftSettings: strict),
         .testTarget(
             name: "APTCoordinatorTests", dependencies: ["APTCoordinator", "APTProtocol"], swiftSettings: strict),
+        // A counting allocator and the probe that measures the engine's real heap against its memory figure.
+        .target(name: "CHeapCounter", path: "Sources/CHeapCounter"),
+        .executableTarget(
+            name: "apt-heap-probe", dependencies: ["APTCore", "CHeapCounter"], path: "Tests/HeapProbe",
+            swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["APTCore"], swiftSettings: strict),
     ]
 )

@@ -79,7 +79,7 @@ public struct Conv2d: ParametricLayer {
             + batch * input.reduce(1, *) * 4
     }
 
-    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+    public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         let g = geometry(for: x.shape)
         let bsz = x.count
         let inSize = x.sampleSize
@@ -139,7 +139,8 @@ public struct Conv2d: ParametricLayer {
         return Batch(values: y, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
     }
 
-    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+    public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    {
         guard let saved, let g = savedGeometry else {
             preconditionFailure("Conv2d.backward called without a training forward pass")
         }
@@ -202,8 +203,6 @@ public struct Conv2d: ParametricLayer {
                         }
                     }
                 }
-            }
-            if needsInputGradient {
             }
             for n in 0..<bsz {
                 for c in 0..<outChannels {

@@ -14,11 +14,12 @@ public struct Flatten: Layer {
     {
         0
     }
-    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+    public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         inputShape = x.shape
         return Batch(values: x.values, count: x.count, shape: [x.sampleSize])
     }
-    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+    public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    {
         guard needsInputGradient else { return nil }
         return Batch(values: dy.values, count: dy.count, shape: inputShape)
     }

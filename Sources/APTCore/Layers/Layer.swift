@@ -5,10 +5,10 @@ public protocol Layer: Sendable {
     /// The per-sample output shape for a per-sample input shape.
     func outputShape(for input: [Int]) -> [Int]
     /// Computes the output; keeps what `backward` needs when `context.training`.
-    mutating func forward(_ x: Batch, context: inout StepContext) -> Batch
+    mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch
     /// Given the loss gradient w.r.t. the output, updates the parameters (if any) and returns the gradient
     /// w.r.t. the input, or `nil` when `needsInputGradient` is false.
-    mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
     /// Bytes currently held for the backward pass.
     var savedBytes: Int { get }
     /// Drops what was kept for the backward pass.

@@ -63,24 +63,19 @@ public struct Linear: ParametricLayer {
             + transposedWeights
     }
 
-    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+    public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         precondition(x.sampleSize == inputs, "Linear expects \(inputs) inputs, got \(x.sampleSize)")
         let bsz = x.count
         var y = [Float](repeating: 0, count: bsz * outputs)
         switch weights.values {
         case .float(let w):
-            var wT = [Float](repeating: 0, count: w.count)
-            w.withUnsafeBufferPointer { s in
-                wT.withUnsafeMutableBufferPointer { d in
-                    GEMM.transpose(rows: outputs, cols: inputs, src: s.baseAddress!, dst: d.baseAddress!)
-                }
-            }
+            // Dot products of input rows with weight rows, on the weights as stored (no transposed copy).
             x.values.withUnsafeBufferPointer { xp in
-                wT.withUnsafeBufferPointer { wp in
+                w.withUnsafeBufferPointer { wp in
                     y.withUnsafeMutableBufferPointer { yp in
-                        GEMM.float(
+                        GEMM.floatNT(
                             m: bsz, n: outputs, k: inputs, a: xp.baseAddress!, lda: inputs, b: wp.baseAddress!,
-                            ldb: outputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
+                            ldb: inputs, c: yp.baseAddress!, ldc: outputs, alpha: 1, accumulate: false)
                     }
                 }
             }
@@ -113,7 +108,8 @@ public struct Linear: ParametricLayer {
         return Batch(values: y, count: bsz, shape: [outputs])
     }
 
-    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+    public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    {
         precondition(dy.sampleSize == outputs, "Linear backward expects \(outputs) errors, got \(dy.sampleSize)")
         guard let saved else { preconditionFailure("Linear.backward called without a training forward pass") }
         self.saved = nil
@@ -123,16 +119,21 @@ public struct Linear: ParametricLayer {
         var slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
         var gb = [Float](repeating: 0, count: outputs)
 
-        switch (weights.values, saved.unpacked) {
-        case (.float(let w), .float(let x)):
+        // The weights are read (input error) in a scope of their own that ends before they are updated, so the
+        // update mutates the one copy of them in place (a binding still alive would make it copy them whole).
+        switch saved.unpacked {
+        case .float(let x):
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
-                dy.values.withUnsafeBufferPointer { dp in
-                    w.withUnsafeBufferPointer { wp in
-                        out.withUnsafeMutableBufferPointer { op in
-                            GEMM.float(
-                                m: bsz, n: inputs, k: outputs, a: dp.baseAddress!, lda: outputs, b: wp.baseAddress!,
-                                ldb: inputs, c: op.baseAddress!, ldc: inputs, alpha: 1, accumulate: false)
+                if case .float(let w) = weights.values {
+                    dy.values.withUnsafeBufferPointer { dp in
+                        w.withUnsafeBufferPointer { wp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                GEMM.float(
+                                    m: bsz, n: inputs, k: outputs, a: dp.baseAddress!, lda: outputs,
+                                    b: wp.baseAddress!, ldb: inputs, c: op.baseAddress!, ldc: inputs, alpha: 1,
+                                    accumulate: false)
+                            }
                         }
                     }
                 }
@@ -166,18 +167,20 @@ public struct Linear: ParametricLayer {
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += dy.values[r * outputs + j] } }
             for j in 0..<outputs { gb[j] *= alpha }
 
-        case (.fixed(let w), .fixed(let xq)):
+        case .fixed(let xq):
             let q = context.quantization
             let dq = quantizeDynamic(
                 dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
                 random: &context.random)
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
-                out.withUnsafeMutableBufferPointer { op in
-                    integerGEMM(
-                        m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
-                        b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
-                        alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                if case .fixed(let w) = weights.values {
+                    out.withUnsafeMutableBufferPointer { op in
+                        integerGEMM(
+                            m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
+                            b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
+                            alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                    }
                 }
                 dx = out
             }
@@ -212,8 +215,8 @@ public struct Linear: ParametricLayer {
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
             for j in 0..<outputs { gb[j] *= ds }
 
-        default:
-            preconditionFailure("Linear: saved input and weights disagree on the number format")
+        case .packed:
+            preconditionFailure("SavedTensor.unpacked returned packed codes")
         }
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)

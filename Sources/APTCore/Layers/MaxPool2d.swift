@@ -50,7 +50,7 @@ public struct MaxPool2d: Layer {
         0
     }
 
-    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+    public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         let os = outputShape(for: x.shape)
         let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = (os[1], os[2])
@@ -121,7 +121,8 @@ public struct MaxPool2d: Layer {
         return Batch(values: y, count: bsz, shape: os)
     }
 
-    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+    public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    {
         defer { argmax = [] }
         guard needsInputGradient else { return nil }
         precondition(argmax.count == dy.values.count, "MaxPool2d.backward without a matching forward pass")

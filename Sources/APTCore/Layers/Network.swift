@@ -129,7 +129,12 @@ public struct Network: Sendable {
     /// One SGD step on a batch: forward, loss, backward with in-place updates. Returns the mean loss. The
     /// step's priced sheets (`costModel`, at the weight bits the step starts with) go to `context.meter` pass by
     /// pass as the layers run them.
-    public mutating func trainStep(_ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext) -> Float {
+    /// `observe`, when given, is called after each layer's forward pass and each layer's backward pass (with the
+    /// layer index and whether it was the backward pass): a probe of the heap between them uses it.
+    public mutating func trainStep(
+        _ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext,
+        observe: ((_ layer: Int, _ backward: Bool) -> Void)? = nil
+    ) -> Float {
         context.training = true
         let sheets = costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
             .stepSheets(batch: x.count, weightBits: weightBits)
@@ -137,21 +142,24 @@ public struct Network: Sendable {
         for i in layers.indices {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
-            h = layers[i].forward(h, context: &context)
+            // Handed over, not shared: a layer that works in place (ReLU) then owns the only reference.
+            h = layers[i].forward(consume h, context: &context)
             context.meter.record(sheets[i], pass: .forward, layer: i)
+            observe?(i, false)
         }
         context.quantizeOutput = false
         let (loss, grad) = SoftmaxCrossEntropy.lossAndGradient(logits: h, labels: labels)
         var d: Batch? = grad
         let first = firstParametric
         for i in layers.indices.reversed() {
-            guard let dy = d else { break }
+            guard let dy = d.take() else { break }
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
-            d = layers[i].backward(dy, needsInputGradient: i > first, context: &context)
+            d = layers[i].backward(consume dy, needsInputGradient: i > first, context: &context)
             for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
                 context.meter.record(sheets[i], pass: pass, layer: i)
             }
+            observe?(i, true)
         }
         for i in layers.indices { layers[i].releaseSaved() }
         return loss

@@ -198,9 +198,7 @@ public struct ParameterBlock: Sendable {
                     let f = FixedPointFormat.covering(
                         maxAbs: max(gMax, Float.leastNormalMagnitude) * 4,
                         bits: momentumBits)
-                    mom = FixedPointTensor(
-                        shape: shape, format: f,
-                        codes: [Int32](repeating: 0, count: count))
+                    mom = FixedPointTensor(zerosWithShape: shape, format: f)
                 }
                 momentum = nil
             }

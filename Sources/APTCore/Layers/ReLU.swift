@@ -17,7 +17,7 @@ public struct ReLU: Layer {
         0
     }
 
-    public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+    public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         var y = x
         let n = y.values.count
         var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
@@ -30,7 +30,8 @@ public struct ReLU: Layer {
         return y
     }
 
-    public mutating func backward(_ dy: Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch? {
+    public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
+    {
         defer { mask = [] }
         guard needsInputGradient else { return nil }
         precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")

@@ -60,6 +60,14 @@ public struct FixedPointTensor: Sendable, Equatable {
         }
     }
 
+    /// A tensor of zero codes, stored at the width of `format` (no wider array is made on the way).
+    public init(zerosWithShape shape: [Int], format: FixedPointFormat) {
+        self.shape = shape
+        self.format = format
+        let n = shape.reduce(1, *)
+        storage = format.bits <= 8 ? .int8([Int8](repeating: 0, count: n)) : .int16([Int16](repeating: 0, count: n))
+    }
+
     /// Wraps byte codes that fit `format` (a format of at most 8 bits; the caller guarantees the range).
     init(shape: [Int], format: FixedPointFormat, int8Codes codes: [Int8]) {
         precondition(format.bits <= 8 && shape.reduce(1, *) == codes.count, "codes do not match \(shape), \(format)")
@@ -125,37 +133,49 @@ public struct FixedPointTensor: Sendable, Equatable {
         let shift = newFormat.fractionBits - format.fractionBits
         let m = newFormat.maxCode
         var clipped = 0
-        var codes = [Int32](repeating: 0, count: count)
-        for i in 0..<count {
-            let q = storage[i]
+        // One code on the new grid: a left shift when the step gets finer, a rounded right shift when coarser.
+        func convert(_ q: Int32) -> Int32 {
             var r: Int32
             if shift >= 0 {
-                let wide = Int64(q) << Int64(min(shift, 40))
-                r = Int32(clamping: wide)
+                r = Int32(clamping: Int64(q) << Int64(min(shift, 40)))
             } else {
                 let s = -shift
                 if s >= 31 {
                     r = 0
                 } else {
+                    let floor = q >> s
+                    let rem = q - (floor << s)
                     switch rounding {
                     case .nearest:
                         // Round half to even on an arithmetic shift.
                         let half = Int32(1) << (s - 1)
-                        let floor = q >> s
-                        let rem = q - (floor << s)
-                        if rem > half || (rem == half && (floor & 1) == 1) { r = floor + 1 } else { r = floor }
+                        r = rem > half || (rem == half && (floor & 1) == 1) ? floor + 1 : floor
                     case .stochastic:
-                        let floor = q >> s
-                        let rem = q - (floor << s)
                         let threshold = Int32(truncatingIfNeeded: random.next() >> UInt64(64 - s))
                         r = rem > threshold ? floor + 1 : floor
                     }
                 }
             }
             if r > m || r < -m { clipped += 1 }
-            codes[i] = saturate(r, m)
+            return saturate(r, m)
         }
-        self = FixedPointTensor(shape: shape, format: newFormat, codes: codes)
+        // In place when the storage width stays; otherwise straight into storage of the new width. No wider
+        // copy of the codes is made.
+        let old = storage
+        storage = .int8([])
+        switch (consume old, newFormat.bits <= 8) {
+        case (.int8(var a), true):
+            for i in a.indices { a[i] = Int8(truncatingIfNeeded: convert(Int32(a[i]))) }
+            storage = .int8(a)
+        case (.int16(var a), false):
+            for i in a.indices { a[i] = Int16(truncatingIfNeeded: convert(Int32(a[i]))) }
+            storage = .int16(a)
+        case (.int8(let a), false):
+            storage = .int16(a.map { Int16(truncatingIfNeeded: convert(Int32($0))) })
+        case (.int16(let a), true):
+            storage = .int8(a.map { Int8(truncatingIfNeeded: convert(Int32($0))) })
+        }
+        format = newFormat
         return clipped
     }
 }

@@ -1,0 +1,66 @@
+import APTCore
+import CHeapCounter
+import Foundation
+
+// apt-heap-probe MODEL PRECISION STEPS: trains STEPS steps of batch 64 on the first samples of Fashion-MNIST's
+// test split and prints, as key=value, the heap high-water mark of the training steps (every block malloc
+// handed out, counted by the interposed allocator, above what was live before the network was built) next to
+// the engine's own `peak_train_bytes`. Used by the memory test; not a user tool.
+let args = CommandLine.arguments
+guard args.count == 4, let spec = ModelSpec.builtIn[args[1]], let steps = Int(args[3]) else {
+    FileHandle.standardError.write(Data("usage: apt-heap-probe mlp|lenet apt|fp32|fixed:N STEPS\n".utf8))
+    exit(64)
+}
+do {
+    let precision = try PrecisionMode(parsing: args[2])
+    var c = TrainingConfiguration(model: spec, precision: precision)
+    c.batchSize = 64
+    c.controller.interval = 5  // several re-scalings inside the window
+    let data = try Dataset.split(directory: Dataset.defaultDirectory, train: false, keeping: Array(0..<(64 * 20)))
+    if ProcessInfo.processInfo.environment["APT_HEAP_TRACE"] != nil {
+        // Per layer and pass: the heap high-water above the step's start.
+        let q = c.quantization
+        var net = try Network(spec: spec, mode: precision, quantization: q, seed: 1)
+        var ctx = StepContext(
+            mode: precision, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.05, momentum: 0.9),
+            random: RandomSource(seed: 2), meter: EnergyMeter(profile: .generic45nm, layers: spec.layers.count),
+            training: true)
+        for step in 0..<3 {
+            let base = apt_heap_current()
+            apt_heap_reset_peak()
+            let idx = Array((step * 64)..<(step * 64 + 64))
+            let x = data.batch(indices: idx)
+            var line = "step \(step) batch +\(apt_heap_peak() - base)"
+            apt_heap_reset_peak()
+            _ = net.trainStep(x, labels: data.labels(at: idx)[...], context: &ctx) { layer, backward in
+                line += " \(backward ? "b" : "f")\(layer):\(apt_heap_peak() - base)/\(apt_heap_current() - base)"
+                apt_heap_reset_peak()
+            }
+            print(line)
+        }
+        // Whole session steps: the peak of each above what was live before the session.
+        let before = apt_heap_current()
+        var session = try TrainingSession(configuration: c, data: data)
+        var line = "session built +\(apt_heap_current() - before)"
+        for i in 1...12 {
+            apt_heap_reset_peak()
+            session.step()
+            line += " s\(i):\(apt_heap_peak() - before)/\(apt_heap_current() - before)"
+        }
+        print(line)
+        exit(0)
+    }
+    let baseline = apt_heap_current()
+    apt_heap_reset_peak()
+    var session = try TrainingSession(configuration: c, data: data)
+    session.run(steps: steps)
+    let peak = apt_heap_peak() - baseline
+    let model = session.peakMemory
+    print(
+        "heap_peak_bytes=\(peak) peak_train_bytes=\(model.totalBytes) parameter_bytes=\(model.parameterBytes) "
+            + "optimizer_bytes=\(model.optimizerBytes) saved_bytes=\(model.savedActivationBytes) "
+            + "gradient_bytes=\(model.gradientBytes) workspace_bytes=\(model.workspaceBytes)")
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}
