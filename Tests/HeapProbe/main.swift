@@ -2,18 +2,20 @@ import APTCore
 import CHeapCounter
 import Foundation
 
-// apt-heap-probe MODEL PRECISION STEPS: trains STEPS steps of batch 64 on the first samples of Fashion-MNIST's
+// apt-heap-probe MODEL PRECISION STEPS [KNOB]: trains STEPS steps of batch 64 on the first samples of Fashion-MNIST's
 // test split and prints, as key=value, the heap high-water mark of the training steps (every block malloc
 // handed out, counted by the interposed allocator, above what was live before the network was built) next to
 // the engine's own `peak_train_bytes`. Used by the memory test; not a user tool.
 let args = CommandLine.arguments
-guard args.count == 4, let spec = ModelSpec.builtIn[args[1]], let steps = Int(args[3]) else {
-    FileHandle.standardError.write(Data("usage: apt-heap-probe mlp|lenet apt|fp32|fixed:N STEPS\n".utf8))
+guard (4...5).contains(args.count), let spec = ModelSpec.builtIn[args[1]], let steps = Int(args[3]),
+    let tradeoff = Double(args.count == 5 ? args[4] : "0.5")
+else {
+    FileHandle.standardError.write(Data("usage: apt-heap-probe mlp|lenet apt|fp32|fixed:N STEPS [KNOB]\n".utf8))
     exit(64)
 }
 do {
     let precision = try PrecisionMode(parsing: args[2])
-    var c = TrainingConfiguration(model: spec, precision: precision)
+    var c = TrainingConfiguration(model: spec, precision: precision, tradeoff: tradeoff)
     c.batchSize = 64
     c.controller.interval = 5  // several re-scalings inside the window
     let data = try Dataset.split(directory: Dataset.defaultDirectory, train: false, keeping: Array(0..<(64 * 20)))

@@ -131,12 +131,16 @@ public struct Network: Sendable {
     /// pass as the layers run them.
     /// `observe`, when given, is called after each layer's forward pass and each layer's backward pass (with the
     /// layer index and whether it was the backward pass): a probe of the heap between them uses it.
+    /// `sheets`, when given, are this step's sheets from `costModel(…).stepSheets(batch:weightBits:)` at the
+    /// current bits (a session caches them between steps).
     public mutating func trainStep(
-        _ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext,
+        _ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext, sheets given: [CostSheet]? = nil,
         observe: ((_ layer: Int, _ backward: Bool) -> Void)? = nil
     ) -> Float {
         context.training = true
-        let sheets = costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
+        let sheets =
+            given
+            ?? costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
             .stepSheets(batch: x.count, weightBits: weightBits)
         var h = x
         for i in layers.indices {

@@ -38,6 +38,8 @@ public struct TrainingSession: Sendable {
     private var order: [Int]
     private var position = 0
     private let costModel: CostModel
+    /// The last step's sheets and what they were priced for (batch, weight bits): reused while both hold.
+    private var cachedSheets: (batch: Int, bits: [Int], sheets: [CostSheet])? = nil
     /// Steps taken.
     public private(set) var iteration = 0
     /// Samples trained on.
@@ -102,6 +104,15 @@ public struct TrainingSession: Sendable {
         costModel.stepJoules(batch: nextBatchSize, weightBits: network.weightBits)
     }
 
+    /// The sheets of a step of `batch` samples at the current bits, priced once and reused.
+    private mutating func sheets(batch: Int) -> [CostSheet] {
+        let bits = network.weightBits
+        if let c = cachedSheets, c.batch == batch, c.bits == bits { return c.sheets }
+        let sheets = costModel.stepSheets(batch: batch, weightBits: bits)
+        cachedSheets = (batch, bits, sheets)
+        return sheets
+    }
+
     /// Takes one step; returns its mean loss.
     @discardableResult
     public mutating func step() -> Float {
@@ -118,7 +129,8 @@ public struct TrainingSession: Sendable {
         let x = data.batch(indices: idx)
         let labels = data.labels(at: idx)
         let t0 = MonotonicClock.seconds()
-        let loss = network.trainStep(x, labels: labels[...], context: &context)
+        let stepSheets = sheets(batch: n)
+        let loss = network.trainStep(x, labels: labels[...], context: &context, sheets: stepSheets)
         trainSeconds += MonotonicClock.seconds() - t0
         iteration += 1
         samplesTrained += n
