@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+@testable import APTCoordinator
+
+/// The SQLite fleet ledger: schema and migrations, one-transaction rounds, readers beside the writer.
+@Suite("Fleet ledger (SQLite)", .serialized)
+struct LedgerStoreTests {
+    func temporaryPath() -> String {
+        NSTemporaryDirectory() + "apt-ledger-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+    }
+
+    func node(_ id: String) -> NodeRecord {
+        NodeRecord(
+            identity: id, name: "pi-\(id)", profileJSON: "{}", energyBudgetJ: 10, memoryBudgetBytes: 1 << 20,
+            localSamples: 6000, state: "connected")
+    }
+
+    func participation(_ id: String, energy: Double = 0.5) -> ParticipationRecord {
+        ParticipationRecord(
+            identity: id, status: "ok", energyJ: energy, cumulativeEnergyJ: energy, peakMemoryBytes: 1000,
+            parameterBytes: 500, bits: [14, 14, 12], samples: 640, stepsDone: 10, stepsAsked: 10, loss: 0.5,
+            accuracy: 0.8, bytesUp: 100, bytesDown: 200, durationS: 1.5)
+    }
+
+    func round(_ n: Int, attempt: Int = 0, status: String = "completed") -> RoundRecord {
+        RoundRecord(
+            number: n, attempt: attempt, status: status, startedAt: "2026-11-30T00:00:00Z",
+            endedAt: "2026-11-30T00:00:01Z", accuracy: 0.7, loss: 0.9)
+    }
+
+    @Test("migrations are named, recorded and run once; WAL and foreign keys are on")
+    func migrations() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let first = try LedgerStore(path: path)
+        #expect(try LedgerSchema.migrator.applied(in: first.database) == ["v1-fleet-ledger"])
+        #expect(try first.database.rows("PRAGMA journal_mode").first?.values.first == .text("wal"))
+        #expect(try first.database.rows("PRAGMA foreign_keys").first?.values.first == .integer(1))
+        first.database.close()
+        let again = try LedgerStore(path: path)
+        #expect(try LedgerSchema.migrator.migrate(again.database).isEmpty, "a migration ran twice")
+        // A ledger written by a newer version is refused, not silently used.
+        try again.database.run(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES ('v9-from-the-future', 'now')")
+        #expect(throws: SQLiteError.self) { try LedgerSchema.migrator.migrate(again.database) }
+    }
+
+    @Test("a round is recorded in one transaction: a refused participation leaves none of the round")
+    func oneTransaction() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let ledger = try LedgerStore(path: path)
+        try ledger.upsertNode(node("a"))
+        try ledger.upsertNode(node("b"))
+        try ledger.recordRound(
+            round(1), participations: [participation("a"), participation("b")], checkpoint: [1, 2, 3])
+        #expect(try ledger.rounds().map(\.number) == [1])
+        #expect(try ledger.latestCheckpoint()?.round == 1)
+        // Round 2: the second participation carries a negative energy (a CHECK refuses it) — nothing of round 2
+        // may remain, and round 1 is untouched.
+        #expect(throws: (any Error).self) {
+            try ledger.recordRound(
+                round(2), participations: [participation("a"), participation("b", energy: -1)], checkpoint: [9])
+        }
+        #expect(try ledger.rounds().map(\.number) == [1])
+        #expect(try ledger.database.rows("SELECT * FROM participations WHERE round = 2").isEmpty)
+        #expect(try ledger.latestCheckpoint()?.model == [1, 2, 3])
+        // A participation by a node the ledger does not know is refused the same way.
+        #expect(throws: (any Error).self) {
+            try ledger.recordRound(round(2), participations: [participation("stranger")])
+        }
+        #expect(try ledger.rounds().count == 1)
+        #expect(try ledger.energySpent(identity: "a") == 0.5)
+    }
+
+    @Test("a writer that dies inside a transaction leaves no half round")
+    func deadWriter() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let setup = try LedgerStore(path: path)
+        try setup.upsertNode(node("a"))
+        setup.database.close()
+        // A second connection starts writing a round and goes away without committing.
+        let writer = try SQLiteDatabase(path: path)
+        try writer.execute("BEGIN IMMEDIATE")
+        try writer.run(
+            "INSERT INTO rounds (number, attempt, started_at, ended_at, status, participants, energy_j, bytes_down, "
+                + "bytes_up) VALUES (1, 0, 'x', 'x', 'completed', 1, 0, 0, 0)")
+        writer.close()
+        let after = try LedgerStore(path: path)
+        #expect(try after.rounds().isEmpty)
+    }
+
+    @Test("a read-only connection reads the committed ledger while the writer holds a write transaction")
+    func readerBesideWriter() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let writer = try LedgerStore(path: path)
+        try writer.upsertNode(node("a"))
+        try writer.recordRound(round(1), participations: [participation("a")])
+        try writer.database.execute("BEGIN IMMEDIATE")
+        try writer.database.run(
+            "INSERT INTO rounds (number, attempt, started_at, ended_at, status, participants, energy_j, bytes_down, "
+                + "bytes_up) VALUES (2, 0, 'x', 'x', 'completed', 0, 0, 0, 0)")
+        let reader = try LedgerStore(path: path, readOnly: true)
+        #expect(try reader.rounds().map(\.number) == [1], "the reader sees only what was committed")
+        #expect(throws: SQLiteError.self) { try reader.database.run("DELETE FROM rounds") }
+        try writer.database.execute("COMMIT")
+        #expect(try reader.rounds().map(\.number) == [1, 2])
+    }
+
+    @Test("errors carry SQLite's message and the statement")
+    func errors() throws {
+        let db = try SQLiteDatabase(path: ":memory:")
+        do {
+            try db.run("INSERT INTO nowhere VALUES (1)")
+            Issue.record("an insert into a missing table succeeded")
+        } catch {
+            #expect(error.description.contains("no such table: nowhere"))
+            #expect(error.description.contains("INSERT INTO nowhere"))
+        }
+        #expect(throws: SQLiteError.self) { try SQLiteDatabase(path: "/nonexistent/dir/ledger.sqlite") }
+        #expect(throws: SQLiteError.self) { try db.run("SELECT ?", []) }
+    }
+}

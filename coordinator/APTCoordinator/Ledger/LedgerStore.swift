@@ -1,0 +1,246 @@
+import Foundation
+
+/// A node as the ledger knows it.
+public struct NodeRecord: Hashable, Sendable {
+    /// Its identity: CURVE public key, or the name in plain mode.
+    public var identity: String
+    /// Its label.
+    public var name: String
+    /// Its device profile, JSON.
+    public var profileJSON: String
+    /// Total energy it may spend, J.
+    public var energyBudgetJ: Double
+    /// Memory it may use for training, bytes.
+    public var memoryBudgetBytes: Int
+    /// Local training samples.
+    public var localSamples: Int
+    /// `connected`, `idle`, `retired`, `dropped` or `distrusted`.
+    public var state: String
+
+    /// Creates a record.
+    public init(
+        identity: String, name: String, profileJSON: String, energyBudgetJ: Double, memoryBudgetBytes: Int,
+        localSamples: Int, state: String
+    ) {
+        self.identity = identity
+        self.name = name
+        self.profileJSON = profileJSON
+        self.energyBudgetJ = energyBudgetJ
+        self.memoryBudgetBytes = memoryBudgetBytes
+        self.localSamples = localSamples
+        self.state = state
+    }
+}
+
+/// One node's part in one round attempt.
+public struct ParticipationRecord: Hashable, Sendable {
+    /// The node's identity.
+    public var identity: String
+    /// `ok`, `late`, `partial`, `rejected` or `dropped`.
+    public var status: String
+    /// Why, for anything but `ok`.
+    public var reason: String?
+    /// Energy the node reported for the round, J.
+    public var energyJ: Double
+    /// Its energy spent so far in all, J.
+    public var cumulativeEnergyJ: Double
+    /// Its peak training memory in the round, bytes.
+    public var peakMemoryBytes: Int
+    /// Its parameter bytes at the round's precision.
+    public var parameterBytes: Int
+    /// Final weight bits per weighted layer.
+    public var bits: [Int]
+    /// Samples trained.
+    public var samples: Int
+    /// Steps trained and asked for.
+    public var stepsDone: Int
+    /// Steps the policy asked for.
+    public var stepsAsked: Int
+    /// Local loss and accuracy.
+    public var loss: Double?
+    /// Local accuracy.
+    public var accuracy: Double?
+    /// Bytes sent and received for the round.
+    public var bytesUp: Int
+    /// Bytes the node was sent.
+    public var bytesDown: Int
+    /// Seconds the node took.
+    public var durationS: Double
+
+    /// Creates a record.
+    public init(
+        identity: String, status: String, reason: String? = nil, energyJ: Double, cumulativeEnergyJ: Double,
+        peakMemoryBytes: Int, parameterBytes: Int, bits: [Int], samples: Int, stepsDone: Int, stepsAsked: Int,
+        loss: Double? = nil, accuracy: Double? = nil, bytesUp: Int, bytesDown: Int, durationS: Double
+    ) {
+        self.identity = identity
+        self.status = status
+        self.reason = reason
+        self.energyJ = energyJ
+        self.cumulativeEnergyJ = cumulativeEnergyJ
+        self.peakMemoryBytes = peakMemoryBytes
+        self.parameterBytes = parameterBytes
+        self.bits = bits
+        self.samples = samples
+        self.stepsDone = stepsDone
+        self.stepsAsked = stepsAsked
+        self.loss = loss
+        self.accuracy = accuracy
+        self.bytesUp = bytesUp
+        self.bytesDown = bytesDown
+        self.durationS = durationS
+    }
+}
+
+/// One round attempt's outcome.
+public struct RoundRecord: Hashable, Sendable {
+    /// Round number (from 1).
+    public var number: Int
+    /// Attempt (from 0).
+    public var attempt: Int
+    /// `completed` or `failed`.
+    public var status: String
+    /// ISO-8601 start and end.
+    public var startedAt: String
+    /// ISO-8601 end.
+    public var endedAt: String
+    /// Global test accuracy and loss after the round, when evaluated.
+    public var accuracy: Double?
+    /// Global test loss.
+    public var loss: Double?
+
+    /// Creates a record.
+    public init(
+        number: Int, attempt: Int, status: String, startedAt: String, endedAt: String, accuracy: Double? = nil,
+        loss: Double? = nil
+    ) {
+        self.number = number
+        self.attempt = attempt
+        self.status = status
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.accuracy = accuracy
+        self.loss = loss
+    }
+}
+
+/// The fleet ledger in one SQLite file: the only place the coordinator's SQL lives (a PostgreSQL store can
+/// stand in later behind the same calls). One writer; readers open their own read-only store.
+public final class LedgerStore {
+    /// The connection.
+    public let database: SQLiteDatabase
+
+    /// Opens `path` for writing (creating it and applying any migration it lacks) or read-only.
+    public init(path: String, readOnly: Bool = false) throws {
+        database = try SQLiteDatabase(path: path, readOnly: readOnly)
+        if !readOnly { try LedgerSchema.migrator.migrate(database) }
+    }
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+
+    /// Adds a node or refreshes what it says of itself; returns its row id.
+    @discardableResult
+    public func upsertNode(_ n: NodeRecord) throws -> Int64 {
+        let now = Self.now()
+        try database.run(
+            """
+            INSERT INTO nodes (identity, name, profile, energy_budget_j, memory_budget_bytes, local_samples,
+                               first_seen, last_seen, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (identity) DO UPDATE SET name = excluded.name, profile = excluded.profile,
+                energy_budget_j = excluded.energy_budget_j, memory_budget_bytes = excluded.memory_budget_bytes,
+                local_samples = excluded.local_samples, last_seen = excluded.last_seen, state = excluded.state
+            """,
+            [
+                .text(n.identity), .text(n.name), .text(n.profileJSON), .real(n.energyBudgetJ),
+                .integer(Int64(n.memoryBudgetBytes)), .integer(Int64(n.localSamples)), .text(now), .text(now),
+                .text(n.state),
+            ])
+        return try nodeID(n.identity)
+    }
+
+    func nodeID(_ identity: String) throws -> Int64 {
+        guard let id = try database.rows("SELECT id FROM nodes WHERE identity = ?", [.text(identity)]).first?["id"].int
+        else { throw SQLiteError(code: 12, message: "no node with identity \(identity) in the ledger") }
+        return Int64(id)
+    }
+
+    /// Records a whole round attempt — the round, every participation, and the checkpoint of the global model
+    /// after it — in **one transaction**: a crash or a refused value leaves none of it stored.
+    public func recordRound(
+        _ round: RoundRecord, participations: [ParticipationRecord], checkpoint: [UInt8]? = nil
+    ) throws {
+        try database.transaction {
+            let energy = participations.reduce(0) { $0 + $1.energyJ }
+            try database.run(
+                """
+                INSERT INTO rounds (number, attempt, started_at, ended_at, status, participants, accuracy, loss,
+                                    energy_j, bytes_down, bytes_up)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .integer(Int64(round.number)), .integer(Int64(round.attempt)), .text(round.startedAt),
+                    .text(round.endedAt), .text(round.status), .integer(Int64(participations.count)),
+                    round.accuracy.map { .real($0) } ?? .null, round.loss.map { .real($0) } ?? .null, .real(energy),
+                    .integer(Int64(participations.reduce(0) { $0 + $1.bytesDown })),
+                    .integer(Int64(participations.reduce(0) { $0 + $1.bytesUp })),
+                ])
+            for p in participations {
+                try database.run(
+                    """
+                    INSERT INTO participations (round, attempt, node_id, status, reason, energy_j, cumulative_energy_j,
+                        peak_memory_bytes, parameter_bytes, bits, samples, steps_done, steps_asked, loss, accuracy,
+                        bytes_up, bytes_down, duration_s)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [
+                        .integer(Int64(round.number)), .integer(Int64(round.attempt)),
+                        .integer(try nodeID(p.identity)), .text(p.status), p.reason.map { .text($0) } ?? .null,
+                        .real(p.energyJ), .real(p.cumulativeEnergyJ), .integer(Int64(p.peakMemoryBytes)),
+                        .integer(Int64(p.parameterBytes)),
+                        .text("[" + p.bits.map(String.init).joined(separator: ",") + "]"), .integer(Int64(p.samples)),
+                        .integer(Int64(p.stepsDone)), .integer(Int64(p.stepsAsked)),
+                        p.loss.map { .real($0) } ?? .null, p.accuracy.map { .real($0) } ?? .null,
+                        .integer(Int64(p.bytesUp)), .integer(Int64(p.bytesDown)), .real(p.durationS),
+                    ])
+            }
+            if let checkpoint, round.status == "completed" {
+                try database.run(
+                    "INSERT OR REPLACE INTO checkpoints (round, created_at, model) VALUES (?, ?, ?)",
+                    [.integer(Int64(round.number)), .text(round.endedAt), .blob(checkpoint)])
+            }
+        }
+    }
+
+    /// The last completed round and its checkpoint, if any: where a restarted coordinator resumes.
+    public func latestCheckpoint() throws -> (round: Int, model: [UInt8])? {
+        guard let row = try database.rows("SELECT round, model FROM checkpoints ORDER BY round DESC LIMIT 1").first,
+            let round = row["round"].int, let model = row["model"].bytes
+        else { return nil }
+        return (round, model)
+    }
+
+    /// A node's energy spent over every recorded participation, J.
+    public func energySpent(identity: String) throws -> Double {
+        try database.rows(
+            """
+            SELECT COALESCE(SUM(p.energy_j), 0) AS spent FROM participations p JOIN nodes n ON n.id = p.node_id
+            WHERE n.identity = ?
+            """, [.text(identity)]
+        ).first?["spent"].double ?? 0
+    }
+
+    /// The round attempts recorded, in order.
+    public func rounds() throws -> [RoundRecord] {
+        try database.rows("SELECT * FROM rounds ORDER BY number, attempt").map { r in
+            RoundRecord(
+                number: r["number"].int ?? 0, attempt: r["attempt"].int ?? 0, status: r["status"].string ?? "",
+                startedAt: r["started_at"].string ?? "", endedAt: r["ended_at"].string ?? "",
+                accuracy: r["accuracy"].double, loss: r["loss"].double)
+        }
+    }
+}
