@@ -66,16 +66,7 @@ struct BoundedDecodingTests {
         let limits = try DecodeLimits(serving: .mlp)
         var payload = Array(Frame.encode(try Self.largestUpdate(.mlp, bits: 16)).dropFirst(Frame.headerSize))
         payload += [UInt8](repeating: 0, count: limits.maxPayloadBytes + 1 - payload.count)
-        var w = ByteWriter()
-        w.raw(Frame.magic)
-        w.u8(ProtocolVersion.current.major)
-        w.u8(ProtocolVersion.current.minor)
-        w.u8(MessageType.update.rawValue)
-        w.u8(0)
-        w.u32(UInt32(payload.count))
-        w.u32(0)  // the checksum is never reached
-        w.raw(payload)
-        let frame = w.bytes
+        let frame = rawFrame(type: .update, payload: payload, checksum: 0)  // the checksum is never reached
         var grew = Int.max
         for _ in 0..<3 {
             let before = heapInUse()

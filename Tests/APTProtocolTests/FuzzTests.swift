@@ -82,18 +82,9 @@ struct FuzzTests {
         w.u8(16)
         w.u8(0)
         w.f32(1)
-        let payload = w.bytes
-        var f = ByteWriter()
-        f.raw(Frame.magic)
-        f.u8(ProtocolVersion.current.major)
-        f.u8(ProtocolVersion.current.minor)
-        f.u8(MessageType.task.rawValue)
-        f.u8(0)
-        f.u32(UInt32(payload.count))
-        f.u32(CRC32C.checksum(payload))
-        f.raw(payload)
+        let f = rawFrame(type: .task, payload: w.bytes)
         #expect(throws: WireError.tooLarge(field: "task.tensors.count", declared: 65535, limit: 1024)) {
-            try Frame.decode(f.bytes)
+            try Frame.decode(f)
         }
         var one = ByteWriter()
         one.u16(0)

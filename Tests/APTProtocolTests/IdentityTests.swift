@@ -9,17 +9,7 @@ import Testing
 /// Identity, routing and delivery on real loopback sockets (issue: a node is who its CURVE key says).
 @Suite("Identity and delivery on tcp://127.0.0.1", .serialized)
 struct IdentityTests {
-    let fast = TransportOptions(
-        lingerMs: 0, reconnectIntervalMs: 50, reconnectIntervalMaxMs: 200,
-        heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, heartbeatTTLMs: 1000)
-
-    func receive(_ r: RouterEndpoint, within ms: UInt64) throws -> Incoming? {
-        let end = MonotonicClock.milliseconds() + ms
-        while MonotonicClock.milliseconds() < end {
-            if let i = try r.receive(timeoutMs: 50) { return i }
-        }
-        return nil
-    }
+    let fast = fastTransport
 
     /// A CURVE router whose allow-list holds `keys`.
     func curveRouter(_ ctx: ZMQContext, server: CurveKeyPair, allow keys: [CurveKeyPair]) throws -> RouterEndpoint {

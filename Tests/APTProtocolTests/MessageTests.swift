@@ -82,16 +82,7 @@ struct MessageTests {
 
     /// Re-frames `payload` with a given minor version.
     func frame(type: MessageType, minor: UInt8, payload: [UInt8]) -> [UInt8] {
-        var w = ByteWriter()
-        w.raw(Frame.magic)
-        w.u8(ProtocolVersion.current.major)
-        w.u8(minor)
-        w.u8(type.rawValue)
-        w.u8(0)
-        w.u32(UInt32(payload.count))
-        w.u32(CRC32C.checksum(payload))
-        w.raw(payload)
-        return w.bytes
+        rawFrame(type: type, payload: payload, minor: minor)
     }
 
     @Test("a newer minor version's extra fields are skipped; the same minor's are an error")

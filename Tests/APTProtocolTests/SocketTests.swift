@@ -6,18 +6,7 @@ import Testing
 /// Real ZeroMQ sockets on loopback TCP.
 @Suite("ZeroMQ transport on tcp://127.0.0.1", .serialized)
 struct SocketTests {
-    let fast = TransportOptions(
-        lingerMs: 0, reconnectIntervalMs: 50, reconnectIntervalMaxMs: 200,
-        heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, heartbeatTTLMs: 1000)
-
-    /// Receives until a message arrives or `ms` pass.
-    func receive(_ r: RouterEndpoint, within ms: UInt64) throws -> Incoming? {
-        let end = MonotonicClock.milliseconds() + ms
-        while MonotonicClock.milliseconds() < end {
-            if let i = try r.receive(timeoutMs: 50) { return i }
-        }
-        return nil
-    }
+    let fast = fastTransport
 
     @Test("request and response across ROUTER and DEALER")
     func requestResponse() throws {

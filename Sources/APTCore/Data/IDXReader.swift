@@ -79,50 +79,6 @@ public enum IDXReader {
         return Array(dimensions: dims, bytes: out)
     }
 
-    /// Parses an in-memory IDX file.
-    public static func parse(_ data: [UInt8], path: String) throws(DataError) -> Array {
-        guard data.count >= 4 else {
-            throw DataError(path: path, reason: "truncated: \(data.count) bytes, an IDX header needs at least 4")
-        }
-        guard data[0] == 0, data[1] == 0 else {
-            throw DataError(
-                path: path, reason: "not an IDX file (magic bytes \(hex(data[0])) \(hex(data[1])), expected 00 00)")
-        }
-        guard data[2] == 0x08 else {
-            throw DataError(
-                path: path, reason: "unsupported IDX element type \(hex(data[2])) (only 0x08, unsigned byte)")
-        }
-        let ndim = Int(data[3])
-        guard ndim >= 1 && ndim <= 4 else {
-            throw DataError(path: path, reason: "unsupported IDX dimension count \(ndim) (expected 1...4)")
-        }
-        let headerSize = 4 + 4 * ndim
-        guard data.count >= headerSize else {
-            throw DataError(path: path, reason: "truncated header: \(data.count) bytes, expected \(headerSize)")
-        }
-        var dims: [Int] = []
-        var total = 1
-        for d in 0..<ndim {
-            let o = 4 + 4 * d
-            let v = Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3])
-            dims.append(v)
-            total = total.multipliedReportingOverflow(by: v).overflow ? Int.max : total * v
-        }
-        guard total <= maxBytes else {
-            throw DataError(path: path, reason: "declares \(dims) elements, more than the \(maxBytes)-byte limit")
-        }
-        let have = data.count - headerSize
-        guard have >= total else {
-            throw DataError(
-                path: path, reason: "truncated: header declares \(dims) = \(total) bytes of data, file has \(have)")
-        }
-        guard have == total else {
-            throw DataError(
-                path: path, reason: "\(have - total) unexpected trailing bytes after \(total) bytes of data")
-        }
-        return Array(dimensions: dims, bytes: [UInt8](data[headerSize...]))
-    }
-
     static func hex(_ b: UInt8) -> String {
         let s = String(b, radix: 16)
         return "0x" + (s.count == 1 ? "0" + s : s)
