@@ -5,7 +5,9 @@ import Foundation
 // apt-heap-probe MODEL PRECISION STEPS [KNOB]: trains STEPS steps of batch 64 on the first samples of Fashion-MNIST's
 // test split and prints, as key=value, the heap high-water mark of the training steps (every block malloc
 // handed out, counted by the interposed allocator, above what was live before the network was built) next to
-// the engine's own `peak_train_bytes`. Used by the memory test; not a user tool.
+// the engine's own `peak_train_bytes`. Used by the memory test; not a user tool. With APT_HEAP_TRACE set it
+// prints the heap above the step's start after every layer's forward and backward pass instead (to find
+// where a step's memory goes).
 let args = CommandLine.arguments
 guard (4...5).contains(args.count), let spec = ModelSpec.builtIn[args[1]], let steps = Int(args[3]),
     let tradeoff = Double(args.count == 5 ? args[4] : "0.5")

@@ -59,25 +59,8 @@ public struct Conv2d: ParametricLayer {
         return outChannels * g.patch * g.positions
     }
 
-    /// The whole weight and bias gradient, fp32 (conv weights are small).
-    public var gradientBufferBytes: Int { (weights.count + bias.count) * 4 }
-
     public var savedBytes: Int { saved?.byteCount ?? 0 }
     public mutating func releaseSaved() { saved = nil }
-
-    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        storedBytes(count: batch * input.reduce(1, *), mode, bits: quantization.activationBits)
-    }
-
-    public func workspaceBytes(
-        batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings
-    ) -> Int {
-        let g = geometry(for: input)
-        let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
-        // Output (float) and error codes for the batch, two column buffers, weight gradient, input error.
-        return batch * outChannels * g.positions * (4 + e) + 2 * g.patch * g.positions * max(e, 4)
-            + batch * input.reduce(1, *) * 4
-    }
 
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         let g = geometry(for: x.shape)

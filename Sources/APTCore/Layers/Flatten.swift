@@ -7,13 +7,6 @@ public struct Flatten: Layer {
     public func outputShape(for input: [Int]) -> [Int] { [input.reduce(1, *)] }
     public var savedBytes: Int { 0 }
     public mutating func releaseSaved() {}
-    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        0
-    }
-    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
-    {
-        0
-    }
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         inputShape = x.shape
         return Batch(values: x.values, count: x.count, shape: [x.sampleSize])

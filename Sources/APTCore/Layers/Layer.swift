@@ -13,12 +13,6 @@ public protocol Layer: Sendable {
     var savedBytes: Int { get }
     /// Drops what was kept for the backward pass.
     mutating func releaseSaved()
-    /// Bytes the layer would keep for the backward pass for `batch` samples of `input` shape.
-    func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
-    /// Largest transient buffer the layer's passes allocate, bytes.
-    func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
-    /// Bytes of the weight-gradient buffer the layer's backward pass holds at once (0 without parameters).
-    var gradientBufferBytes: Int { get }
 }
 
 /// A layer with weights and a bias whose precision the controller adapts.
@@ -32,8 +26,6 @@ public protocol ParametricLayer: Layer {
 }
 
 extension Layer {
-    /// Layers without parameters hold no gradient.
-    public var gradientBufferBytes: Int { 0 }
 }
 
 extension ParametricLayer {

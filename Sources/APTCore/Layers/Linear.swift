@@ -42,26 +42,8 @@ public struct Linear: ParametricLayer {
 
     public func forwardMACsPerSample(input: [Int]) -> Int { inputs * outputs }
 
-    /// One slice of `gradientRows` rows plus the bias gradient, fp32.
-    public var gradientBufferBytes: Int { (Linear.gradientRows * inputs + outputs) * 4 }
-
     public var savedBytes: Int { saved?.byteCount ?? 0 }
     public mutating func releaseSaved() { saved = nil }
-
-    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        storedBytes(count: batch * inputs, mode, bits: quantization.activationBits)
-    }
-
-    public func workspaceBytes(
-        batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings
-    ) -> Int {
-        // The float output and input error, the quantised input, the errors and their transpose; fp32 also
-        // transposes the weights for its forward product.
-        let e = elementBytes(mode, bits: max(quantization.activationBits, quantization.errorBits))
-        let transposedWeights = mode == .fp32 ? inputs * outputs * 4 : 0
-        return batch * outputs * 4 + batch * inputs * 4 + batch * inputs * e + 2 * batch * outputs * e
-            + transposedWeights
-    }
 
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         precondition(x.sampleSize == inputs, "Linear expects \(inputs) inputs, got \(x.sampleSize)")

@@ -42,14 +42,6 @@ public struct MaxPool2d: Layer {
     }
     public var savedBytes: Int { argmax.count }
     public mutating func releaseSaved() { argmax = [] }
-    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        batch * outputShape(for: input).reduce(1, *)
-    }
-    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
-    {
-        0
-    }
-
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         let os = outputShape(for: x.shape)
         let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])

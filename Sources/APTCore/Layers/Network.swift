@@ -175,36 +175,15 @@ public struct Network: Sendable {
         costModel(momentum: momentum, profile: profile).stepJoules(batch: batch, weightBits: weightBits)
     }
 
-    /// Peak bytes of a training step: parameters, optimiser state, everything kept for the backward pass and
-    /// the largest gradient buffer; the largest transient workspace of any layer is reported beside it. `weightBits` overrides the stored width of every weighted
-    /// layer (to plan for the widest format APT may reach).
+    /// Peak bytes of a training step at the current weight bits (or, with `weightBits`, every weighted layer at
+    /// that width, to plan for the widest format APT may reach): `MemoryModel`'s figure, which the heap probe's
+    /// test ties to the real heap.
     public func trainingMemory(batch: Int, momentum: Float, weightBits: Int? = nil) -> MemoryFootprint {
-        var params = 0
-        var optimizer = 0
-        var saved = 0
-        var workspace = 0
-        var gradient = 0
-        for i in layers.indices {
-            let l = layers[i]
-            saved += l.savedBytes(batch: batch, input: inputShapes[i], mode: mode, quantization: quantization)
-            workspace = max(
-                workspace,
-                l.workspaceBytes(
-                    batch: batch, input: inputShapes[i], mode: mode,
-                    quantization: quantization))
-            gradient = max(gradient, l.gradientBufferBytes)
-            if let p = l as? any ParametricLayer {
-                if let wb = weightBits, mode.isFixedPoint {
-                    params += p.weights.count * (wb <= 8 ? 1 : 2) + p.bias.parameterBytes
-                } else {
-                    params += p.parameterBytes
-                }
-                optimizer += p.weights.optimizerBytes(momentum: momentum) + p.bias.optimizerBytes(momentum: momentum)
-            }
-        }
-        return MemoryFootprint(
-            parameterBytes: params, optimizerBytes: optimizer, savedActivationBytes: saved,
-            gradientBytes: gradient, workspaceBytes: workspace)
+        let bits = weightBits.map { [Int](repeating: $0, count: parametricIndices.count) } ?? self.weightBits
+        return MemoryModel(
+            spec: spec, inputShapes: inputShapes, mode: mode, quantization: quantization, momentum: momentum
+        )
+        .footprint(batch: batch, weightBits: bits)
     }
 
     /// Class scores for a batch (no state kept, no energy counted).
@@ -276,6 +255,24 @@ public struct MemoryFootprint: Sendable, Codable, Equatable {
     /// The largest transient buffer of any layer (layer outputs, transposes, unfolded patches), reported
     /// separately: not part of `totalBytes`.
     public var workspaceBytes: Int
-    /// Peak training bytes: parameters + optimiser state + saved activations + gradients.
-    public var totalBytes: Int { parameterBytes + optimizerBytes + savedActivationBytes + gradientBytes }
+    /// The peak of everything a step holds besides parameters and optimiser state (the batch, saved tensors,
+    /// tensors in flight, every workspace), when known from `MemoryModel`.
+    public var stepBytes: Int?
+
+    /// Creates a footprint.
+    public init(
+        parameterBytes: Int, optimizerBytes: Int, savedActivationBytes: Int, gradientBytes: Int, workspaceBytes: Int,
+        stepBytes: Int? = nil
+    ) {
+        self.parameterBytes = parameterBytes
+        self.optimizerBytes = optimizerBytes
+        self.savedActivationBytes = savedActivationBytes
+        self.gradientBytes = gradientBytes
+        self.workspaceBytes = workspaceBytes
+        self.stepBytes = stepBytes
+    }
+
+    /// Peak training bytes: parameters + optimiser state + the step's peak (or, without a step figure, saved
+    /// activations + gradients).
+    public var totalBytes: Int { parameterBytes + optimizerBytes + (stepBytes ?? savedActivationBytes + gradientBytes) }
 }

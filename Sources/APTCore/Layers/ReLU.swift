@@ -9,14 +9,6 @@ public struct ReLU: Layer {
     public func outputShape(for input: [Int]) -> [Int] { input }
     public var savedBytes: Int { mask.count * 8 }
     public mutating func releaseSaved() { mask = [] }
-    public func savedBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int {
-        (batch * input.reduce(1, *) + 63) / 64 * 8
-    }
-    public func workspaceBytes(batch: Int, input: [Int], mode: PrecisionMode, quantization: QuantizationSettings) -> Int
-    {
-        0
-    }
-
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         var y = x
         let n = y.values.count

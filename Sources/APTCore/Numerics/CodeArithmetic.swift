@@ -5,18 +5,6 @@ func codeBytes(count: Int, bits: Int) -> Int {
     bits < 8 ? PackedCodes.byteCount(count: count, bits: bits) : count * (bits <= 8 ? 1 : 2)
 }
 
-/// Bytes per element of a tensor kind with `bits` bits in `mode` in working form (unpacked codes).
-@inline(__always)
-func elementBytes(_ mode: PrecisionMode, bits: Int) -> Int {
-    mode == .fp32 ? 4 : (bits <= 8 ? 1 : 2)
-}
-
-/// Bytes of `count` elements of a tensor kind with `bits` bits in `mode`, as stored.
-@inline(__always)
-func storedBytes(count: Int, _ mode: PrecisionMode, bits: Int) -> Int {
-    mode == .fp32 ? count * 4 : codeBytes(count: count, bits: bits)
-}
-
 /// Quantises a float buffer with a dynamic power-of-two scale covering its range.
 func quantizeDynamic(
     _ values: [Float], shape: [Int], bits: Int, rounding: RoundingMode, random: inout RandomSource

@@ -13,29 +13,34 @@ public struct Trainer: Sendable {
     /// The network being trained (its state after `run`).
     public private(set) var network: Network
 
-    /// Validates the configuration, builds the network and checks the memory budget up front.
+    /// Validates the configuration, checks the memory budget from the spec before anything is allocated,
+    /// then builds the network.
     public init(configuration: TrainingConfiguration) throws {
         try configuration.validate()
+        if let budget = configuration.memoryBudget {
+            try Trainer.checkMemory(configuration: configuration, budget: budget)
+        }
         self.configuration = configuration
         self.network = try Network(
             spec: configuration.model, mode: configuration.precision,
             quantization: configuration.quantization, seed: configuration.seed)
-        if let budget = configuration.memoryBudget {
-            try Trainer.checkMemory(network: network, configuration: configuration, budget: budget)
+    }
+
+    /// The peak training memory a run may reach, from the spec alone: APT plans for its widest weight format.
+    public static func plannedMemory(configuration c: TrainingConfiguration, batch: Int) throws -> MemoryFootprint {
+        let model = try MemoryModel(
+            spec: c.model, mode: c.precision, quantization: c.quantization, momentum: c.momentum)
+        let bits: Int
+        switch c.precision {
+        case .apt: bits = c.controller.maxBits
+        case .fixed(let b): bits = b
+        case .fp32: bits = 32
         }
+        return model.footprint(batch: batch, uniformWeightBits: bits)
     }
 
-    /// The peak training memory the run may reach: APT plans for its widest weight format.
-    public static func plannedMemory(network: Network, configuration c: TrainingConfiguration, batch: Int)
-        -> MemoryFootprint
-    {
-        network.trainingMemory(
-            batch: batch, momentum: c.momentum,
-            weightBits: c.precision == .apt ? c.controller.maxBits : nil)
-    }
-
-    static func checkMemory(network: Network, configuration c: TrainingConfiguration, budget: Int) throws {
-        let need = plannedMemory(network: network, configuration: c, batch: c.batchSize)
+    static func checkMemory(configuration c: TrainingConfiguration, budget: Int) throws {
+        let need = try plannedMemory(configuration: c, batch: c.batchSize)
         guard need.totalBytes > budget else { return }
         var suggestions: [String] = []
         // Largest batch that fits.
@@ -43,7 +48,7 @@ public struct Trainer: Sendable {
         var hi = c.batchSize - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
-            if plannedMemory(network: network, configuration: c, batch: mid).totalBytes <= budget {
+            if try plannedMemory(configuration: c, batch: mid).totalBytes <= budget {
                 lo = mid
             } else {
                 hi = mid - 1
@@ -51,29 +56,30 @@ public struct Trainer: Sendable {
         }
         if lo >= 1 { suggestions.append("--batch \(lo)") }
         if c.precision == .apt && c.controller.maxBits > 8 {
-            let capped = network.trainingMemory(batch: c.batchSize, momentum: c.momentum, weightBits: 8)
-            if capped.totalBytes <= budget { suggestions.append("--max-bits 8") }
+            var capped = c
+            capped.controller.maxBits = 8
+            if try plannedMemory(configuration: capped, batch: c.batchSize).totalBytes <= budget {
+                suggestions.append("--max-bits 8")
+            }
         }
         if c.precision == .fp32 || c.precision == .fixed(bits: 16) {
-            if let n8 = try? Network(
-                spec: c.model, mode: .fixed(bits: 8),
-                quantization: TrainingConfiguration.defaultQuantization(
-                    precision: .fixed(bits: 8), tradeoff: c.tradeoff),
-                seed: c.seed),
-                n8.trainingMemory(batch: c.batchSize, momentum: c.momentum).totalBytes <= budget
-            {
+            var eight = c
+            eight.precision = .fixed(bits: 8)
+            eight.quantization = TrainingConfiguration.defaultQuantization(
+                precision: .fixed(bits: 8), tradeoff: c.tradeoff)
+            if try plannedMemory(configuration: eight, batch: c.batchSize).totalBytes <= budget {
                 suggestions.append("--precision fixed:8")
             }
         }
         let fits =
             suggestions.isEmpty
-            ? "nothing fits: even batch 1 needs \(plannedMemory(network: network, configuration: c, batch: 1).totalBytes) bytes"
+            ? "nothing fits: even batch 1 needs \(try plannedMemory(configuration: c, batch: 1).totalBytes) bytes"
             : "would fit: " + suggestions.joined(separator: " or ")
         throw BudgetError(
             message:
                 "memory budget \(budget) bytes is too small: \(c.model.name) at \(c.precision), batch \(c.batchSize) needs "
                 + "\(need.totalBytes) bytes (parameters \(need.parameterBytes), optimiser \(need.optimizerBytes), "
-                + "activations \(need.savedActivationBytes), gradients \(need.gradientBytes)); \(fits)")
+                + "the step's batch, activations, errors and workspaces \(need.stepBytes ?? 0)); \(fits)")
     }
 
     /// Checks that `data` fits the model: image shape equal to the model's input, labels below its class count.

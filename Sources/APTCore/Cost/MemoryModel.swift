@@ -1,0 +1,231 @@
+/// The heap a training step holds, phase by phase, from a description alone (the model spec, the precision,
+/// the weight bits, the batch size): parameters and momentum, the float input batch, what each layer keeps for
+/// its backward pass, the tensor in flight between layers, and every buffer a layer's pass allocates while it
+/// runs. Its peak is `peak_train_bytes`; `apt-heap-probe` measures the real heap of the same steps, and a test
+/// holds the two within 10%. Each term is the size of an allocation the layer code makes (named beside it),
+/// so a change to a layer's buffers must change its term here.
+public struct MemoryModel: Sendable {
+    /// The model.
+    public let spec: ModelSpec
+    /// The arithmetic.
+    public let mode: PrecisionMode
+    /// Bitwidths of activations, errors, momentum and biases.
+    public let quantization: QuantizationSettings
+    /// Momentum coefficient (no momentum buffer when 0).
+    public let momentum: Float
+    let inputShapes: [[Int]]
+
+    /// A model for `spec` (validated).
+    public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, momentum: Float)
+        throws(ConfigurationError)
+    {
+        self.init(
+            spec: spec, inputShapes: try spec.validate(), mode: mode, quantization: quantization, momentum: momentum)
+    }
+
+    /// A model for a spec already validated, with its per-layer input shapes.
+    init(
+        spec: ModelSpec, inputShapes: [[Int]], mode: PrecisionMode, quantization: QuantizationSettings, momentum: Float
+    ) {
+        self.spec = spec
+        self.mode = mode
+        self.quantization = quantization
+        self.momentum = momentum
+        self.inputShapes = inputShapes
+    }
+
+    /// The footprint with every weighted layer at `bits` (fp32: ignored).
+    public func footprint(batch: Int, uniformWeightBits bits: Int) -> MemoryFootprint {
+        footprint(batch: batch, weightBits: [Int](repeating: bits, count: weightedLayerCount))
+    }
+
+    /// Number of linear and conv layers.
+    public var weightedLayerCount: Int {
+        spec.layers.filter {
+            if case .linear = $0 { return true }
+            if case .conv = $0 { return true }
+            return false
+        }.count
+    }
+
+    /// What a step holds at its peak, by kind.
+    public func footprint(batch b: Int, weightBits: [Int]) -> MemoryFootprint {
+        let fixed = mode.isFixedPoint
+        let q = quantization
+        let ab = q.activationBits
+        let eb = q.errorBits
+        /// Bytes of `n` codes of `bits` bits in working (unpacked) form.
+        func codes(_ n: Int, _ bits: Int) -> Int { n * (bits <= 8 ? 1 : 2) }
+        // Persistent: parameters and momentum.
+        var params = 0
+        var optimizer = 0
+        var k = 0
+        let weighted = spec.layers.indices.filter {
+            if case .linear = spec.layers[$0] { return true }
+            if case .conv = spec.layers[$0] { return true }
+            return false
+        }
+        for i in weighted {
+            let (w, bias) = parameterCounts(i)
+            let wb = fixed ? weightBits[k] : 32
+            params += fixed ? codes(w, wb) + codes(bias, q.biasBits) : 4 * (w + bias)
+            if momentum != 0 { optimizer += fixed ? codes(w + bias, q.momentumBits) : 4 * (w + bias) }
+            k += 1
+        }
+        let firstWeighted = weighted.first ?? 0
+        // The step: the float input batch lives throughout.
+        let inputBatch = 4 * b * spec.input.reduce(1, *)
+        var live = inputBatch
+        var peak = live
+        var saved = 0
+        var peakSaved = 0
+        var largestWorkspace = 0
+        var inFlight = inputBatch  // bytes of the tensor handed to the next layer
+        var inFlightShared = true  // the input batch belongs to the caller: a consumer does not free it
+        var savedSizes = [Int](repeating: 0, count: spec.layers.count)
+        func note(_ transient: Int) {
+            peak = max(peak, live + transient)
+            largestWorkspace = max(largestWorkspace, transient)
+        }
+        // Forward.
+        for (i, layer) in spec.layers.enumerated() {
+            let input = inputShapes[i]
+            let n = input.reduce(1, *)
+            switch layer {
+            case .flatten:
+                break
+            case .relu:
+                let mask = (b * n + 63) / 64 * 8  // ReLU: one bit per value, kept
+                live += mask
+                saved += mask
+                savedSizes[i] = mask
+                note(0)
+            case .maxPool(let s):
+                let out = input[0] * (input[1] / s) * (input[2] / s)
+                let y = 4 * b * out  // MaxPool2d: float output
+                let argmax = b * out  // one byte per output, kept
+                note(y + argmax)
+                live += y + argmax
+                saved += argmax
+                savedSizes[i] = argmax
+                if !inFlightShared { live -= inFlight }
+                inFlight = y
+                inFlightShared = false
+            case .linear(let o):
+                let y = 4 * b * o  // Linear: float output
+                if fixed {
+                    let xq = codes(b * n, ab)  // quantizeDynamic: the input's codes, kept
+                    let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
+                    note(xq + packed + y)
+                    let keep = ab < 8 ? packed : xq
+                    live += keep + y
+                    saved += keep
+                    savedSizes[i] = keep
+                    if !inFlightShared { live -= inFlight }
+                    inFlightShared = false
+                } else {
+                    note(y)
+                    live += y
+                    saved += inFlight  // the float input is kept as it is (not freed: the saved tensor owns it)
+                    savedSizes[i] = inFlight
+                }
+                inFlight = y
+                inFlightShared = false
+            case .conv(let ch, let kernel, let stride, let pad):
+                let oh = (input[1] + 2 * pad - kernel) / stride + 1
+                let ow = (input[2] + 2 * pad - kernel) / stride + 1
+                let patch = input[0] * kernel * kernel
+                let y = 4 * b * ch * oh * ow  // Conv2d: float output
+                if fixed {
+                    let xq = codes(b * n, ab)
+                    let cols = codes(patch * oh * ow, ab)  // one image's unfolded codes
+                    let pairs = 2 * ((patch + 1) / 2) * ((oh * ow + 15) & ~15) * 2  // GEMM's K-pair panel
+                    let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
+                    note(xq + y + cols + pairs + packed)
+                    let keep = ab < 8 ? packed : xq
+                    live += keep + y
+                    saved += keep
+                    savedSizes[i] = keep
+                    if !inFlightShared { live -= inFlight }
+                    inFlightShared = false
+                } else {
+                    let cols = 4 * patch * oh * ow
+                    note(y + cols)
+                    live += y
+                    saved += inFlight
+                    savedSizes[i] = inFlight
+                }
+                inFlight = y
+                inFlightShared = false
+            }
+            peakSaved = max(peakSaved, saved)
+        }
+        // The loss gradient (a copy of the logits) replaces the logits.
+        let logits = inFlight
+        note(logits)
+        live += logits - (inFlightShared ? 0 : logits)
+        var error = logits
+        // Backward, top layer first.
+        for i in spec.layers.indices.reversed() {
+            let input = inputShapes[i]
+            let n = input.reduce(1, *)
+            let needsInput = i > firstWeighted
+            switch spec.layers[i] {
+            case .flatten:
+                break
+            case .relu:
+                note(0)  // in place on the error
+                live -= savedSizes[i]
+            case .maxPool:
+                let dx = needsInput ? 4 * b * n : 0  // MaxPool2d: float input error
+                note(dx)
+                live += dx - error - savedSizes[i]
+                error = dx
+            case .linear(let o):
+                let dx = needsInput ? 4 * b * n : 0
+                let slice = 4 * min(o, Linear.gradientRows) * n
+                if fixed {
+                    let dq = codes(b * o, eb)  // the error's codes, and their transpose
+                    let unpacked = ab < 8 ? b * n : 0  // SavedTensor.unpacked
+                    let panel = 2 * ((b + 1) / 2) * ((n + 15) & ~15) * 2  // PairPanel of the saved input
+                    note(dx + 2 * dq + unpacked + panel + slice + 4 * o)
+                } else {
+                    note(dx + 4 * b * o + slice + 4 * o)  // dyT
+                }
+                live += dx - error - savedSizes[i]
+                error = dx
+            case .conv(let ch, let kernel, let stride, let pad):
+                let oh = (input[1] + 2 * pad - kernel) / stride + 1
+                let ow = (input[2] + 2 * pad - kernel) / stride + 1
+                let patch = input[0] * kernel * kernel
+                let dx = needsInput ? 4 * b * n : 0
+                let grad = 4 * (ch * patch + ch)
+                let dcols = 4 * patch * oh * ow
+                if fixed {
+                    let dq = codes(b * ch * oh * ow, eb)
+                    let wT = codes(ch * patch, 16)
+                    let cols = codes(patch * oh * ow, ab)
+                    let unpacked = ab < 8 ? b * n : 0
+                    note(dx + dq + wT + cols + grad + dcols + unpacked)
+                } else {
+                    note(dx + 2 * 4 * patch * oh * ow + 4 * ch * patch + grad + dcols)  // cols, colsT, wT
+                }
+                live += dx - error - savedSizes[i]
+                error = dx
+            }
+        }
+        return MemoryFootprint(
+            parameterBytes: params, optimizerBytes: optimizer, savedActivationBytes: peakSaved, gradientBytes: 0,
+            workspaceBytes: largestWorkspace, stepBytes: peak)
+    }
+
+    /// Weight and bias counts of layer `i` (a linear or conv layer).
+    func parameterCounts(_ i: Int) -> (weights: Int, bias: Int) {
+        let input = inputShapes[i]
+        switch spec.layers[i] {
+        case .linear(let o): return (input.reduce(1, *) * o, o)
+        case .conv(let ch, let k, _, _): return (ch * input[0] * k * k, ch)
+        default: return (0, 0)
+        }
+    }
+}
