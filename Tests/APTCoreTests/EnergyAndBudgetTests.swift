@@ -177,7 +177,7 @@ struct EnergyAndBudgetTests {
         } throws: { error in
             let m = (error as? BudgetError)?.message ?? ""
             return m.contains("memory budget 1300000 bytes is too small") && m.contains("would fit: --batch ")
-                && m.contains(" or --max-bits 8")
+                && m.contains(" or --max-bits 8") && m.contains(" or --precision fixed:8")
         }
         c.memoryBudget = 10_000_000
         #expect(throws: Never.self) { _ = try Trainer(configuration: c) }

@@ -23,6 +23,11 @@ struct CoordinatorCommandTests {
         let forced = try run("apt-coord", ["keygen", "--out", prefix, "--force"])
         #expect(forced.status == 0)
         #expect(try !String(contentsOfFile: prefix + ".pub", encoding: .utf8).contains(pub))
+        // A missing directory is named, not a temporary file inside it.
+        let missing = NSTemporaryDirectory() + "apt-no-such-dir-\(UUID().uuidString)"
+        let nowhere = try run("apt-coord", ["keygen", "--out", missing + "/coordinator"])
+        #expect(nowhere.status == 1)
+        #expect(nowhere.stderr == "Error: directory \(missing) does not exist; create it first\n")
     }
 
     @Test("unknown subcommands and flags are usage errors")

@@ -9,6 +9,11 @@ import Foundation
 // prints the heap above the step's start after every layer's forward and backward pass instead (to find
 // where a step's memory goes).
 let args = CommandLine.arguments
+if args.contains("--help") || args.contains("-h") {
+    print(
+        "usage: apt-heap-probe mlp|lenet apt|fp32|fixed:N STEPS [KNOB]  (prints heap_peak_bytes and peak_train_bytes)")
+    exit(0)
+}
 guard (4...5).contains(args.count), let spec = ModelSpec.builtIn[args[1]], let steps = Int(args[3]),
     let tradeoff = Double(args.count == 5 ? args[4] : "0.5")
 else {

@@ -218,4 +218,19 @@ public struct PackedCodes: Sendable, Hashable {
         let first = g * 8
         _ = tail.forEachCode { i, c in output[first + i] += Float(c) * factor }
     }
+
+    /// Code `i`, sign-extended (±1 at 1 bit): random access for the coordinate-wise aggregators.
+    @inlinable
+    public func code(at i: Int) -> Int32 {
+        precondition(i >= 0 && i < count, "code \(i) of \(count)")
+        let bit = i * bits
+        var word: UInt32 = 0
+        let first = bit >> 3
+        let last = min(bytes.count - 1, (bit + bits - 1) >> 3)
+        for (k, b) in (first...last).enumerated() { word |= UInt32(bytes[b]) << UInt32(8 * k) }
+        let raw = (word >> UInt32(bit & 7)) & ((1 << UInt32(bits)) - 1)
+        if bits == 1 { return raw == 1 ? 1 : -1 }
+        let shift = UInt32(32 - bits)
+        return Int32(bitPattern: raw << shift) >> Int32(shift)
+    }
 }

@@ -34,4 +34,10 @@ public enum PrecisionMode: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether values are integers codes (anything but fp32).
     public var isFixedPoint: Bool { self != .fp32 }
+
+    /// N for `fixed:N`, else nil.
+    public var fixedBits: Int? {
+        if case .fixed(let b) = self { return b }
+        return nil
+    }
 }

@@ -62,7 +62,7 @@ public struct Trainer: Sendable {
                 suggestions.append("--max-bits 8")
             }
         }
-        if c.precision == .fp32 || c.precision == .fixed(bits: 16) {
+        if c.precision == .fp32 || c.precision == .apt || c.precision.fixedBits.map({ $0 > 8 }) == true {
             var eight = c
             eight.precision = .fixed(bits: 8)
             eight.quantization = TrainingConfiguration.defaultQuantization(

@@ -24,6 +24,13 @@ public struct KeyFiles: Sendable {
     public static func create(prefix: String, overwrite: Bool) throws(SecurityError) -> KeyFiles {
         let secretPath = prefix + ".key"
         let publicPath = prefix + ".pub"
+        let directory = (prefix as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if !directory.isEmpty,
+            !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue
+        {
+            throw SecurityError("directory \(directory) does not exist; create it first")
+        }
         if !overwrite {
             for p in [secretPath, publicPath] where access(p, F_OK) == 0 {
                 throw SecurityError("\(p) exists; pass --force to overwrite it")
