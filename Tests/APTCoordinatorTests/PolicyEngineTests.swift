@@ -1,0 +1,85 @@
+import APTCore
+import APTProtocol
+import Testing
+
+@testable import APTCoordinator
+
+/// The policy engine keeps every node inside both of its budgets, round after round.
+@Suite("Policy engine")
+struct PolicyEngineTests {
+    let engine = PolicyEngine(model: .mlp, stepsPerRound: 50)
+
+    func node(energy: Double, memory: Int = 64 << 20, profile: DeviceProfile = .raspberryPi4) -> NodeBudget {
+        NodeBudget(
+            profile: profile, energyBudgetJ: energy, energySpentJ: 0, memoryBudgetBytes: memory, localSamples: 6000)
+    }
+
+    @Test("in a simulated run of 40 rounds no node exceeds its energy budget, and a small budget gets cheaper policies")
+    func simulatedRun() throws {
+        // The price of one step at the default and at the lean knob, on this node's device.
+        let rounds = 40
+        let rich = try engine.plan(for: node(energy: 1e6), roundsLeft: 1)
+        var leanEngine = engine
+        leanEngine.tradeoff = engine.leanTradeoff
+        let lean = try leanEngine.plan(for: node(energy: 1e6), roundsLeft: 1)
+        #expect(lean.stepCostJ < rich.stepCostJ)
+        // A rich node; a modest one that can pay ten default steps a round; one that can pay a lean step a round
+        // but not a default one.
+        var nodes = [
+            node(energy: 1), node(energy: Double(rounds) * 10 * rich.stepCostJ),
+            node(energy: Double(rounds) * (lean.stepCostJ + rich.stepCostJ) / 2),
+        ]
+        var plans: [[PlannedPolicy?]] = [[], [], []]
+        for round in 1...rounds {
+            for k in nodes.indices {
+                let plan = try? engine.plan(for: nodes[k], roundsLeft: rounds - round + 1)
+                plans[k].append(plan)
+                guard let plan else { continue }
+                // The node spends at most the allowance (its session stops before a step that would pass it).
+                let steps = plan.policy.localSteps
+                let spent = Double(steps) * plan.stepCostJ
+                #expect(spent <= plan.policy.roundEnergyJ * (1 + 1e-12))
+                nodes[k].energySpentJ += spent
+                #expect(nodes[k].energySpentJ <= nodes[k].energyBudgetJ * (1 + 1e-9), "node \(k) round \(round)")
+                #expect(plan.peakMemoryBytes <= nodes[k].memoryBudgetBytes)
+            }
+        }
+        let steps = plans.map { $0.compactMap { $0?.policy.localSteps }.reduce(0, +) }
+        #expect(steps[0] > steps[1] && steps[1] > steps[2], "steps per budget: \(steps)")
+        #expect(plans[0].allSatisfy { $0?.policy.localSteps == 50 }, "a rich node trains the full round every time")
+        // The modest node is paced: it takes part in every round instead of spending its budget early.
+        #expect(plans[1].allSatisfy { $0 != nil })
+        // The poorest one takes part in every round, mostly at the lean knob (what it saves on a lean round
+        // can later buy a default step).
+        #expect(plans[2].allSatisfy { $0 != nil })
+        #expect(plans[2].filter { $0?.policy.tradeoff == engine.leanTradeoff }.count >= rounds / 2)
+        #expect(plans[2].first??.policy.tradeoff == engine.leanTradeoff)
+        for (k, n) in nodes.enumerated() { #expect(n.energySpentJ <= n.energyBudgetJ, "node \(k)") }
+    }
+
+    @Test("a small memory budget caps the weight bits, then the batch; one below the leanest step is refused")
+    func memory() throws {
+        let roomy = try engine.plan(for: node(energy: 10), roundsLeft: 1)
+        #expect(roomy.policy.layerBits.allSatisfy { $0.max == 16 } && roomy.policy.batchSize == 64)
+        // Each plan's memory is the engine's own figure for that batch and those bits.
+        let c8 = TrainingConfiguration(model: .mlp, precision: .apt, tradeoff: 0.5)
+        let memory = try MemoryModel(spec: .mlp, mode: .apt, quantization: c8.quantization, momentum: 0.9)
+        let at8 = memory.footprint(batch: 64, uniformWeightBits: 8).totalBytes
+        let capped = try engine.plan(for: node(energy: 10, memory: at8), roundsLeft: 1)
+        #expect(capped.policy.layerBits.allSatisfy { $0.max == 8 })
+        #expect(capped.peakMemoryBytes <= at8)
+        let smaller = try engine.plan(for: node(energy: 10, memory: at8 - 1), roundsLeft: 1)
+        #expect(smaller.policy.batchSize < 64 && smaller.peakMemoryBytes < at8)
+        #expect(throws: PolicyRefusal.self) { try engine.plan(for: node(energy: 10, memory: 100_000), roundsLeft: 1) }
+    }
+
+    @Test("a node that cannot afford one step gets no task, saying why")
+    func energyRefusal() throws {
+        do {
+            _ = try engine.plan(for: node(energy: 1e-9), roundsLeft: 1)
+            Issue.record("a node without energy got a task")
+        } catch let refusal as PolicyRefusal {
+            if case .energy(let cost, let left) = refusal { #expect(cost > left) } else { Issue.record("\(refusal)") }
+        }
+    }
+}

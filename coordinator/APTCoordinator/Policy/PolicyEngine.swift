@@ -1,0 +1,156 @@
+import APTCore
+import APTProtocol
+
+/// What the policy engine knows of one node when it plans the node's next round.
+public struct NodeBudget: Hashable, Sendable {
+    /// The node's device (its pricing and how it multiplies).
+    public var profile: DeviceProfile
+    /// Total energy the node may spend, J.
+    public var energyBudgetJ: Double
+    /// Energy it has spent so far (its ledger), J.
+    public var energySpentJ: Double
+    /// Memory it may use for training, bytes.
+    public var memoryBudgetBytes: Int
+    /// Its local training samples.
+    public var localSamples: Int
+
+    /// Creates a budget.
+    public init(
+        profile: DeviceProfile, energyBudgetJ: Double, energySpentJ: Double, memoryBudgetBytes: Int, localSamples: Int
+    ) {
+        self.profile = profile
+        self.energyBudgetJ = energyBudgetJ
+        self.energySpentJ = energySpentJ
+        self.memoryBudgetBytes = memoryBudgetBytes
+        self.localSamples = localSamples
+    }
+
+    /// Energy left, J.
+    public var energyLeftJ: Double { max(0, energyBudgetJ - energySpentJ) }
+}
+
+/// A node's policy for a round and why it was chosen.
+public struct PlannedPolicy: Hashable, Sendable {
+    /// The policy to push.
+    public var policy: Policy
+    /// The energy one of its steps costs at the widest bits it allows (what the node's session will predict), J.
+    public var stepCostJ: Double
+    /// The peak training memory at the widest bits it allows, bytes.
+    public var peakMemoryBytes: Int
+    /// Why: the budgets and the choices they led to, for the ledger.
+    public var reason: String
+}
+
+/// Why a node gets no task.
+public enum PolicyRefusal: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Even the leanest configuration (8-bit weights, batch 1) needs more memory than the budget.
+    case memory(needed: Int, budget: Int)
+    /// Not one step of the cheapest configuration fits the energy left.
+    case energy(stepCostJ: Double, leftJ: Double)
+
+    public var description: String {
+        switch self {
+        case .memory(let n, let b):
+            return "memory budget \(b) bytes is below the \(n) bytes one step needs at 8 bits, batch 1"
+        case .energy(let c, let l): return "one step costs \(c) J, only \(l) J left"
+        }
+    }
+}
+
+/// Chooses each node's policy from its budgets, the model and the engine's own cost and memory models
+/// (`CostModel`, `MemoryModel`: the figures the node's session enforces), so that it can take part in every
+/// remaining round without exceeding either budget (docs/policy.md):
+///
+/// 1. Memory: the largest batch (the default, halved until it fits) at the widest weight bits (the knob's
+///    most, else 8) whose peak training memory fits the memory budget.
+/// 2. Energy: the round's allowance is the energy left divided evenly over the rounds left. The node trains as
+///    many steps as fit the allowance at the priced cost of a step at its widest bits, up to the default steps
+///    per round; when not one step fits at the default knob, the aggressive knob (narrower activations, errors
+///    and weights) is tried; when not one step fits at all, the node gets no task.
+/// 3. The allowance is written into the policy (`roundEnergyJ`); the node stops at it.
+public struct PolicyEngine: Sendable {
+    /// The model the fleet trains.
+    public let model: ModelSpec
+    /// Local steps per round at most.
+    public var stepsPerRound: Int
+    /// Samples per step by default.
+    public var batchSize: Int
+    /// The default APT knob.
+    public var tradeoff: Double
+    /// The knob tried when the default does not afford a step.
+    public var leanTradeoff: Double
+    /// SGD learning rate and momentum.
+    public var learningRate: Double
+    /// Momentum (priced in memory and energy).
+    public var momentum: Float
+    /// Uplink bits and density.
+    public var uplinkBits: Int
+    /// Fraction of delta values sent.
+    public var uplinkDensity: Double
+
+    /// An engine for `model` with these defaults.
+    public init(
+        model: ModelSpec, stepsPerRound: Int = 50, batchSize: Int = 64, tradeoff: Double = 0.5,
+        leanTradeoff: Double = 0.75,
+        learningRate: Double = 0.05, momentum: Float = 0.9, uplinkBits: Int = 8, uplinkDensity: Double = 1
+    ) {
+        self.model = model
+        self.stepsPerRound = stepsPerRound
+        self.batchSize = batchSize
+        self.tradeoff = tradeoff
+        self.leanTradeoff = leanTradeoff
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.uplinkBits = uplinkBits
+        self.uplinkDensity = uplinkDensity
+    }
+
+    /// The policy for `node`'s next round, with `roundsLeft` rounds (this one included) still to come.
+    public func plan(for node: NodeBudget, roundsLeft: Int) throws -> PlannedPolicy {
+        precondition(roundsLeft >= 1, "plan needs at least this round")
+        let allowance = node.energyLeftJ / Double(roundsLeft)
+        var cheapest = Double.infinity
+        var memoryNeeded = Int.max
+        for knob in [tradeoff, leanTradeoff] {
+            let c = TrainingConfiguration(model: model, precision: .apt, tradeoff: knob)
+            let memory = try MemoryModel(spec: model, mode: .apt, quantization: c.quantization, momentum: momentum)
+            let costs = try CostModel(
+                spec: model, mode: .apt, quantization: c.quantization, momentum: momentum, profile: node.profile)
+            let layers = memory.weightedLayerCount
+            // 1. Memory: the largest batch, at the widest bits, that fits.
+            var chosen: (bits: Int, batch: Int, bytes: Int)? = nil
+            var batch = max(1, min(batchSize, node.localSamples))
+            search: while batch >= 1 {
+                for bits in Set([c.controller.maxBits, 8]).sorted(by: >) {
+                    let bytes = memory.footprint(batch: batch, uniformWeightBits: bits).totalBytes
+                    memoryNeeded = min(memoryNeeded, bytes)
+                    if bytes <= node.memoryBudgetBytes {
+                        chosen = (bits, batch, bytes)
+                        break search
+                    }
+                }
+                batch /= 2
+            }
+            guard let fit = chosen else { continue }
+            // 2. Energy: steps that fit the allowance at the widest bits.
+            let step = costs.stepJoules(batch: fit.batch, weightBits: [Int](repeating: fit.bits, count: layers))
+            cheapest = min(cheapest, step)
+            let steps = min(stepsPerRound, Int((allowance / step).rounded(.down)))
+            guard steps >= 1 else { continue }
+            let low = min(c.controller.minBits, fit.bits)
+            let policy = Policy(
+                layerBits: [Policy.BitRange](repeating: .init(min: low, max: fit.bits), count: layers),
+                tradeoff: knob, localEpochs: 0, localSteps: steps, batchSize: fit.batch, learningRate: learningRate,
+                uplinkBits: uplinkBits, uplinkDensity: uplinkDensity, roundEnergyJ: Double(steps) * step)
+            return PlannedPolicy(
+                policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
+                reason: "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): "
+                    + "\(Double(steps) * step) J of the round's \(allowance) J allowance (\(node.energyLeftJ) J left over "
+                    + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")
+        }
+        if memoryNeeded > node.memoryBudgetBytes && cheapest == .infinity {
+            throw PolicyRefusal.memory(needed: memoryNeeded, budget: node.memoryBudgetBytes)
+        }
+        throw PolicyRefusal.energy(stepCostJ: cheapest, leftJ: allowance)
+    }
+}
