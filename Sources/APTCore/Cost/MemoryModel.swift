@@ -1,5 +1,6 @@
 /// The heap a training step holds, phase by phase, from a description alone (the model spec, the precision,
-/// the weight bits, the batch size): parameters and momentum, the float input batch, what each layer keeps for
+/// the weight bits, the batch size): parameters and momentum, the float input batch (until the first weighted
+/// layer has taken what it keeps), what each layer keeps for
 /// its backward pass, the tensor in flight between layers, and every buffer a layer's pass allocates while it
 /// runs. Its peak is `peak_train_bytes`; `apt-heap-probe` measures the real heap of the same steps, and a test
 /// holds the two within 10%. Each term is the size of an allocation the layer code makes (named beside it),
@@ -73,7 +74,8 @@ public struct MemoryModel: Sendable {
             k += 1
         }
         let firstWeighted = weighted.first ?? 0
-        // The step: the float input batch lives throughout.
+        // The step: the float input batch, handed over to the network, lives until the first weighted layer has
+        // taken what it keeps (fp32 keeps the batch itself as its saved input).
         let inputBatch = 4 * b * spec.input.reduce(1, *)
         var live = inputBatch
         var peak = live
@@ -81,7 +83,7 @@ public struct MemoryModel: Sendable {
         var peakSaved = 0
         var largestWorkspace = 0
         var inFlight = inputBatch  // bytes of the tensor handed to the next layer
-        var inFlightShared = true  // the input batch belongs to the caller: a consumer does not free it
+        var inFlightShared = false  // whether something else keeps the tensor in flight (then it is not freed)
         var savedSizes = [Int](repeating: 0, count: spec.layers.count)
         func note(_ transient: Int) {
             peak = max(peak, live + transient)

@@ -133,8 +133,10 @@ public struct Network: Sendable {
     /// layer index and whether it was the backward pass): a probe of the heap between them uses it.
     /// `sheets`, when given, are this step's sheets from `costModel(…).stepSheets(batch:weightBits:)` at the
     /// current bits (a session caches them between steps).
+    /// The batch is consumed: once the first weighted layer has taken what it keeps (codes, in fixed point),
+    /// the float input is freed.
     public mutating func trainStep(
-        _ x: Batch, labels: ArraySlice<UInt8>, context: inout StepContext, sheets given: [CostSheet]? = nil,
+        _ x: consuming Batch, labels: ArraySlice<UInt8>, context: inout StepContext, sheets given: [CostSheet]? = nil,
         observe: ((_ layer: Int, _ backward: Bool) -> Void)? = nil
     ) -> Float {
         context.training = true
@@ -142,7 +144,7 @@ public struct Network: Sendable {
             given
             ?? costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
             .stepSheets(batch: x.count, weightBits: weightBits)
-        var h = x
+        var h = consume x
         for i in layers.indices {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)

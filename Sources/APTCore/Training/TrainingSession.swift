@@ -130,7 +130,7 @@ public struct TrainingSession: Sendable {
         let labels = data.labels(at: idx)
         let t0 = MonotonicClock.seconds()
         let stepSheets = sheets(batch: n)
-        let loss = network.trainStep(x, labels: labels[...], context: &context, sheets: stepSheets)
+        let loss = network.trainStep(consume x, labels: labels[...], context: &context, sheets: stepSheets)
         trainSeconds += MonotonicClock.seconds() - t0
         iteration += 1
         samplesTrained += n
