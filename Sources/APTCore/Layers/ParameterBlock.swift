@@ -119,6 +119,12 @@ public struct ParameterBlock: Sendable {
         return nil
     }
 
+    /// The largest code magnitude (0 for fp32).
+    public var maxAbsCode: Int32 {
+        if case .fixed(let t) = values { return t.maxAbsCode }
+        return 0
+    }
+
     /// Bytes of the parameters.
     public var parameterBytes: Int { values.byteCount }
     /// Bytes of the optimiser state once it exists (momentum of the same element count).

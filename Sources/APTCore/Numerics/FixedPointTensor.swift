@@ -159,21 +159,29 @@ public struct FixedPointTensor: Sendable, Equatable {
             if r > m || r < -m { clipped += 1 }
             return saturate(r, m)
         }
-        // In place when the storage width stays; otherwise straight into storage of the new width. No wider
-        // copy of the codes is made.
-        let old = storage
-        storage = .int8([])
-        switch (consume old, newFormat.bits <= 8) {
-        case (.int8(var a), true):
-            for i in a.indices { a[i] = Int8(truncatingIfNeeded: convert(Int32(a[i]))) }
-            storage = .int8(a)
-        case (.int16(var a), false):
-            for i in a.indices { a[i] = Int16(truncatingIfNeeded: convert(Int32(a[i]))) }
-            storage = .int16(a)
-        case (.int8(let a), false):
-            storage = .int16(a.map { Int16(truncatingIfNeeded: convert(Int32($0))) })
-        case (.int16(let a), true):
-            storage = .int8(a.map { Int8(truncatingIfNeeded: convert(Int32($0))) })
+        // In place when the storage width stays (self's reference is dropped first, so the bound array is the
+        // only one and is written in place); otherwise straight into storage of the new width. No wider copy.
+        switch storage {
+        case .int8(var a):
+            storage = .int8([])
+            if newFormat.bits <= 8 {
+                a.withUnsafeMutableBufferPointer { p in
+                    for i in p.indices { p[i] = Int8(truncatingIfNeeded: convert(Int32(p[i]))) }
+                }
+                storage = .int8(a)
+            } else {
+                storage = .int16(a.map { Int16(truncatingIfNeeded: convert(Int32($0))) })
+            }
+        case .int16(var a):
+            storage = .int8([])
+            if newFormat.bits > 8 {
+                a.withUnsafeMutableBufferPointer { p in
+                    for i in p.indices { p[i] = Int16(truncatingIfNeeded: convert(Int32(p[i]))) }
+                }
+                storage = .int16(a)
+            } else {
+                storage = .int8(a.map { Int8(truncatingIfNeeded: convert(Int32($0))) })
+            }
         }
         format = newFormat
         return clipped

@@ -173,16 +173,19 @@ public struct PrecisionController: Sendable {
                     layer.weights.resetStatistics()
                     layer.bias.resetStatistics()
                 }
-                guard case .fixed(let t) = layer.weights.values else { return nil }
+                // Only the format and the largest code are read here: a binding of the tensor itself would still
+                // hold its codes while they are re-quantised and force a copy of the whole weight matrix.
+                guard let format = layer.weights.format else { return nil }
+                let largest = layer.weights.maxAbsCode
                 let stats = layer.weights.statistics
                 guard
                     let (to, reason) = decide(
-                        layer: i, statistics: stats, format: t.format,
-                        maxAbsCode: t.maxAbsCode)
+                        layer: i, statistics: stats, format: format,
+                        maxAbsCode: largest)
                 else { return nil }
                 layer.weights.requantize(to: to, random: &random)
                 return PrecisionChange(
-                    iteration: iteration, layer: i, from: t.format, to: to, reason: reason,
+                    iteration: iteration, layer: i, from: format, to: to, reason: reason,
                     gavg: stats.meanAbsUpdateSteps)
             }
             if let change { changes.append(change) }
