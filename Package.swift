@@ -75,6 +75,6 @@ let package = Package(
         .executableTarget(
             name: "apt-heap-probe", dependencies: ["APTCore", "CHeapCounter"], path: "Tests/HeapProbe",
             swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["APTCore"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["APTCore", "APTCoordinator"], swiftSettings: strict),
     ]
 )

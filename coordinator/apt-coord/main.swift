@@ -15,4 +15,7 @@ if let problem = CPUFeatures.unsupportedMessage() {
     console.err("Error: \(problem)\n")
     exit(ExitStatus.failure)
 }
-exit(rootSpec.dispatch(Array(CommandLine.arguments.dropFirst()), console: console, to: ["keygen": KeygenCommand.run]))
+exit(
+    rootSpec.dispatch(
+        Array(CommandLine.arguments.dropFirst()), console: console,
+        to: ["keygen": KeygenCommand.run, "ledger": LedgerCommand.run]))

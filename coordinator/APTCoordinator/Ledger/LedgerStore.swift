@@ -243,4 +243,38 @@ public final class LedgerStore {
                 accuracy: r["accuracy"].double, loss: r["loss"].double)
         }
     }
+
+    /// The fleet, one row per node: identity, name, state, rounds taken, samples, energy used and budget, peak
+    /// memory and budget, last seen.
+    public func fleet() throws -> [SQLiteRow] {
+        try database.rows(
+            """
+            SELECT n.name, n.identity, n.state, COUNT(p.round) AS rounds, COALESCE(SUM(p.samples), 0) AS samples,
+                   COALESCE(SUM(p.energy_j), 0) AS energy_j, n.energy_budget_j,
+                   COALESCE(MAX(p.peak_memory_bytes), 0) AS peak_memory_bytes, n.memory_budget_bytes, n.last_seen
+            FROM nodes n LEFT JOIN participations p ON p.node_id = n.id
+            GROUP BY n.id ORDER BY n.name, n.identity
+            """)
+    }
+
+    /// Round history, one row per attempt.
+    public func roundHistory() throws -> [SQLiteRow] {
+        try database.rows(
+            """
+            SELECT number AS round, attempt, status, participants, accuracy, loss, energy_j, bytes_up, bytes_down,
+                   started_at, ended_at
+            FROM rounds ORDER BY number, attempt
+            """)
+    }
+
+    /// One node's rounds, by identity or name.
+    public func participations(node: String) throws -> [SQLiteRow] {
+        try database.rows(
+            """
+            SELECT p.round, p.attempt, p.status, p.reason, p.energy_j, p.cumulative_energy_j, p.peak_memory_bytes,
+                   p.bits, p.samples, p.steps_done, p.steps_asked, p.loss, p.accuracy, p.bytes_up, p.bytes_down
+            FROM participations p JOIN nodes n ON n.id = p.node_id
+            WHERE n.identity = ? OR n.name = ? ORDER BY p.round, p.attempt
+            """, [.text(node), .text(node)])
+    }
 }
