@@ -56,7 +56,8 @@ public struct TrainingSession: Sendable {
     public private(set) var peakMemory: MemoryFootprint
     private var epochLossSum = 0.0
     private var epochLossCount = 0
-    /// Mean training loss of the last finished epoch (of the current one until one finishes).
+    /// Mean training loss over the current epoch's steps so far (the whole epoch once it has finished, until the
+    /// next one starts).
     public private(set) var lastEpochLoss = 0.0
 
     /// Starts a session on `data` with a network built from the configuration's seed.
@@ -138,12 +139,8 @@ public struct TrainingSession: Sendable {
         epochLossCount += n
         position = hi
         if c.precision == .apt && iteration % c.controller.interval == 0 { adaptPrecision() }
-        if position == data.count {
-            lastEpochLoss = epochLossSum / Double(max(epochLossCount, 1))
-            position = 0
-        } else {
-            lastEpochLoss = epochLossSum / Double(max(epochLossCount, 1))
-        }
+        lastEpochLoss = epochLossSum / Double(max(epochLossCount, 1))
+        if position == data.count { position = 0 }
         return loss
     }
 
