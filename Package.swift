@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(
             name: "APTProtocolTests", dependencies: ["APTProtocol", "APTCore", "CZmq", "CMalloc"], swiftSettings: strict
         ),
-        .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore"], swiftSettings: strict),
+        .testTarget(name: "APTNodeTests", dependencies: ["APTNode", "APTCore", "APTProtocol"], swiftSettings: strict),
         .testTarget(
             name: "APTCoordinatorTests", dependencies: ["APTCoordinator", "APTProtocol"], swiftSettings: strict),
         // A counting allocator and the probe that measures the engine's real heap against its memory figure.

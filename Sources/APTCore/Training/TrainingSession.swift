@@ -232,6 +232,17 @@ public struct TrainingSession: Sendable {
         notePeakMemory()
     }
 
+    /// Replaces the model with fixed-point codes at their own formats (a coordinator's global model, sent at
+    /// this node's precision), keeping the optimiser state, random streams and place in the data.
+    public mutating func loadParameters(codes tensors: [FixedPointTensor]) throws(ConfigurationError) {
+        try network.loadParameters(codes: tensors)
+        cachedSheets = nil
+        notePeakMemory()
+    }
+
+    /// The model's parameter tensors as stored now, in wire order.
+    public var parameterSnapshot: [ParameterBlock.Values] { network.parameterSnapshot }
+
     /// The weight-bit range of each weighted layer now.
     public var weightBitRanges: [ClosedRange<Int>] { network.parametricIndices.map { controller.range(for: $0) } }
 
