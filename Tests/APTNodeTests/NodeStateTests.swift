@@ -1,3 +1,5 @@
+import APTCore
+import APTProtocol
 import Foundation
 import Testing
 
@@ -71,5 +73,36 @@ struct NodeStateTests {
         #expect(throws: StateError.self) { try store.load(identity: "n1") }
         // A path that is a file, not a directory.
         #expect(throws: StateError.self) { try NodeStateStore(directory: store.path) }
+    }
+}
+
+/// The error-feedback residual survives a restart, and a damaged one is refused.
+@Suite("Node residual", .serialized)
+struct NodeResidualTests {
+    @Test("the residual round-trips exactly; damage, a wrong size or a stray value is refused by name")
+    func residual() throws {
+        let dir = NSTemporaryDirectory() + "apt-residual-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try NodeStateStore(directory: dir)
+        #expect(try store.loadResidual(sizes: [0: 3]) == nil)
+        let residual: [UInt16: [Float]] = [0: [0.5, -0.25, 1e-7], 2: [3, 4]]
+        try store.saveResidual(residual)
+        #expect(try store.loadResidual(sizes: [0: 3, 2: 2]) == residual)
+        #expect(throws: StateError.self) { try store.loadResidual(sizes: [0: 4, 2: 2]) }
+        var bytes = try #require(FileManager.default.contents(atPath: store.residualPath))
+        bytes[10] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: store.residualPath))
+        do {
+            _ = try store.loadResidual(sizes: [0: 3, 2: 2])
+            Issue.record("a damaged residual was accepted")
+        } catch {
+            #expect(error.path == store.residualPath && error.reason.contains("checksum mismatch"))
+        }
+        #expect(FileManager.default.contents(atPath: store.residualPath) == bytes, "the damaged file is kept")
+        // Restored into the sender's error feedback, it is what the next delta adds.
+        var feedback = ErrorFeedback(residuals: residual)
+        var random = RandomSource(seed: 1)
+        let t = feedback.compress([0, 0, 0], layer: 0, bits: 16, random: &random)
+        #expect(abs(t.dequantized()[0] - 0.5) < 1e-4)
     }
 }

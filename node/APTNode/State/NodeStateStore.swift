@@ -1,3 +1,4 @@
+import APTProtocol
 import Foundation
 
 #if canImport(Glibc)
@@ -83,13 +84,79 @@ public struct NodeStateStore: Sendable {
         } catch {
             throw StateError(path: path, reason: "cannot encode the state: \(error)")
         }
-        let temporary = path + ".tmp"
+        try writeAtomically([UInt8](data), to: path)
+    }
+
+    /// The error-feedback residual file.
+    public var residualPath: String { directory + "/residual.bin" }
+
+    /// Writes the error-feedback residual (per tensor index) atomically: `APTR`, a `u32` tensor count, then per
+    /// tensor its index (`u16`), value count (`u32`) and float32 values, all little-endian, then a CRC-32C of
+    /// everything before it.
+    public func saveResidual(_ residuals: [UInt16: [Float]]) throws(StateError) {
+        var w = ByteWriter()
+        w.raw(Array("APTR".utf8))
+        w.u32(UInt32(residuals.count))
+        for (index, values) in residuals.sorted(by: { $0.key < $1.key }) {
+            w.u16(index)
+            w.u32(UInt32(values.count))
+            for v in values { w.f32(v) }
+        }
+        let body = w.bytes
+        w.u32(CRC32C.checksum(body))
+        try writeAtomically(w.bytes, to: residualPath)
+    }
+
+    /// The saved residual, or nil when there is none; every tensor must have its size in `sizes` (index → count).
+    /// A damaged file is refused by name and left as it is.
+    public func loadResidual(sizes: [UInt16: Int]) throws(StateError) -> [UInt16: [Float]]? {
+        guard let data = FileManager.default.contents(atPath: residualPath) else { return nil }
+        let bytes = [UInt8](data)
+        func damaged(_ why: String) -> StateError {
+            StateError(path: residualPath, reason: "is damaged (\(why)); move it away to start without a residual")
+        }
+        guard bytes.count >= 12, bytes.prefix(4) == [0x41, 0x50, 0x54, 0x52] else { throw damaged("no APTR header") }
+        var tail = ByteReader(bytes, start: bytes.count - 4)
+        let crc: UInt32
+        do {
+            crc = try tail.u32("crc")
+        } catch {
+            throw damaged("\(error)")
+        }
+        guard CRC32C.checksum(bytes, from: 0, to: bytes.count - 4) == crc else { throw damaged("checksum mismatch") }
+        var r = ByteReader(bytes, start: 4, end: bytes.count - 4)
+        var out: [UInt16: [Float]] = [:]
+        do {
+            let n = Int(try r.u32("residual.count"))
+            for _ in 0..<n {
+                let index = try r.u16("residual.index")
+                let count = Int(try r.u32("residual.values"))
+                guard let expected = sizes[index], expected == count else {
+                    throw damaged("tensor \(index) has \(count) values, the model's has \(sizes[index] ?? 0)")
+                }
+                var values = [Float](repeating: 0, count: count)
+                for i in 0..<count { values[i] = try r.f32("residual.value") }
+                guard values.allSatisfy(\.isFinite) else { throw damaged("tensor \(index) holds a non-finite value") }
+                out[index] = values
+            }
+        } catch let e as StateError {
+            throw e
+        } catch {
+            throw damaged("\(error)")
+        }
+        return out
+    }
+
+    /// Writes `bytes` to a temporary file beside `target`, fsyncs it, renames it over `target` and fsyncs the
+    /// directory: a power loss leaves the old file or the new one.
+    func writeAtomically(_ bytes: [UInt8], to target: String) throws(StateError) {
+        let temporary = target + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw StateError(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
         }
         var failure: Int32 = 0
-        data.withUnsafeBytes { raw in
+        bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count, let base = raw.baseAddress {
                 let n = write(fd, base + offset, raw.count - offset)
@@ -103,10 +170,10 @@ public struct NodeStateStore: Sendable {
         }
         if failure == 0 && fsync(fd) != 0 { failure = errno }
         close(fd)
-        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+        if failure == 0 && rename(temporary, target) != 0 { failure = errno }
         guard failure == 0 else {
             unlink(temporary)
-            throw StateError(path: path, reason: "cannot write: \(String(cString: strerror(failure)))")
+            throw StateError(path: target, reason: "cannot write: \(String(cString: strerror(failure)))")
         }
         // The rename itself is durable only once the directory is synced.
         let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

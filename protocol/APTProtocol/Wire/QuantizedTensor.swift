@@ -336,6 +336,9 @@ public struct ErrorFeedback: Sendable {
     /// An empty residual store.
     public init() {}
 
+    /// A store holding `residuals` (restored from a node's state dir).
+    public init(residuals: [UInt16: [Float]]) { self.residuals = residuals }
+
     /// Quantises `delta + residual`, keeps the new residual, returns the tensor to send.
     public mutating func compress(
         _ delta: [Float], layer: UInt16, bits: Int, scaleKind: ScaleKind = .float32,
