@@ -18,4 +18,4 @@ if let problem = CPUFeatures.unsupportedMessage() {
 exit(
     rootSpec.dispatch(
         Array(CommandLine.arguments.dropFirst()), console: console,
-        to: ["keygen": KeygenCommand.run, "ledger": LedgerCommand.run]))
+        to: ["keygen": KeygenCommand.run, "ledger": LedgerCommand.run, "serve": ServeCommand.run]))

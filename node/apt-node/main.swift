@@ -6,6 +6,7 @@ let rootSpec = CommandSpec(
     name: "apt-node",
     overview: "The APT Fleet node agent: trains on the device with Adaptive Precision Training.",
     subcommands: [
+        ("run", "Join a coordinator and train the rounds it asks for (the fleet agent)."),
         ("train", "Train locally (no coordinator) and report accuracy, energy and memory."),
         ("benchmark", "Run the engine benchmark grid and print the results table."),
         ("benchmark-codec", "Measure the wire codec on real weight deltas."),
@@ -21,6 +22,7 @@ exit(
     rootSpec.dispatch(
         Array(CommandLine.arguments.dropFirst()), console: console,
         to: [
+            "run": RunCommand.run,
             "train": TrainCommand.run,
             "benchmark": BenchmarkCommand.run,
             "benchmark-codec": CodecBenchmarkCommand.run,

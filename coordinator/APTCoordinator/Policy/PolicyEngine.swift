@@ -67,7 +67,8 @@ public enum PolicyRefusal: Error, Hashable, Sendable, CustomStringConvertible {
 ///    many steps as fit the allowance at the priced cost of a step at its widest bits, up to the default steps
 ///    per round; when not one step fits at the default knob, the aggressive knob (narrower activations, errors
 ///    and weights) is tried; when not one step fits at all, the node gets no task.
-/// 3. The allowance is written into the policy (`roundEnergyJ`); the node stops at it.
+/// 3. The steps' price plus half a step of headroom (never more than the node has left) is written into the
+///    policy (`roundEnergyJ`); the node stops at it.
 public struct PolicyEngine: Sendable {
     /// The model the fleet trains.
     public let model: ModelSpec
@@ -141,7 +142,10 @@ public struct PolicyEngine: Sendable {
             let policy = Policy(
                 layerBits: [Policy.BitRange](repeating: .init(min: low, max: fit.bits), count: layers),
                 tradeoff: knob, localEpochs: 0, localSteps: steps, batchSize: fit.batch, learningRate: learningRate,
-                uplinkBits: uplinkBits, uplinkDensity: uplinkDensity, roundEnergyJ: Double(steps) * step)
+                uplinkBits: uplinkBits, uplinkDensity: uplinkDensity,
+                // Half a step of headroom over the steps' price, so that rounding never costs the last step; it
+                // cannot buy another one, and never exceeds what the node has left.
+                roundEnergyJ: min(node.energyLeftJ, (Double(steps) + 0.5) * step))
             return PlannedPolicy(
                 policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
                 reason: "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): "

@@ -1,0 +1,93 @@
+import APTCoordinator
+import Foundation
+import Testing
+
+/// A real fleet on loopback: `apt-coord serve` and three `apt-node run` processes, CURVE on, several rounds.
+@Suite("A fleet on loopback", .serialized)
+struct FleetTests {
+    /// Starts `tool` with `arguments`, its output going to files in `dir`.
+    func start(_ tool: String, _ arguments: [String], log: String) throws -> Process {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent(tool)
+        p.arguments = arguments
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    func wait(_ p: Process, seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < end { usleep(50_000) }
+        if p.isRunning {
+            p.terminate()
+            return false
+        }
+        return true
+    }
+
+    @Test("three nodes and a coordinator complete 3 rounds with CURVE: accuracy rises, budgets hold, policies recorded")
+    func fleet() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run("apt-coord", ["keygen", "--out", dir + "/coordinator"]).status == 0)
+        var allow = "# the fleet\n"
+        for i in 0..<3 {
+            #expect(try run("apt-coord", ["keygen", "--out", "\(dir)/node-\(i)"]).status == 0)
+            allow += try String(contentsOfFile: "\(dir)/node-\(i).pub", encoding: .utf8)
+        }
+        try allow.write(toFile: dir + "/allow.txt", atomically: true, encoding: .utf8)
+        let port = 20_000 + Int(getpid() % 20_000)
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let ledgerPath = dir + "/ledger.sqlite"
+        let server = try start(
+            "apt-coord",
+            [
+                "serve", "--bind", endpoint, "--ledger", ledgerPath, "--rounds", "3", "--min-nodes", "3", "--steps",
+                "10", "--round-timeout", "60", "--eval-data", "/usr/share/datasets/fashion-mnist", "--eval-limit",
+                "1000",
+                "--curve-secret", dir + "/coordinator.key", "--allow", dir + "/allow.txt",
+            ], log: dir + "/serve.log")
+        let budgets = [1.0, 1.0, 0.0005]
+        var nodes: [Process] = []
+        for i in 0..<3 {
+            nodes.append(
+                try start(
+                    "apt-node",
+                    [
+                        "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                        "--energy-budget", String(budgets[i]), "--shard", "\(i)/3", "--train-limit", "640",
+                        "--key", "\(dir)/node-\(i)", "--coordinator-key", dir + "/coordinator.pub",
+                    ], log: "\(dir)/node-\(i).log"))
+        }
+        let serverLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
+        #expect(wait(server, seconds: 120), "the coordinator did not finish: \(serverLog())")
+        for (i, n) in nodes.enumerated() {
+            #expect(wait(n, seconds: 10), "node \(i) did not finish")
+            #expect(
+                n.terminationStatus == 0,
+                "node \(i): \((try? String(contentsOfFile: "\(dir)/node-\(i).log", encoding: .utf8)) ?? "")")
+        }
+        #expect(server.terminationStatus == 0, "\(serverLog())")
+        // The ledger, read-only as an operator would.
+        let ledger = try LedgerStore(path: ledgerPath, readOnly: true)
+        let rounds = try ledger.rounds().filter { $0.status == "completed" }
+        #expect(rounds.map(\.number) == [1, 2, 3], "\(serverLog())")
+        let accuracies = rounds.compactMap(\.accuracy)
+        #expect(accuracies.count == 3)
+        #expect((accuracies.last ?? 0) > (accuracies.first ?? 1), "accuracy did not rise: \(accuracies)")
+        for row in try ledger.fleet() {
+            let spent = row["energy_j"].double ?? .infinity
+            let budget = row["energy_budget_j"].double ?? 0
+            #expect(spent <= budget, "\(row["name"].string ?? "?") spent \(spent) of \(budget) J")
+            #expect((row["peak_memory_bytes"].int ?? .max) <= (row["memory_budget_bytes"].int ?? 0))
+            // Nodes are known by their CURVE keys, names are labels.
+            #expect(row["identity"].string?.count == 40)
+        }
+        let policies = try ledger.database.rows("SELECT reason FROM policies")
+        #expect(policies.count >= 6)
+        #expect(policies.allSatisfy { ($0["reason"].string ?? "").contains("steps of batch") })
+    }
+}

@@ -1,0 +1,275 @@
+import APTCore
+import APTProtocol
+import Foundation
+
+/// `apt-coord serve`'s loop: one thread owns the ROUTER socket and drives the round machine, the aggregator,
+/// the policy engine and the ledger with what arrives. The global model lives here in float32.
+public final class CoordinatorServer {
+    /// What a server runs.
+    public struct Configuration: Sendable {
+        /// Where to bind.
+        public var bind: String
+        /// The ledger file.
+        public var ledgerPath: String
+        /// The model every node trains.
+        public var model: ModelSpec
+        /// Rounds, quorum, fraction and timeout.
+        public var rounds: RoundMachine.Configuration
+        /// Security of the socket.
+        public var security: Security
+        /// Plain mode off loopback, forced.
+        public var allowPlainOffLoopback: Bool
+        /// Local steps per round at most.
+        public var stepsPerRound: Int
+        /// Test data to evaluate the global model on after each round, if any.
+        public var evaluation: Dataset?
+        /// Seed of the initial model.
+        public var seed: UInt64
+
+        /// Creates a configuration.
+        public init(
+            bind: String, ledgerPath: String, model: ModelSpec, rounds: RoundMachine.Configuration,
+            security: Security = .plain, allowPlainOffLoopback: Bool = false, stepsPerRound: Int = 50,
+            evaluation: Dataset? = nil, seed: UInt64 = 0
+        ) {
+            self.bind = bind
+            self.ledgerPath = ledgerPath
+            self.model = model
+            self.rounds = rounds
+            self.security = security
+            self.allowPlainOffLoopback = allowPlainOffLoopback
+            self.stepsPerRound = stepsPerRound
+            self.evaluation = evaluation
+            self.seed = seed
+        }
+    }
+
+    let configuration: Configuration
+    let router: RouterEndpoint
+    let ledger: LedgerStore
+    let check: DeltaCheck
+    let policies: PolicyEngine
+    let tensorSizes: [Int]
+    var machine: RoundMachine
+    var global: [[Float]]
+    var peers: [String: (address: PeerAddress, hello: Hello, id: UInt32)] = [:]
+    var accumulator: FedAvgAccumulator
+    var participations: [ParticipationRecord] = []
+    var pendingUpdates: [String: Update] = [:]
+    var taskBytes: [String: Int] = [:]
+    var roundStarted = ""
+    var lastBeat: UInt64 = 0
+    var sequence: UInt64 = 0
+    let log: (String) -> Void
+    /// The bound endpoint (a `*` port resolved).
+    public var endpoint: String { router.endpoint }
+
+    /// Binds, opens the ledger and resumes after its last completed round.
+    public init(configuration c: Configuration, context: ZMQContext, log: @escaping (String) -> Void) throws {
+        configuration = c
+        self.log = log
+        ledger = try LedgerStore(path: c.ledgerPath)
+        router = try RouterEndpoint(
+            context: context, bind: c.bind, security: c.security, limits: try DecodeLimits(serving: c.model),
+            allowPlainOffLoopback: c.allowPlainOffLoopback)
+        check = try DeltaCheck(model: c.model)
+        tensorSizes = try c.model.parameterCounts()
+        policies = PolicyEngine(model: c.model, stepsPerRound: c.stepsPerRound)
+        accumulator = FedAvgAccumulator(tensorSizes: tensorSizes)
+        if let (round, bytes) = try ledger.latestCheckpoint() {
+            global = Self.decodeModel(bytes, sizes: tensorSizes)
+            machine = RoundMachine(configuration: c.rounds, firstRound: round + 1)
+            log("resuming after round \(round) from \(c.ledgerPath)")
+        } else {
+            let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
+            let network = try Network(spec: c.model, mode: .fp32, quantization: q, seed: c.seed)
+            global = network.parameterSnapshot.map { $0.dequantized() }
+            machine = RoundMachine(configuration: c.rounds)
+        }
+    }
+
+    static func encodeModel(_ tensors: [[Float]]) -> [UInt8] {
+        var w = ByteWriter()
+        for t in tensors { for v in t { w.f32(v) } }
+        return w.bytes
+    }
+
+    static func decodeModel(_ bytes: [UInt8], sizes: [Int]) -> [[Float]] {
+        var r = ByteReader(bytes)
+        return sizes.map { n in (0..<n).map { _ in (try? r.f32("model")) ?? 0 } }
+    }
+
+    static func now() -> String { LedgerStore.now() }
+
+    /// Serves until every round is done or `shouldStop` says so.
+    public func run(shouldStop: () -> Bool = { false }) throws {
+        while machine.state != .finished && !shouldStop() {
+            if let incoming = try router.receive(timeoutMs: 20) { try handle(incoming) }
+            try perform(machine.tick(at: MonotonicClock.milliseconds()))
+            heartbeat()
+        }
+        for (_, p) in peers { try? router.send(.bye(reason: .normal, text: "all rounds done"), to: p.address) }
+    }
+
+    func heartbeat() {
+        let now = MonotonicClock.milliseconds()
+        guard now - lastBeat >= 1000 else { return }
+        lastBeat = now
+        sequence += 1
+        for (_, p) in peers { try? router.send(.heartbeat(sequence: sequence, timestampMs: now), to: p.address) }
+    }
+
+    func handle(_ incoming: Incoming) throws {
+        let now = MonotonicClock.milliseconds()
+        switch incoming {
+        case .malformed(let peer, let error):
+            log("refused a frame from \(peer): \(error)")
+            try? router.send(Message.errorReply(for: error), to: peer)
+        case .message(let peer, let message):
+            let id = peer.identity
+            switch message {
+            case .hello(let h):
+                let profile = String(decoding: (try? JSONEncoder().encode(h.profile)) ?? Data(), as: UTF8.self)
+                let rowID = try ledger.upsertNode(
+                    NodeRecord(
+                        identity: id, name: h.name, profileJSON: profile, energyBudgetJ: h.energyBudgetJ,
+                        memoryBudgetBytes: Int(clamping: h.memoryBudgetBytes),
+                        localSamples: Int(clamping: h.localSamples),
+                        state: "connected"))
+                peers[id] = (peer, h, UInt32(truncatingIfNeeded: rowID))
+                let layers = tensorSizes.count / 2
+                try router.send(
+                    .welcome(
+                        Welcome(
+                            nodeId: UInt32(truncatingIfNeeded: rowID), model: configuration.model,
+                            policy: Policy(
+                                layerBits: [Policy.BitRange](repeating: .init(min: 8, max: 16), count: layers)))),
+                    to: peer)
+                log("node \(h.name) joined (\(id.prefix(12)))")
+                try perform(machine.nodeJoined(id, at: now))
+            case .update(let u):
+                pendingUpdates[id] = u
+                try perform(
+                    machine.update(
+                        from: id, round: Int(u.round), attempt: Int(u.attempt), partial: u.isPartial, at: now))
+                pendingUpdates[id] = nil
+            case .bye(let reason, let text):
+                log("node \(peers[id]?.hello.name ?? id) left: \(reason) \(text)")
+                peers[id] = nil
+                try perform(machine.nodeLeft(id, at: now))
+            default:
+                break
+            }
+        }
+    }
+
+    func budget(_ id: String) throws -> NodeBudget? {
+        guard let p = peers[id] else { return nil }
+        return NodeBudget(
+            profile: p.hello.profile, energyBudgetJ: p.hello.energyBudgetJ,
+            energySpentJ: try ledger.energySpent(identity: id),
+            memoryBudgetBytes: Int(clamping: p.hello.memoryBudgetBytes),
+            localSamples: Int(clamping: p.hello.localSamples))
+    }
+
+    func perform(_ actions: [RoundMachine.Action]) throws {
+        for action in actions {
+            switch action {
+            case .sendTasks(let round, let attempt, let nodes, let timeoutMs):
+                accumulator = FedAvgAccumulator(tensorSizes: tensorSizes)
+                participations = []
+                roundStarted = Self.now()
+                var random = RandomSource(seed: UInt64(round))
+                let tensors = global.enumerated().map { i, v in
+                    QuantizedTensor.quantize(v, layer: UInt16(i), bits: 16, scaleKind: .powerOfTwo, random: &random)
+                }
+                let roundsLeft = configuration.rounds.rounds - round + 1
+                for id in nodes {
+                    guard let p = peers[id], let b = try budget(id) else { continue }
+                    do {
+                        let plan = try policies.plan(for: b, roundsLeft: roundsLeft)
+                        let task = Message.task(
+                            TrainingTask(
+                                round: UInt32(round), attempt: UInt32(attempt), timeoutMs: UInt32(clamping: timeoutMs),
+                                payload: .fullModel, baseRound: 0, tensors: tensors, policy: plan.policy))
+                        let frame = Frame.encode(task)
+                        try router.socket.send([p.address.routingId, frame], dontWait: true)
+                        taskBytes[id] = frame.count
+                        try ledger.database.run(
+                            "INSERT INTO policies (node_id, round, policy, reason) VALUES (?, ?, ?, ?)",
+                            [
+                                .integer(Int64(p.id)), .integer(Int64(round)),
+                                .text(
+                                    String(decoding: (try? JSONEncoder().encode(plan.policy)) ?? Data(), as: UTF8.self)),
+                                .text(plan.reason),
+                            ])
+                    } catch {
+                        log("no task for \(p.hello.name) in round \(round): \(error)")
+                    }
+                }
+            case .accept(let node, _):
+                guard let u = pendingUpdates[node], let p = peers[node] else { continue }
+                do {
+                    let norm = try check.check(u, round: u.round, attempt: u.attempt)
+                    accumulator.add(u.delta, samples: Int(clamping: u.samplesTrained), norm: norm)
+                    participations.append(
+                        record(node: node, update: u, status: u.isPartial ? "partial" : "ok", reason: nil))
+                } catch {
+                    log("rejected the update of \(p.hello.name): \(error)")
+                    participations.append(record(node: node, update: u, status: "rejected", reason: "\(error)"))
+                }
+            case .refuse(let node, let reason):
+                log("refused an update from \(peers[node]?.hello.name ?? node): \(reason.rawValue)")
+            case .completeRound(let round, let attempt, _, let missing):
+                let mean = accumulator.mean()
+                for t in global.indices { for i in global[t].indices { global[t][i] += mean[t][i] } }
+                var accuracy: Double? = nil
+                var loss: Double? = nil
+                if let test = configuration.evaluation {
+                    let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
+                    var net = try Network(spec: configuration.model, mode: .fp32, quantization: q, seed: 0)
+                    try net.loadParameters(global)
+                    (accuracy, loss) = net.evaluate(test)
+                }
+                for id in missing {
+                    participations.append(
+                        ParticipationRecord(
+                            identity: id, status: "dropped", reason: "no update by the deadline", energyJ: 0,
+                            cumulativeEnergyJ: try ledger.energySpent(identity: id), peakMemoryBytes: 0,
+                            parameterBytes: 0,
+                            bits: [], samples: 0, stepsDone: 0, stepsAsked: 0, bytesUp: 0, bytesDown: 0, durationS: 0))
+                }
+                try ledger.recordRound(
+                    RoundRecord(
+                        number: round, attempt: attempt, status: "completed", startedAt: roundStarted,
+                        endedAt: Self.now(),
+                        accuracy: accuracy, loss: loss),
+                    participations: participations, checkpoint: Self.encodeModel(global))
+                let energy = participations.reduce(0) { $0 + $1.energyJ }
+                log(
+                    "round \(round): \(participations.filter { $0.status == "ok" || $0.status == "partial" }.count) updates, "
+                        + "\(missing.count) missing, accuracy \(accuracy.map { String(format: "%.4f", $0) } ?? "–"), "
+                        + "energy \(String(format: "%.4g", energy)) J")
+            case .failRound(let round, let attempt, let answered, let needed):
+                try ledger.recordRound(
+                    RoundRecord(
+                        number: round, attempt: attempt, status: "failed", startedAt: roundStarted, endedAt: Self.now()),
+                    participations: participations)
+                log("round \(round) attempt \(attempt) failed: \(answered) of \(needed) updates")
+            case .finished:
+                log("all \(configuration.rounds.rounds) rounds done")
+            }
+        }
+    }
+
+    func record(node: String, update u: Update, status: String, reason: String?) -> ParticipationRecord {
+        let spent = (try? ledger.energySpent(identity: node)) ?? 0
+        return ParticipationRecord(
+            identity: node, status: status, reason: reason, energyJ: u.ledger.energyJ,
+            cumulativeEnergyJ: spent + u.ledger.energyJ, peakMemoryBytes: Int(clamping: u.ledger.peakMemoryBytes),
+            parameterBytes: 0, bits: u.ledger.bits.map(Int.init), samples: Int(clamping: u.samplesTrained),
+            stepsDone: Int(u.stepsDone), stepsAsked: Int(u.stepsAsked), loss: u.ledger.loss,
+            accuracy: u.ledger.accuracy,
+            bytesUp: Frame.encode(.update(u)).count, bytesDown: taskBytes[node] ?? 0, durationS: u.ledger.durationS)
+    }
+}

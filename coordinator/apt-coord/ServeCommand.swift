@@ -1,0 +1,90 @@
+import APTCommandLine
+import APTCoordinator
+import APTCore
+import APTProtocol
+import Foundation
+
+/// `apt-coord serve`: runs the federated rounds.
+enum ServeCommand {
+    static let spec = CommandSpec(
+        name: "apt-coord serve",
+        overview: "Run federated rounds over ZeroMQ: select nodes, send each the global model at its precision with "
+            + "a policy within its budgets, fold their quantised deltas in (FedAvg), record everything in the SQLite "
+            + "ledger. Resumes after the ledger's last completed round.",
+        options: [
+            .value("bind", "endpoint", "Where to listen.", default: "tcp://127.0.0.1:5555"),
+            .value("ledger", "file", "The ledger (SQLite) file; created if missing.", required: true),
+            .value("model", "name", "mlp or lenet.", default: "mlp"),
+            .value("rounds", "n", "Rounds to complete.", default: "3"),
+            .value("min-nodes", "n", "Fewest updates a round needs.", default: "2"),
+            .value("fraction", "f", "Fraction of eligible nodes selected per round, (0, 1].", default: "1"),
+            .value("round-timeout", "seconds", "How long selected nodes have.", default: "60"),
+            .value("steps", "n", "Local steps per round at most.", default: "50"),
+            .value("eval-data", "dir", "Evaluate the global model on this directory's test split after each round."),
+            .value("eval-limit", "n", "Evaluate on the first n test samples.", default: "10000"),
+            .value("curve-secret", "file", "The coordinator's secret key file (from keygen): CURVE on."),
+            .value("allow", "file", "Allow-list of node public keys (with --curve-secret)."),
+            .flag("force-plain", "Allow plain (unencrypted) mode off loopback."),
+        ])
+
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in
+            guard let model = ModelSpec.builtIn[args.string("model", default: "mlp")] else {
+                throw UsageError("--model expects mlp or lenet, got '\(args.string("model", default: ""))'")
+            }
+            let rounds = try args.int("rounds", default: 3)
+            let minNodes = try args.int("min-nodes", default: 2)
+            let fraction = try args.double("fraction", default: 1)
+            let timeout = try args.double("round-timeout", default: 60)
+            guard rounds >= 1, minNodes >= 1, fraction > 0, fraction <= 1, timeout > 0 else {
+                throw UsageError(
+                    "--rounds and --min-nodes must be at least 1, --fraction in (0, 1], --round-timeout > 0")
+            }
+            var security = Security.plain
+            if let secretPath = args["curve-secret"] {
+                guard let allowPath = args["allow"] else { throw UsageError("--curve-secret needs --allow FILE") }
+                do {
+                    let secret = try KeyFiles.readKey(path: secretPath)
+                    let pub = try KeyFiles.readKey(path: secretPath.replacingOccurrences(of: ".key", with: ".pub"))
+                    security = .curveServer(
+                        keys: CurveKeyPair(publicKey: pub, secretKey: secret),
+                        allowList: try AllowList.load(path: allowPath))
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+            }
+            let bind = args.string("bind", default: "tcp://127.0.0.1:5555")
+            if security == .plain, args.flag("force-plain"), let warning = Security.plainWarning(endpoint: bind) {
+                console.err("Warning: \(warning)\n")
+            }
+            var evaluation: Dataset? = nil
+            if let dir = args["eval-data"] {
+                let limit = try args.int("eval-limit", default: 10_000)
+                do {
+                    let count = try Dataset.splitLabels(directory: dir, train: false).count
+                    evaluation = try Dataset.split(
+                        directory: dir, train: false, keeping: limit < count ? Array(0..<max(1, limit)) : nil)
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+            }
+            let configuration = CoordinatorServer.Configuration(
+                bind: bind, ledgerPath: args.string("ledger", default: ""), model: model,
+                rounds: .init(
+                    rounds: rounds, minNodes: minNodes, fraction: fraction, timeoutMs: UInt64(timeout * 1000)),
+                security: security, allowPlainOffLoopback: args.flag("force-plain"),
+                stepsPerRound: try args.int("steps", default: 50), evaluation: evaluation)
+            do {
+                let server = try CoordinatorServer(configuration: configuration, context: try ZMQContext()) { line in
+                    console.err(line + "\n")
+                }
+                console.err("serving \(model.name) on \(server.endpoint)\n")
+                try server.run()
+            } catch let e as CommandFailure {
+                throw e
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import APTCommandLine
+import APTCore
+import APTNode
+import APTProtocol
+import Foundation
+
+/// `apt-node run`: the fleet agent on a board.
+enum RunCommand {
+    static let spec = CommandSpec(
+        name: "apt-node run",
+        overview: "Join a coordinator and train each round it asks for with APT, within this node's energy and memory "
+            + "budgets, sending quantised deltas. State (energy spent, the round in progress) is kept in --state-dir "
+            + "so a restarted node never spends twice.",
+        options: [
+            .value("coordinator", "endpoint", "The coordinator's endpoint.", required: true),
+            .value("name", "name", "This node's name.", required: true),
+            .value("state-dir", "dir", "Where the node keeps its state.", required: true),
+            .value("energy-budget", "joules", "Total energy this node may spend.", required: true),
+            .value("memory-budget", "bytes", "Memory for training (k/M/G suffixes).", default: "64M"),
+            .value("data", "dir", "Directory with the IDX files.", default: Dataset.defaultDirectory),
+            .value("shard", "i/n", "Train on shard i of n (0-based) of the training set."),
+            .value("partition", "spec", "How shards are cut: iid, labels:K or dirichlet:ALPHA.", default: "iid"),
+            .value("train-limit", "n", "Use only the first n samples of the shard."),
+            .value("seed", "s", "Seed for partitioning, sampling and rounding.", default: "0"),
+            .value("profile", "name", "Device profile.", default: "rpi4"),
+            .value("key", "prefix", "This node's key pair PREFIX.key / PREFIX.pub (CURVE on)."),
+            .value("coordinator-key", "file", "The coordinator's public key file (with --key)."),
+        ])
+
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        spec.execute(arguments, console: console) { args in
+            let energy = try args.double("energy-budget", default: 0)
+            guard energy > 0 else { throw UsageError("--energy-budget must be a positive number of joules") }
+            let memory = try args.int("memory-budget", default: 64 << 20)
+            let seed = UInt64(max(0, try args.int("seed", default: 0)))
+            guard let profile = DeviceProfile.named(args.string("profile", default: "rpi4")) else {
+                throw UsageError(
+                    "--profile expects one of \(DeviceProfile.builtIn.map(\.name).joined(separator: ", "))")
+            }
+            var shard: (Int, Int)? = nil
+            if let s = args["shard"] {
+                let parts = s.split(separator: "/").map { Int($0) }
+                guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, i >= 0, i < n else {
+                    throw UsageError("--shard expects i/n with 0 ≤ i < n, got '\(s)'")
+                }
+                shard = (i, n)
+            }
+            let partition: PartitionScheme
+            do {
+                partition = try PartitionScheme(parsing: args.string("partition", default: "iid"))
+            } catch {
+                throw UsageError("\(error)")
+            }
+            var security = Security.plain
+            if let prefix = args["key"] {
+                guard let serverKeyPath = args["coordinator-key"] else {
+                    throw UsageError("--key needs --coordinator-key")
+                }
+                do {
+                    let pair = CurveKeyPair(
+                        publicKey: try KeyFiles.readKey(path: prefix + ".pub"),
+                        secretKey: try KeyFiles.readKey(path: prefix + ".key"))
+                    security = .curveClient(keys: pair, serverPublicKey: try KeyFiles.readKey(path: serverKeyPath))
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+            }
+            let dir = args.string("data", default: Dataset.defaultDirectory)
+            let data: Dataset
+            do {
+                let labels = try Dataset.splitLabels(directory: dir, train: true)
+                var keep = Array(labels.indices)
+                if let (i, n) = shard {
+                    keep = try Partitioner.shards(labels: labels, classes: 10, count: n, scheme: partition, seed: seed)[
+                        i]
+                }
+                if let l = try args.int("train-limit"), l < keep.count { keep = Array(keep.prefix(max(1, l))) }
+                data = try Dataset.split(directory: dir, train: true, keeping: keep)
+            } catch let e as UsageError {
+                throw e
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            let configuration = FleetNode.Configuration(
+                coordinator: args.string("coordinator", default: ""), name: args.string("name", default: ""),
+                profile: profile, energyBudgetJ: energy, memoryBudgetBytes: memory,
+                stateDirectory: args.string("state-dir", default: ""), security: security, seed: seed)
+            do {
+                let node = try FleetNode(configuration: configuration, data: data, context: try ZMQContext()) { line in
+                    console.err(line + "\n")
+                }
+                switch try node.run() {
+                case .done: console.err("done\n")
+                case .budgetSpent: console.err("energy budget spent: leaving the fleet\n")
+                }
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+        }
+    }
+}
