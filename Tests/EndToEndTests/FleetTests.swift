@@ -39,17 +39,27 @@ struct FleetTests {
             allow += try String(contentsOfFile: "\(dir)/node-\(i).pub", encoding: .utf8)
         }
         try allow.write(toFile: dir + "/allow.txt", atomically: true, encoding: .utf8)
-        let port = 20_000 + Int(getpid() % 20_000)
-        let endpoint = "tcp://127.0.0.1:\(port)"
         let ledgerPath = dir + "/ledger.sqlite"
         let server = try start(
             "apt-coord",
             [
-                "serve", "--bind", endpoint, "--ledger", ledgerPath, "--rounds", "3", "--min-nodes", "3", "--steps",
+                "serve", "--bind", "tcp://127.0.0.1:*", "--ledger", ledgerPath, "--rounds", "3", "--min-nodes", "3",
+                "--steps",
                 "10", "--round-timeout", "60", "--eval-data", "/usr/share/datasets/fashion-mnist", "--eval-limit",
                 "1000",
                 "--curve-secret", dir + "/coordinator.key", "--allow", dir + "/allow.txt",
             ], log: dir + "/serve.log")
+        // The coordinator binds a free port and says which.
+        let serverLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
+        var endpoint = ""
+        let deadline = Date().addingTimeInterval(20)
+        while endpoint.isEmpty && Date() < deadline && server.isRunning {
+            if let line = serverLog().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
+                endpoint = String(line.split(separator: " ").last ?? "")
+            }
+            usleep(20_000)
+        }
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(serverLog())")
         let budgets = [1.0, 1.0, 0.0005]
         var nodes: [Process] = []
         for i in 0..<3 {
@@ -62,7 +72,6 @@ struct FleetTests {
                         "--key", "\(dir)/node-\(i)", "--coordinator-key", dir + "/coordinator.pub",
                     ], log: "\(dir)/node-\(i).log"))
         }
-        let serverLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
         #expect(wait(server, seconds: 120), "the coordinator did not finish: \(serverLog())")
         for (i, n) in nodes.enumerated() {
             #expect(wait(n, seconds: 10), "node \(i) did not finish")
