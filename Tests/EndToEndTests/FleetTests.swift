@@ -99,4 +99,54 @@ struct FleetTests {
         #expect(policies.count >= 6)
         #expect(policies.allSatisfy { ($0["reason"].string ?? "").contains("steps of batch") })
     }
+
+    @Test("a node killed with SIGKILL does not stop the rounds: they close at the deadline with the others")
+    func killedNode() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-kill-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ledgerPath = dir + "/ledger.sqlite"
+        let server = try start(
+            "apt-coord",
+            [
+                "serve", "--bind", "tcp://127.0.0.1:*", "--ledger", ledgerPath, "--rounds", "2", "--min-nodes", "2",
+                "--steps", "400", "--round-timeout", "4",
+            ], log: dir + "/serve.log")
+        let serverLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
+        var endpoint = ""
+        let deadline = Date().addingTimeInterval(20)
+        while endpoint.isEmpty && Date() < deadline && server.isRunning {
+            if let line = serverLog().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
+                endpoint = String(line.split(separator: " ").last ?? "")
+            }
+            usleep(20_000)
+        }
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(serverLog())")
+        var nodes: [Process] = []
+        for i in 0..<3 {
+            nodes.append(
+                try start(
+                    "apt-node",
+                    [
+                        "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                        "--energy-budget", "1", "--shard", "\(i)/3", "--train-limit", "6400",
+                    ], log: "\(dir)/node-\(i).log"))
+        }
+        // Kill node 2 soon after it joins (while it trains, or between its rounds).
+        let killBy = Date().addingTimeInterval(20)
+        while Date() < killBy && !serverLog().contains("node pi-2 joined") { usleep(20_000) }
+        usleep(300_000)
+        kill(nodes[2].processIdentifier, SIGKILL)
+        #expect(wait(server, seconds: 60), "the coordinator did not finish: \(serverLog())")
+        #expect(server.terminationStatus == 0, "\(serverLog())")
+        for n in nodes.prefix(2) { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
+        _ = wait(nodes[2], seconds: 1)
+        let ledger = try LedgerStore(path: ledgerPath, readOnly: true)
+        let completed = try ledger.rounds().filter { $0.status == "completed" }
+        #expect(completed.map(\.number) == [1, 2], "\(serverLog())")
+        let dropped = try ledger.database.rows(
+            "SELECT p.round FROM participations p JOIN nodes n ON n.id = p.node_id WHERE n.name = 'pi-2' AND p.status = 'dropped'"
+        )
+        #expect(!dropped.isEmpty, "the killed node is recorded as dropped: \(serverLog())")
+    }
 }
