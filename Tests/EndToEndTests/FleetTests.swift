@@ -149,4 +149,49 @@ struct FleetTests {
         )
         #expect(!dropped.isEmpty, "the killed node is recorded as dropped: \(serverLog())")
     }
+
+    /// Starts `apt-coord serve` on a free loopback port with `arguments`; returns it, its endpoint and its log.
+    func serve(_ dir: String, _ arguments: [String]) throws -> (Process, String, () -> String) {
+        let server = try start(
+            "apt-coord", ["serve", "--bind", "tcp://127.0.0.1:*", "--ledger", dir + "/ledger.sqlite"] + arguments,
+            log: dir + "/serve.log")
+        let log = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
+        var endpoint = ""
+        let deadline = Date().addingTimeInterval(20)
+        while endpoint.isEmpty && Date() < deadline && server.isRunning {
+            if let line = log().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
+                endpoint = String(line.split(separator: " ").last ?? "")
+            }
+            usleep(20_000)
+        }
+        return (server, endpoint, log)
+    }
+
+    @Test("a node whose budget cannot pay for a step is retired with BYE, exits 0, and the ledger shows it")
+    func tinyBudget() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-tiny-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(dir, ["--rounds", "2", "--min-nodes", "2", "--steps", "5"])
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        let budgets = ["1", "1", "0.0000001"]
+        let nodes = try (0..<3).map { i in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", budgets[i], "--shard", "\(i)/3", "--train-limit", "640",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
+        for n in nodes { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
+        let poorLog = (try? String(contentsOfFile: "\(dir)/node-2.log", encoding: .utf8)) ?? ""
+        #expect(poorLog.contains("energy budget spent"), "\(poorLog)")
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let fleet = try ledger.fleet()
+        let poor = try #require(fleet.first { $0["name"].string == "pi-2" })
+        #expect(poor["state"].string == "retired")
+        #expect((poor["energy_j"].double ?? 1) <= 0.0000001)
+        #expect(try ledger.rounds().filter { $0.status == "completed" }.count == 2)
+    }
 }

@@ -163,6 +163,13 @@ public final class LedgerStore {
         return try nodeID(n.identity)
     }
 
+    /// Sets a node's state (`retired` when its budget is spent, `dropped` when it went away).
+    public func setState(identity: String, state: String) throws {
+        try database.run(
+            "UPDATE nodes SET state = ?, last_seen = ? WHERE identity = ?",
+            [.text(state), .text(Self.now()), .text(identity)])
+    }
+
     func nodeID(_ identity: String) throws -> Int64 {
         guard let id = try database.rows("SELECT id FROM nodes WHERE identity = ?", [.text(identity)]).first?["id"].int
         else { throw SQLiteError(code: 12, message: "no node with identity \(identity) in the ledger") }

@@ -146,6 +146,15 @@ public final class CoordinatorServer {
                                 layerBits: [Policy.BitRange](repeating: .init(min: 8, max: 16), count: layers)))),
                     to: peer)
                 log("node \(h.name) joined (\(id.prefix(12)))")
+                // Eligible only with budget for the cheapest useful round: else it is retired at once, told why.
+                if let b = try budget(id) {
+                    do {
+                        _ = try policies.plan(for: b, roundsLeft: max(1, roundsLeft))
+                    } catch let refusal as PolicyRefusal {
+                        try retire(id, refusal)
+                        return
+                    }
+                }
                 try perform(machine.nodeJoined(id, at: now))
             case .update(let u):
                 pendingUpdates[id] = u
@@ -155,12 +164,35 @@ public final class CoordinatorServer {
                 pendingUpdates[id] = nil
             case .bye(let reason, let text):
                 log("node \(peers[id]?.hello.name ?? id) left: \(reason) \(text)")
+                if reason == .energyBudgetExhausted || reason == .memoryBudget {
+                    try ledger.setState(identity: id, state: "retired")
+                }
                 peers[id] = nil
                 try perform(machine.nodeLeft(id, at: now))
             default:
                 break
             }
         }
+    }
+
+    /// Rounds still to run, the current one included.
+    var roundsLeft: Int {
+        switch machine.state {
+        case .waiting(let r, _), .collecting(let r, _, _, _, _): return configuration.rounds.rounds - r + 1
+        case .finished: return 0
+        }
+    }
+
+    /// Tells a node it leaves the fleet and why, records it as retired, and takes it out of the rounds.
+    func retire(_ id: String, _ refusal: PolicyRefusal) throws {
+        guard let p = peers[id] else { return }
+        let reason: ByeReason
+        if case .memory = refusal { reason = .memoryBudget } else { reason = .energyBudgetExhausted }
+        try? router.send(.bye(reason: reason, text: "\(refusal)"), to: p.address)
+        try ledger.setState(identity: id, state: "retired")
+        peers[id] = nil
+        log("node \(p.hello.name) retired: \(refusal)")
+        try perform(machine.nodeLeft(id, at: MonotonicClock.milliseconds()))
     }
 
     func budget(_ id: String) throws -> NodeBudget? {
@@ -184,6 +216,7 @@ public final class CoordinatorServer {
                     QuantizedTensor.quantize(v, layer: UInt16(i), bits: 16, scaleKind: .powerOfTwo, random: &random)
                 }
                 let roundsLeft = configuration.rounds.rounds - round + 1
+                var retiring: [(String, PolicyRefusal)] = []
                 for id in nodes {
                     guard let p = peers[id], let b = try budget(id) else { continue }
                     do {
@@ -203,10 +236,15 @@ public final class CoordinatorServer {
                                     String(decoding: (try? JSONEncoder().encode(plan.policy)) ?? Data(), as: UTF8.self)),
                                 .text(plan.reason),
                             ])
+                    } catch let refusal as PolicyRefusal {
+                        log("no task for \(p.hello.name) in round \(round): \(refusal)")
+                        retiring.append((id, refusal))
                     } catch {
                         log("no task for \(p.hello.name) in round \(round): \(error)")
                     }
                 }
+                // A node that cannot pay for one step (or hold one) leaves the fleet, told why; the round goes on.
+                for (id, refusal) in retiring { try retire(id, refusal) }
             case .accept(let node, _):
                 guard let u = pendingUpdates[node], let p = peers[node] else { continue }
                 do {

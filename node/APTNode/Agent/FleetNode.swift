@@ -99,10 +99,10 @@ public final class FleetNode {
                     connection.close(reason: .energyBudgetExhausted, text: "spent \(state.chargedJ) J")
                     return .budgetSpent
                 }
-            case .message(.bye(_, let text)):
+            case .message(.bye(let reason, let text)):
                 log("coordinator: \(text)")
                 connection.close()
-                return .done
+                return reason == .energyBudgetExhausted || reason == .memoryBudget ? .budgetSpent : .done
             case .message(.error(let code, let text)):
                 log("coordinator refused: \(code) \(text)")
             case .malformed(let e):
