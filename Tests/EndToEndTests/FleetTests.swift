@@ -194,4 +194,59 @@ struct FleetTests {
         #expect((poor["energy_j"].double ?? 1) <= 0.0000001)
         #expect(try ledger.rounds().filter { $0.status == "completed" }.count == 2)
     }
+
+    @Test("a node killed mid-round and restarted with its state dir resumes its spending, never spends twice")
+    func restartedNode() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-restart-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(
+            dir, ["--rounds", "3", "--min-nodes", "2", "--steps", "400", "--round-timeout", "4"])
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        let budget = 0.05
+        func node(_ i: Int, log suffix: String = "") throws -> Process {
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", String(budget), "--shard", "\(i)/3", "--train-limit", "6400",
+                ], log: "\(dir)/node-\(i)\(suffix).log")
+        }
+        var nodes = try (0..<3).map { try node($0) }
+        let state = dir + "/state-2/state.json"
+        func charged() throws -> (spent: Double, committed: Double) {
+            let data = try Data(contentsOf: URL(fileURLWithPath: state))
+            let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return ((json["spentJ"] as? Double) ?? -1, (json["committedJ"] as? Double) ?? -1)
+        }
+        // Kill node 2 while it trains (its round's allowance written ahead, not yet settled), then start it again
+        // on the same state dir.
+        let by = Date().addingTimeInterval(30)
+        while Date() < by && ((try? charged())?.committed ?? 0) <= 0 { usleep(5_000) }
+        kill(nodes[2].processIdentifier, SIGKILL)
+        _ = wait(nodes[2], seconds: 5)
+        let atKill = try charged()
+        #expect(atKill.committed > 0, "killed while training, its round's allowance written ahead: \(log())")
+        nodes[2] = try node(2, log: "-again")
+        #expect(wait(server, seconds: 90) && server.terminationStatus == 0, "\(log())")
+        for n in nodes { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
+        let again = (try? String(contentsOfFile: "\(dir)/node-2-again.log", encoding: .utf8)) ?? ""
+        #expect(again.contains("resuming: "), "\(again)")
+        let end = try charged()
+        // Everything charged before the kill stays charged; nothing is left committed; the budget holds.
+        #expect(end.committed == 0)
+        #expect(end.spent >= atKill.spent + atKill.committed)
+        #expect(end.spent <= budget)
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let rows = try ledger.database.rows(
+            "SELECT p.round, p.status, p.energy_j FROM participations p JOIN nodes n ON n.id = p.node_id WHERE n.name = 'pi-2'"
+        )
+        // The restarted node took part again, as the same node, and what it reported is within what it charged.
+        #expect(try ledger.fleet().filter { $0["name"].string == "pi-2" }.count == 1)
+        #expect(
+            rows.contains { ($0["round"].int ?? 0) >= 2 && ["ok", "partial"].contains($0["status"].string ?? "") },
+            "\(rows)")
+        let reported = rows.compactMap { $0["energy_j"].double }.reduce(0, +)
+        #expect(reported <= end.spent + 1e-12, "the ledger has \(reported) J, the node charged \(end.spent) J")
+    }
 }
