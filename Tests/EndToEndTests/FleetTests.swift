@@ -249,4 +249,44 @@ struct FleetTests {
         let reported = rows.compactMap { $0["energy_j"].double }.reduce(0, +)
         #expect(reported <= end.spent + 1e-12, "the ledger has \(reported) J, the node charged \(end.spent) J")
     }
+
+    @Test("nodes whose coordinator is killed and restarted on its ledger reconnect, say HELLO again and finish the run")
+    func restartedCoordinator() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-coord-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rounds = ["--rounds", "4", "--min-nodes", "3", "--steps", "200", "--round-timeout", "10"]
+        let (first, endpoint, firstLog) = try serve(dir, rounds)
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(firstLog())")
+        let nodes = try (0..<3).map { i in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", "1", "--shard", "\(i)/3", "--train-limit", "3200",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        // Kill the coordinator once round 1 is in the ledger; start it again on the same endpoint and ledger.
+        let by = Date().addingTimeInterval(60)
+        while Date() < by && !firstLog().contains("round 1:") { usleep(10_000) }
+        kill(first.processIdentifier, SIGKILL)
+        _ = wait(first, seconds: 5)
+        try #require(firstLog().contains("round 1:"), "round 1 did not complete: \(firstLog())")
+        let second = try start(
+            "apt-coord", ["serve", "--bind", endpoint, "--ledger", dir + "/ledger.sqlite"] + rounds,
+            log: dir + "/serve-again.log")
+        let secondLog = { (try? String(contentsOfFile: dir + "/serve-again.log", encoding: .utf8)) ?? "" }
+        #expect(wait(second, seconds: 120) && second.terminationStatus == 0, "\(secondLog())")
+        #expect(secondLog().contains("resuming after round"), "\(secondLog())")
+        for (i, n) in nodes.enumerated() {
+            let text = (try? String(contentsOfFile: "\(dir)/node-\(i).log", encoding: .utf8)) ?? ""
+            #expect(wait(n, seconds: 10) && n.terminationStatus == 0, "\(text)")
+            // Welcomed by the first coordinator and again by the second.
+            #expect(text.components(separatedBy: "welcomed as node").count - 1 >= 2, "\(text)")
+        }
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try ledger.rounds().filter { $0.status == "completed" }.map(\.number) == [1, 2, 3, 4])
+        // The same three nodes, known by the same identities across the restart.
+        #expect(try ledger.fleet().count == 3)
+    }
 }
