@@ -82,4 +82,24 @@ struct PolicyEngineTests {
             if case .energy(let cost, let left) = refusal { #expect(cost > left) } else { Issue.record("\(refusal)") }
         }
     }
+
+    @Test("a node whose paced share cannot pay a step trains one lean step a round while its energy lasts")
+    func onePacedStep() throws {
+        var leanEngine = engine
+        leanEngine.tradeoff = engine.leanTradeoff
+        let lean = try leanEngine.plan(for: node(energy: 1e6), roundsLeft: 1)
+        // Energy for three and a half lean steps, a thousand rounds to go.
+        var n = node(energy: 3.5 * lean.stepCostJ)
+        var rounds = 0
+        while rounds < 10 {
+            guard let plan = try? engine.plan(for: n, roundsLeft: 1000 - rounds) else { break }
+            #expect(plan.policy.localSteps == 1)
+            #expect(plan.policy.tradeoff == engine.leanTradeoff)
+            #expect(plan.policy.roundEnergyJ <= n.energyLeftJ)
+            n.energySpentJ += plan.stepCostJ
+            rounds += 1
+        }
+        #expect(rounds == 3)
+        #expect(n.energySpentJ <= n.energyBudgetJ)
+    }
 }

@@ -66,7 +66,8 @@ public enum PolicyRefusal: Error, Hashable, Sendable, CustomStringConvertible {
 /// 2. Energy: the round's allowance is the energy left divided evenly over the rounds left. The node trains as
 ///    many steps as fit the allowance at the priced cost of a step at its widest bits, up to the default steps
 ///    per round; when not one step fits at the default knob, the aggressive knob (narrower activations, errors
-///    and weights) is tried; when not one step fits at all, the node gets no task.
+///    and weights) is tried; when the paced share cannot pay one step at either knob but the energy left can, the
+///    node trains one lean step a round while it lasts; when not one step fits at all, the node gets no task.
 /// 3. The steps' price plus half a step of headroom (never more than the node has left) is written into the
 ///    policy (`roundEnergyJ`); the node stops at it.
 public struct PolicyEngine: Sendable {
@@ -109,52 +110,58 @@ public struct PolicyEngine: Sendable {
     /// The policy for `node`'s next round, with `roundsLeft` rounds (this one included) still to come.
     public func plan(for node: NodeBudget, roundsLeft: Int) throws -> PlannedPolicy {
         precondition(roundsLeft >= 1, "plan needs at least this round")
-        let allowance = node.energyLeftJ / Double(roundsLeft)
+        let paced = node.energyLeftJ / Double(roundsLeft)
         var cheapest = Double.infinity
         var memoryNeeded = Int.max
-        for knob in [tradeoff, leanTradeoff] {
-            let c = TrainingConfiguration(model: model, precision: .apt, tradeoff: knob)
-            let memory = try MemoryModel(spec: model, mode: .apt, quantization: c.quantization, momentum: momentum)
-            let costs = try CostModel(
-                spec: model, mode: .apt, quantization: c.quantization, momentum: momentum, profile: node.profile)
-            let layers = memory.weightedLayerCount
-            // 1. Memory: the largest batch, at the widest bits, that fits.
-            var chosen: (bits: Int, batch: Int, bytes: Int)? = nil
-            var batch = max(1, min(batchSize, node.localSamples))
-            search: while batch >= 1 {
-                for bits in Set([c.controller.maxBits, 8]).sorted(by: >) {
-                    let bytes = memory.footprint(batch: batch, uniformWeightBits: bits).totalBytes
-                    memoryNeeded = min(memoryNeeded, bytes)
-                    if bytes <= node.memoryBudgetBytes {
-                        chosen = (bits, batch, bytes)
-                        break search
+        // Paced first; a node whose paced share cannot pay one step at either knob trains one step a round while
+        // its energy lasts, at the lean knob (rather than sitting out every round until the last few).
+        for (allowance, mostSteps, knobs) in [
+            (paced, stepsPerRound, [tradeoff, leanTradeoff]), (node.energyLeftJ, 1, [leanTradeoff, tradeoff]),
+        ] {
+            for knob in knobs {
+                let c = TrainingConfiguration(model: model, precision: .apt, tradeoff: knob)
+                let memory = try MemoryModel(spec: model, mode: .apt, quantization: c.quantization, momentum: momentum)
+                let costs = try CostModel(
+                    spec: model, mode: .apt, quantization: c.quantization, momentum: momentum, profile: node.profile)
+                let layers = memory.weightedLayerCount
+                // 1. Memory: the largest batch, at the widest bits, that fits.
+                var chosen: (bits: Int, batch: Int, bytes: Int)? = nil
+                var batch = max(1, min(batchSize, node.localSamples))
+                search: while batch >= 1 {
+                    for bits in Set([c.controller.maxBits, 8]).sorted(by: >) {
+                        let bytes = memory.footprint(batch: batch, uniformWeightBits: bits).totalBytes
+                        memoryNeeded = min(memoryNeeded, bytes)
+                        if bytes <= node.memoryBudgetBytes {
+                            chosen = (bits, batch, bytes)
+                            break search
+                        }
                     }
+                    batch /= 2
                 }
-                batch /= 2
+                guard let fit = chosen else { continue }
+                // 2. Energy: steps that fit the allowance at the widest bits.
+                let step = costs.stepJoules(batch: fit.batch, weightBits: [Int](repeating: fit.bits, count: layers))
+                cheapest = min(cheapest, step)
+                let steps = min(mostSteps, Int((allowance / step).rounded(.down)))
+                guard steps >= 1 else { continue }
+                let low = min(c.controller.minBits, fit.bits)
+                let policy = Policy(
+                    layerBits: [Policy.BitRange](repeating: .init(min: low, max: fit.bits), count: layers),
+                    tradeoff: knob, localEpochs: 0, localSteps: steps, batchSize: fit.batch, learningRate: learningRate,
+                    uplinkBits: uplinkBits, uplinkDensity: uplinkDensity,
+                    // Half a step of headroom over the steps' price, so that rounding never costs the last step; it
+                    // cannot buy another one, and never exceeds what the node has left.
+                    roundEnergyJ: min(node.energyLeftJ, (Double(steps) + 0.5) * step))
+                return PlannedPolicy(
+                    policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
+                    reason: "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): "
+                        + "\(Double(steps) * step) J of the round's \(allowance) J allowance (\(node.energyLeftJ) J left over "
+                        + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")
             }
-            guard let fit = chosen else { continue }
-            // 2. Energy: steps that fit the allowance at the widest bits.
-            let step = costs.stepJoules(batch: fit.batch, weightBits: [Int](repeating: fit.bits, count: layers))
-            cheapest = min(cheapest, step)
-            let steps = min(stepsPerRound, Int((allowance / step).rounded(.down)))
-            guard steps >= 1 else { continue }
-            let low = min(c.controller.minBits, fit.bits)
-            let policy = Policy(
-                layerBits: [Policy.BitRange](repeating: .init(min: low, max: fit.bits), count: layers),
-                tradeoff: knob, localEpochs: 0, localSteps: steps, batchSize: fit.batch, learningRate: learningRate,
-                uplinkBits: uplinkBits, uplinkDensity: uplinkDensity,
-                // Half a step of headroom over the steps' price, so that rounding never costs the last step; it
-                // cannot buy another one, and never exceeds what the node has left.
-                roundEnergyJ: min(node.energyLeftJ, (Double(steps) + 0.5) * step))
-            return PlannedPolicy(
-                policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
-                reason: "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): "
-                    + "\(Double(steps) * step) J of the round's \(allowance) J allowance (\(node.energyLeftJ) J left over "
-                    + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")
         }
         if memoryNeeded > node.memoryBudgetBytes && cheapest == .infinity {
             throw PolicyRefusal.memory(needed: memoryNeeded, budget: node.memoryBudgetBytes)
         }
-        throw PolicyRefusal.energy(stepCostJ: cheapest, leftJ: allowance)
+        throw PolicyRefusal.energy(stepCostJ: cheapest, leftJ: node.energyLeftJ)
     }
 }
