@@ -62,6 +62,18 @@ struct CommandLineTests {
                 == "Error: unknown model 'lenot' (expected mlp, lenet or a .json spec file). Did you mean 'lenet'?")
     }
 
+    @Test("apt-node run: a round limit below one is refused before anything connects")
+    func badRoundLimit() throws {
+        let r = try run(
+            "apt-node",
+            [
+                "run", "--coordinator", "tcp://127.0.0.1:1", "--name", "pi", "--state-dir",
+                NSTemporaryDirectory() + "apt-never-\(UUID().uuidString)", "--energy-budget", "1", "--max-rounds", "0",
+            ])
+        #expect(r.status == 64)
+        #expect(firstLine(r.stderr) == "Error: --max-rounds must be at least 1, got 0")
+    }
+
     @Test("a missing data directory names the file it looked for")
     func missingData() throws {
         let r = try run("apt-node", ["train", "--data", "/nonexistent"])

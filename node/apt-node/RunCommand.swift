@@ -25,6 +25,7 @@ enum RunCommand {
             .value("profile", "name", "Device profile.", default: "rpi4"),
             .value("key", "prefix", "This node's key pair PREFIX.key / PREFIX.pub (CURVE on)."),
             .value("coordinator-key", "file", "The coordinator's public key file (with --key)."),
+            .value("max-rounds", "n", "Leave the fleet (BYE) after training n rounds; default: until the run ends."),
         ])
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
@@ -33,6 +34,8 @@ enum RunCommand {
             guard energy > 0 else { throw UsageError("--energy-budget must be a positive number of joules") }
             let memory = try args.int("memory-budget", default: 64 << 20)
             let seed = UInt64(max(0, try args.int("seed", default: 0)))
+            let maxRounds = try args.int("max-rounds")
+            if let m = maxRounds, m < 1 { throw UsageError("--max-rounds must be at least 1, got \(m)") }
             guard let profile = DeviceProfile.named(args.string("profile", default: "rpi4")) else {
                 throw UsageError(
                     "--profile expects one of \(DeviceProfile.builtIn.map(\.name).joined(separator: ", "))")
@@ -89,7 +92,7 @@ enum RunCommand {
                 let node = try FleetNode(configuration: configuration, data: data, context: try ZMQContext()) { line in
                     console.err(line + "\n")
                 }
-                switch try node.run() {
+                switch try node.run(shouldStop: { maxRounds.map { node.roundsTrained >= $0 } ?? false }) {
                 case .done: console.err("done\n")
                 case .budgetSpent: console.err("energy budget spent: leaving the fleet\n")
                 }

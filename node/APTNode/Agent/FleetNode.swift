@@ -58,6 +58,8 @@ public final class FleetNode {
     var session: TrainingSession?
     var feedback: ErrorFeedback
     let log: (String) -> Void
+    /// Rounds this process has trained and reported.
+    public private(set) var roundsTrained = 0
     var identity: String {
         configuration.security.routingId.map { String(decoding: $0, as: UTF8.self) } ?? configuration.name
     }
@@ -182,6 +184,7 @@ public final class FleetNode {
         try store.save(state)
         try store.saveResidual(feedback.residuals)
         session = s
+        roundsTrained += 1
         log(
             "round \(t.round): \(outcome.steps) steps, loss \(String(format: "%.4f", s.lastEpochLoss)), "
                 + "\(String(format: "%.4g", state.chargedJ)) of \(configuration.energyBudgetJ) J, bits "
