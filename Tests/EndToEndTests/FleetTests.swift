@@ -40,25 +40,14 @@ struct FleetTests {
         }
         try allow.write(toFile: dir + "/allow.txt", atomically: true, encoding: .utf8)
         let ledgerPath = dir + "/ledger.sqlite"
-        let server = try start(
-            "apt-coord",
-            [
-                "serve", "--bind", "tcp://127.0.0.1:*", "--ledger", ledgerPath, "--rounds", "3", "--min-nodes", "3",
-                "--steps",
-                "10", "--round-timeout", "60", "--eval-data", "/usr/share/datasets/fashion-mnist", "--eval-limit",
-                "1000",
-                "--curve-secret", dir + "/coordinator.key", "--allow", dir + "/allow.txt",
-            ], log: dir + "/serve.log")
         // The coordinator binds a free port and says which.
-        let serverLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
-        var endpoint = ""
-        let deadline = Date().addingTimeInterval(20)
-        while endpoint.isEmpty && Date() < deadline && server.isRunning {
-            if let line = serverLog().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
-                endpoint = String(line.split(separator: " ").last ?? "")
-            }
-            usleep(20_000)
-        }
+        let (server, endpoint, serverLog) = try serve(
+            dir,
+            [
+                "--rounds", "3", "--min-nodes", "3", "--steps", "10", "--round-timeout", "60", "--eval-data",
+                "/usr/share/datasets/fashion-mnist", "--eval-limit", "1000", "--curve-secret", dir + "/coordinator.key",
+                "--allow", dir + "/allow.txt",
+            ])
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(serverLog())")
         let budgets = [1.0, 1.0, 0.0005]
         var nodes: [Process] = []
@@ -106,21 +95,8 @@ struct FleetTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let ledgerPath = dir + "/ledger.sqlite"
-        let server = try start(
-            "apt-coord",
-            [
-                "serve", "--bind", "tcp://127.0.0.1:*", "--ledger", ledgerPath, "--rounds", "2", "--min-nodes", "2",
-                "--steps", "400", "--round-timeout", "4",
-            ], log: dir + "/serve.log")
-        let serverLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
-        var endpoint = ""
-        let deadline = Date().addingTimeInterval(20)
-        while endpoint.isEmpty && Date() < deadline && server.isRunning {
-            if let line = serverLog().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
-                endpoint = String(line.split(separator: " ").last ?? "")
-            }
-            usleep(20_000)
-        }
+        let (server, endpoint, serverLog) = try serve(
+            dir, ["--rounds", "2", "--min-nodes", "2", "--steps", "400", "--round-timeout", "4"])
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(serverLog())")
         var nodes: [Process] = []
         for i in 0..<3 {
