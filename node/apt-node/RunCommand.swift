@@ -40,14 +40,7 @@ enum RunCommand {
                 throw UsageError(
                     "--profile expects one of \(DeviceProfile.builtIn.map(\.name).joined(separator: ", "))")
             }
-            var shard: (Int, Int)? = nil
-            if let s = args["shard"] {
-                let parts = s.split(separator: "/").map { Int($0) }
-                guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, i >= 0, i < n else {
-                    throw UsageError("--shard expects i/n with 0 ≤ i < n, got '\(s)'")
-                }
-                shard = (i, n)
-            }
+            let shard = try TrainCommand.shard(args)
             let partition: PartitionScheme
             do {
                 partition = try PartitionScheme(parsing: args.string("partition", default: "iid"))
@@ -70,17 +63,10 @@ enum RunCommand {
             }
             let dir = args.string("data", default: Dataset.defaultDirectory)
             let data: Dataset
+            let keep = try TrainCommand.selection(
+                directory: dir, shard: shard, partition: partition, seed: seed, limit: try args.int("train-limit"))
             do {
-                let labels = try Dataset.splitLabels(directory: dir, train: true)
-                var keep = Array(labels.indices)
-                if let (i, n) = shard {
-                    keep = try Partitioner.shards(labels: labels, classes: 10, count: n, scheme: partition, seed: seed)[
-                        i]
-                }
-                if let l = try args.int("train-limit"), l < keep.count { keep = Array(keep.prefix(max(1, l))) }
                 data = try Dataset.split(directory: dir, train: true, keeping: keep)
-            } catch let e as UsageError {
-                throw e
             } catch {
                 throw CommandFailure("\(error)")
             }

@@ -238,14 +238,7 @@ enum TrainCommand {
                 max(c.quantization.initialWeightBits, c.controller.minBits),
                 c.controller.maxBits)
         }
-        var shard: (Int, Int)? = nil
-        if let s = args["shard"] {
-            let parts = s.split(separator: "/").map { Int($0) }
-            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, i >= 0, i < n else {
-                throw UsageError("--shard expects i/n with 0 ≤ i < n, got '\(s)'")
-            }
-            shard = (i, n)
-        }
+        let shard = try shard(args)
         let partition: PartitionScheme
         do {
             partition = try PartitionScheme(parsing: args.string("partition", default: "iid"))
@@ -254,6 +247,16 @@ enum TrainCommand {
         }
         let format = try args.choice("format", among: ["text", "json"])
         return (c, args.string("data", default: Dataset.defaultDirectory), shard, partition, format)
+    }
+
+    /// `--shard i/n` (shard `i` of `n`, 0-based), or nil when it is not given.
+    static func shard(_ args: ParsedArguments) throws(UsageError) -> (Int, Int)? {
+        guard let s = args["shard"] else { return nil }
+        let parts = s.split(separator: "/").map { Int($0) }
+        guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, i >= 0, i < n else {
+            throw UsageError("--shard expects i/n with 0 ≤ i < n, got '\(s)'")
+        }
+        return (i, n)
     }
 
     static func rounding(_ text: String, _ option: String) throws(UsageError) -> RoundingMode {
