@@ -1,3 +1,4 @@
+import APTCore
 import APTProtocol
 import Foundation
 
@@ -155,19 +156,7 @@ public struct NodeStateStore: Sendable {
         guard fd >= 0 else {
             throw StateError(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
         }
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count, let base = raw.baseAddress {
-                let n = write(fd, base + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += n
-            }
-        }
+        var failure = FileWriter.writeAll(fd, bytes)
         if failure == 0 && fsync(fd) != 0 { failure = errno }
         close(fd)
         if failure == 0 && rename(temporary, target) != 0 { failure = errno }

@@ -1,3 +1,4 @@
+import APTCore
 import Foundation
 
 #if canImport(Glibc)
@@ -68,20 +69,7 @@ public struct KeyFiles: Sendable {
         guard fd >= 0 else { throw SecurityError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         // The umask may have cleared bits of a public file's mode; the secret file's 0600 is never widened.
         fchmod(fd, mode)
-        let bytes = Array(contents.utf8)
-        var offset = 0
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += n
-            }
-        }
+        var failure = FileWriter.writeAll(fd, Array(contents.utf8))
         if failure == 0 && fsync(fd) != 0 { failure = errno }
         close(fd)
         if failure == 0 && !overwrite && access(path, F_OK) == 0 { failure = EEXIST }
