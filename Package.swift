@@ -43,7 +43,8 @@ let package = Package(
 
         // Wire format and ZeroMQ transport. Knows nothing of training loops or SQL.
         .target(
-            name: "APTProtocol", dependencies: ["CZmq", "APTCore"], path: "protocol/APTProtocol", swiftSettings: strict),
+            name: "APTProtocol", dependencies: ["CZmq", "APTCore", "APTCommandLine"], path: "protocol/APTProtocol",
+            swiftSettings: strict),
 
         // The node agent and its executable.
         .target(
@@ -75,6 +76,7 @@ let package = Package(
         .executableTarget(
             name: "apt-heap-probe", dependencies: ["APTCore", "CHeapCounter"], path: "Tests/HeapProbe",
             swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["APTCore", "APTCoordinator"], swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests", dependencies: ["APTCore", "APTProtocol", "APTCoordinator"], swiftSettings: strict),
     ]
 )

@@ -111,12 +111,22 @@ struct GradientTests {
         checkInputGradient(Flatten(), input: [2, 3, 3], batch: 2, seed: 33)
     }
 
+    @Test("softmax cross-entropy counts a sample right when its label's logit is the largest (the first on a tie)")
+    func softmaxCountsCorrect() {
+        // Four samples of three logits: argmax 1, a tie of 0 and 1, argmax 1, a three-way tie.
+        let logits = Batch(values: [0.1, 2, -1, 3, 3, 0, -5, -4, -6, 1, 1, 1], count: 4, shape: [3])
+        let right: [(labels: [UInt8], correct: Int)] = [([1, 0, 1, 0], 4), ([0, 1, 0, 2], 0), ([1, 1, 1, 0], 3)]
+        for (labels, correct) in right {
+            #expect(SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels[...]).correct == correct)
+        }
+    }
+
     @Test("softmax cross-entropy gradient")
     func softmax() {
         var random = RandomSource(seed: 41)
         let logits = Batch(values: (0..<15).map { _ in random.nextUnitFloat() * 4 - 2 }, count: 3, shape: [5])
         let labels: [UInt8] = [0, 3, 4]
-        let (_, g) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels[...])
+        let (_, g, _) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels[...])
         let eps: Float = 1e-2
         for i in 0..<15 {
             var p = logits

@@ -76,7 +76,8 @@ struct TrainingSessionTests {
                 calls += 1
                 return calls > 2
             })
-        #expect(stopped == TrainingSession.Outcome(steps: 2, samples: 32, stopReason: .stopped))
+        #expect(stopped.steps == 2 && stopped.samples == 32 && stopped.stopReason == .stopped)
+        #expect((0...32).contains(stopped.correct))
     }
 
     @Test("per-layer weight-bit ranges are honoured at once and by the controller")

@@ -42,6 +42,30 @@ struct NodeStateTests {
         #expect(restarted.lastRound == 1, "round 2 was never sent")
     }
 
+    @Test("a node whose key was rotated keeps its spending under the new key; another node's state is refused")
+    func keyRotation() throws {
+        let dir = directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try NodeStateStore(directory: dir)
+        var old = NodeState(identity: "keyA", name: "pi")
+        old.spentJ = 0.25
+        old.commit(round: 3, allowanceJ: 0.5)
+        try store.save(old)
+        var s = try #require(try store.load(identity: "keyB", name: "pi"))
+        #expect(s.identity == "keyA", "load hands back the state as stored")
+        s.rotate(to: "keyB")
+        #expect(s.identity == "keyB" && s.previousIdentities == ["keyA"])
+        #expect(s.chargedJ == 0.75 && s.chargedBeforeIdentityJ == 0.75, "the crashed round's commitment stays spent")
+        try store.save(s)
+        #expect(try store.load(identity: "keyB", name: "pi") == s)
+        do {
+            _ = try store.load(identity: "keyC", name: "press-2")
+            Issue.record("another node's state was accepted")
+        } catch {
+            #expect(error.reason == "belongs to node pi, not press-2")
+        }
+    }
+
     @Test("a torn write leaves the previous state; a corrupt or foreign file is refused by name and kept")
     func refusals() throws {
         let dir = directory()

@@ -18,10 +18,11 @@ let productsDirectory: URL = {
     return dir
 }()
 
-func run(_ tool: String, _ arguments: [String]) throws -> Run {
+func run(_ tool: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
     let p = Process()
     p.executableURL = productsDirectory.appendingPathComponent(tool)
     p.arguments = arguments
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     let err = Pipe()
     p.standardOutput = out
@@ -72,6 +73,54 @@ struct CommandLineTests {
             ])
         #expect(r.status == 64)
         #expect(firstLine(r.stderr) == "Error: --max-rounds must be at least 1, got 0")
+    }
+
+    @Test("apt-node run: a data dir without the files is named, and no state dir is made")
+    func runWithoutData() throws {
+        let empty = NSTemporaryDirectory() + "apt-empty-\(UUID().uuidString)"
+        let state = NSTemporaryDirectory() + "apt-state-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let r = try run(
+            "apt-node",
+            [
+                "run", "--coordinator", "tcp://127.0.0.1:1", "--name", "pi", "--state-dir", state, "--energy-budget",
+                "1", "--data", empty,
+            ])
+        #expect(r.status == 1)
+        #expect(
+            r.stderr == "Error: \(empty)/train-images-idx3-ubyte.gz: missing (neither "
+                + "train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is in \(empty))\n")
+        #expect(!FileManager.default.fileExists(atPath: state))
+    }
+
+    @Test(
+        "apt-node run: a corrupt or foreign state file is refused by name and left as it was",
+        arguments: [
+            ("{\"version\": 1, \"identity\": \"pi\", \"spentJ\": 0.25", "is corrupt ("),
+            (
+                "{\"version\":1,\"identity\":\"other\",\"spentJ\":0.25,\"committedJ\":0,\"lastRound\":3,\"modelRound\":3}",
+                "belongs to node other, not pi"
+            ),
+            (
+                "{\"version\":1,\"identity\":\"pi\",\"spentJ\":-1,\"committedJ\":0,\"lastRound\":3,\"modelRound\":3}",
+                "holds a negative or non-finite energy figure"
+            ),
+        ])
+    func runWithBadState(content: String, reason: String) throws {
+        let dir = NSTemporaryDirectory() + "apt-state-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try content.write(toFile: dir + "/state.json", atomically: true, encoding: .utf8)
+        let r = try run(
+            "apt-node",
+            [
+                "run", "--coordinator", "tcp://127.0.0.1:1", "--name", "pi", "--state-dir", dir, "--energy-budget", "1",
+                "--shard", "0/100",
+            ])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("Error: \(dir)/state.json: \(reason)"), "\(r.stderr)")
+        #expect(try String(contentsOfFile: dir + "/state.json", encoding: .utf8) == content)
     }
 
     @Test("a missing data directory names the file it looked for")
@@ -132,7 +181,10 @@ struct CommandLineTests {
 
     @Test("--help on every subcommand")
     func help() throws {
-        for sub in [["--help"], ["train", "--help"], ["benchmark", "--help"], ["profiles", "--help"]] {
+        for sub in [
+            ["--help"], ["train", "--help"], ["run", "--help"], ["benchmark", "--help"], ["benchmark-codec", "--help"],
+            ["profiles", "--help"], ["keygen", "--help"],
+        ] {
             let r = try run("apt-node", sub)
             #expect(r.status == 0, "\(sub)")
             #expect(r.stdout.hasPrefix("OVERVIEW: "), "\(sub)")

@@ -3,6 +3,22 @@ import Testing
 
 @Suite("apt-coord on the command line")
 struct CoordinatorCommandTests {
+    @Test("keygen in both tools takes a bare prefix in the working directory, even of one character")
+    func keygenBarePrefix() throws {
+        let dir = NSTemporaryDirectory() + "apt-keys-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (tool, prefix) in [("apt-coord", "c"), ("apt-node", "n")] {
+            let r = try run(tool, ["keygen", "--out", prefix], in: dir)
+            #expect(r.status == 0, "\(tool): \(r.stderr)")
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(prefix).key"))
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(prefix).pub"))
+        }
+        let missing = try run("apt-node", ["keygen", "--out", "no-such-dir/node"], in: dir)
+        #expect(missing.status == 1)
+        #expect(firstLine(missing.stderr) == "Error: directory no-such-dir does not exist; create it first")
+    }
+
     @Test("keygen writes a secret key readable only by its owner and a public key, and never overwrites silently")
     func keygen() throws {
         let prefix = NSTemporaryDirectory() + "apt-keys-\(UUID().uuidString)"

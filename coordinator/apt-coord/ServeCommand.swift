@@ -25,6 +25,7 @@ enum ServeCommand {
             .value("curve-secret", "file", "The coordinator's secret key file (from keygen): CURVE on."),
             .value("allow", "file", "Allow-list of node public keys (with --curve-secret)."),
             .flag("force-plain", "Allow plain (unencrypted) mode off loopback."),
+            ConfigFile.option,
         ])
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
@@ -79,7 +80,8 @@ enum ServeCommand {
                     console.err(line + "\n")
                 }
                 console.err("serving \(model.name) on \(server.endpoint)\n")
-                try server.run()
+                ShutdownSignal.install()
+                try server.run(shouldStop: { ShutdownSignal.requested })
             } catch let e as CommandFailure {
                 throw e
             } catch {

@@ -18,4 +18,7 @@ if let problem = CPUFeatures.unsupportedMessage() {
 exit(
     rootSpec.dispatch(
         Array(CommandLine.arguments.dropFirst()), console: console,
-        to: ["keygen": KeygenCommand.run, "ledger": LedgerCommand.run, "serve": ServeCommand.run]))
+        to: [
+            "keygen": { KeygenCommand.run(tool: "apt-coord", defaultPrefix: "coordinator", $0, console: $1) },
+            "ledger": LedgerCommand.run, "serve": ServeCommand.run,
+        ]))

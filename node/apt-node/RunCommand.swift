@@ -22,10 +22,12 @@ enum RunCommand {
             .value("partition", "spec", "How shards are cut: iid, labels:K or dirichlet:ALPHA.", default: "iid"),
             .value("train-limit", "n", "Use only the first n samples of the shard."),
             .value("seed", "s", "Seed for partitioning, sampling and rounding.", default: "0"),
-            .value("profile", "name", "Device profile.", default: "rpi4"),
+            .value("profile", "name|file", "Device profile: a built-in name or a JSON file.", default: "rpi4"),
             .value("key", "prefix", "This node's key pair PREFIX.key / PREFIX.pub (CURVE on)."),
             .value("coordinator-key", "file", "The coordinator's public key file (with --key)."),
             .value("max-rounds", "n", "Leave the fleet (BYE) after training n rounds; default: until the run ends."),
+            .value("log-format", "text|json", "One line per event as text or as a JSON object.", default: "text"),
+            ConfigFile.option,
         ])
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
@@ -36,10 +38,9 @@ enum RunCommand {
             let seed = UInt64(max(0, try args.int("seed", default: 0)))
             let maxRounds = try args.int("max-rounds")
             if let m = maxRounds, m < 1 { throw UsageError("--max-rounds must be at least 1, got \(m)") }
-            guard let profile = DeviceProfile.named(args.string("profile", default: "rpi4")) else {
-                throw UsageError(
-                    "--profile expects one of \(DeviceProfile.builtIn.map(\.name).joined(separator: ", "))")
-            }
+            let profile = try TrainCommand.profile(args.string("profile", default: "rpi4"))
+            let json = try args.choice("log-format", among: ["text", "json"]) == "json"
+            let log: (LogRecord) -> Void = { record in console.err((json ? record.json : record.message) + "\n") }
             let shard = try TrainCommand.shard(args)
             let partition: PartitionScheme
             do {
@@ -75,12 +76,20 @@ enum RunCommand {
                 profile: profile, energyBudgetJ: energy, memoryBudgetBytes: memory,
                 stateDirectory: args.string("state-dir", default: ""), security: security, seed: seed)
             do {
-                let node = try FleetNode(configuration: configuration, data: data, context: try ZMQContext()) { line in
-                    console.err(line + "\n")
+                let node = try FleetNode(configuration: configuration, data: data, context: try ZMQContext(), log: log)
+                ShutdownSignal.install()
+                let ending = try node.run(shouldStop: {
+                    ShutdownSignal.requested || maxRounds.map { node.roundsTrained >= $0 } ?? false
+                })
+                if ShutdownSignal.requested {
+                    log(LogRecord("stopped", "stopped by a signal: \(node.roundsTrained) rounds trained, state saved"))
+                    return
                 }
-                switch try node.run(shouldStop: { maxRounds.map { node.roundsTrained >= $0 } ?? false }) {
-                case .done: console.err("done\n")
-                case .budgetSpent: console.err("energy budget spent: leaving the fleet\n")
+                switch ending {
+                case .done:
+                    log(LogRecord("done", "done: \(node.roundsTrained) rounds trained"))
+                case .budgetSpent:
+                    log(LogRecord("budget-spent", "energy budget spent: left the fleet"))
                 }
             } catch {
                 throw CommandFailure("\(error)")

@@ -1,5 +1,6 @@
 import APTCommandLine
 import APTCore
+import APTProtocol
 import Foundation
 
 let rootSpec = CommandSpec(
@@ -11,6 +12,7 @@ let rootSpec = CommandSpec(
         ("benchmark", "Run the engine benchmark grid and print the results table."),
         ("benchmark-codec", "Measure the wire codec on real weight deltas."),
         ("profiles", "List the built-in device profiles."),
+        ("keygen", "Write this node's CURVE key pair (its .pub goes on the coordinator's allow-list)."),
     ])
 
 let console = Console.standard
@@ -27,4 +29,5 @@ exit(
             "benchmark": BenchmarkCommand.run,
             "benchmark-codec": CodecBenchmarkCommand.run,
             "profiles": ProfilesCommand.run,
+            "keygen": { KeygenCommand.run(tool: "apt-node", defaultPrefix: "node", $0, console: $1) },
         ]))

@@ -1,7 +1,11 @@
 /// Parses `arguments` (after the command name) against `spec`, in the style of swift-argument-parser:
 /// `--name value`, `--name=value`, `--` ends options, `-h`/`--help` anywhere asks for help, a repeated option
-/// keeps its last value.
-public func parseArguments(_ arguments: [String], spec: CommandSpec) throws(UsageError) -> ParsedArguments {
+/// keeps its last value. A command that declares `--config` also takes options from that file
+/// (`ConfigFile`, read through `readConfig`); the command line wins over the file.
+public func parseArguments(
+    _ arguments: [String], spec: CommandSpec,
+    readConfig: (String) throws(UsageError) -> String = { (path) throws(UsageError) in try ConfigFile.read(path: path) }
+) throws(UsageError) -> ParsedArguments {
     var out = ParsedArguments()
     var i = 0
     var optionsEnded = false
@@ -47,6 +51,16 @@ public func parseArguments(_ arguments: [String], spec: CommandSpec) throws(Usag
             throw UsageError("Unexpected argument '\(a)'.")
         }
         out.appendPositional(a)
+    }
+    if !out.helpRequested, spec.option(named: ConfigFile.option.name) != nil, let path = out[ConfigFile.option.name] {
+        let file = try ConfigFile(parsing: try readConfig(path), path: path, spec: spec)
+        for entry in file.entries where out[entry.name] == nil && !out.flag(entry.name) {
+            if spec.option(named: entry.name)?.valueName == nil {
+                if entry.value == "true" { out.setFlag(entry.name) }
+            } else {
+                out.setValue(entry.value, for: entry.name)
+            }
+        }
     }
     if !out.helpRequested {
         for o in spec.options where o.required && out[o.name] == nil {

@@ -154,7 +154,8 @@ public struct Network: Sendable {
             observe?(i, false)
         }
         context.quantizeOutput = false
-        let (loss, grad) = SoftmaxCrossEntropy.lossAndGradient(logits: h, labels: labels)
+        let (loss, grad, correct) = SoftmaxCrossEntropy.lossAndGradient(logits: h, labels: labels)
+        context.correct = correct
         var d: Batch? = grad
         let first = firstParametric
         for i in layers.indices.reversed() {
@@ -214,14 +215,9 @@ public struct Network: Sendable {
             let x = data.batch(indices: Array(start..<(start + n)))
             let logits = self.logits(x)
             let labels = data.labels[start..<(start + n)]
-            let (l, _) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels)
+            let (l, _, correct) = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels)
             sums.lossSum += Double(l) * Double(n)
-            let k = logits.sampleSize
-            for r in 0..<n {
-                var best = 0
-                for j in 1..<k where logits.values[r * k + j] > logits.values[r * k + best] { best = j }
-                if best == Int(data.labels[start + r]) { sums.correct += 1 }
-            }
+            sums.correct += correct
             sums.count += n
             start += n
         }

@@ -16,6 +16,8 @@ public struct StepContext: Sendable {
     public var layerIndex: Int = 0
     /// Whether the running layer must hand on its output as activation-bit codes (set by `Network`).
     public var quantizeOutput = false
+    /// Samples of the last training step whose largest logit was their label's (training accuracy).
+    public var correct = 0
 
     /// Creates a context.
     public init(

@@ -21,6 +21,8 @@ public struct TrainingSession: Sendable {
         public var steps: Int
         /// Samples trained on.
         public var samples: Int
+        /// Of those, how many the model classified right in the forward pass of their step (training accuracy).
+        public var correct = 0
         /// Why it stopped.
         public var stopReason: StopReason
     }
@@ -188,6 +190,7 @@ public struct TrainingSession: Sendable {
             step()
             outcome.steps += 1
             outcome.samples += n
+            outcome.correct += context.correct
             if let progress {
                 let inEpoch = position == 0 ? stepsPerEpoch : stepInEpoch
                 if (inEpoch - 1) % 20 == 0 || inEpoch == stepsPerEpoch {

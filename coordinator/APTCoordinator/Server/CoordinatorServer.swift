@@ -101,14 +101,23 @@ public final class CoordinatorServer {
 
     static func now() -> String { LedgerStore.now() }
 
-    /// Serves until every round is done or `shouldStop` says so.
+    /// Serves until every round is done or `shouldStop` says so. Stopped early, it tells every node it is
+    /// shutting down (they wait and reconnect); the round in progress is not recorded, and a restart on the same
+    /// ledger runs it again.
     public func run(shouldStop: () -> Bool = { false }) throws {
         while machine.state != .finished && !shouldStop() {
             if let incoming = try router.receive(timeoutMs: 20) { try handle(incoming) }
             try perform(machine.tick(at: MonotonicClock.milliseconds()))
             heartbeat()
         }
-        for (_, p) in peers { try? router.send(.bye(reason: .normal, text: "all rounds done"), to: p.address) }
+        let finished = machine.state == .finished
+        for (_, p) in peers {
+            try? router.send(
+                finished
+                    ? .bye(reason: .normal, text: "all rounds done")
+                    : .bye(reason: .shutdown, text: "coordinator stopping; it resumes from its ledger"), to: p.address)
+        }
+        if !finished { log("stopped before the last round; the ledger holds every completed round") }
     }
 
     func heartbeat() {

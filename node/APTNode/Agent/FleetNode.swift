@@ -57,58 +57,141 @@ public final class FleetNode {
     var model: ModelSpec?
     var session: TrainingSession?
     var feedback: ErrorFeedback
-    let log: (String) -> Void
+    let log: (LogRecord) -> Void
+    var stopRequested: () -> Bool = { false }
+    var handshakeTrouble = false
     /// Rounds this process has trained and reported.
     public private(set) var roundsTrained = 0
+    /// Whether the coordinator has welcomed this node on the current connection.
+    public private(set) var welcomed = false
     var identity: String {
         configuration.security.routingId.map { String(decoding: $0, as: UTF8.self) } ?? configuration.name
     }
 
     /// Opens the state dir and connects.
-    public init(configuration c: Configuration, data: Dataset, context: ZMQContext, log: @escaping (String) -> Void)
-        throws
-    {
+    public init(
+        configuration c: Configuration, data: Dataset, context: ZMQContext, log: @escaping (LogRecord) -> Void
+    ) throws {
         configuration = c
         self.data = data
         self.log = log
         store = try NodeStateStore(directory: c.stateDirectory)
         let id = c.security.routingId.map { String(decoding: $0, as: UTF8.self) } ?? c.name
-        state = try store.load(identity: id) ?? NodeState(identity: id)
+        state = try store.load(identity: id, name: c.name) ?? NodeState(identity: id, name: c.name)
+        let rotatedFrom = state.identity != id ? state.identity : nil
+        if rotatedFrom != nil { state.rotate(to: id) }
+        if state.name == nil { state.name = c.name }
         try store.save(state)
+        let before = state.chargedBeforeIdentityJ ?? 0
         feedback = ErrorFeedback()
         // HELLO states the whole budget; the coordinator paces it with its ledger, and this node never spends past
         // what its own state says is left.
         connection = try NodeConnection(
             context: context, endpoint: c.coordinator, identity: Array(c.name.utf8),
             hello: Hello(
-                name: c.name, profile: c.profile, energyBudgetJ: c.energyBudgetJ,
+                name: c.name, profile: c.profile, energyBudgetJ: max(0, c.energyBudgetJ - before),
                 memoryBudgetBytes: UInt64(c.memoryBudgetBytes),
                 localSamples: UInt64(data.count), capabilities: [.apt, .errorFeedback]),
             security: c.security)
-        if state.chargedJ > 0 { log("resuming: \(state.chargedJ) J of \(c.energyBudgetJ) J already spent") }
+        if let old = rotatedFrom {
+            log(
+                LogRecord(
+                    "key-rotated",
+                    "this node's key changed (was \(old.prefix(12))…): the coordinator sees a new identity with the "
+                        + "\(Self.joules(max(0, c.energyBudgetJ - before))) this node has left",
+                    [("previous_identity", .string(old)), ("identity", .string(id))]))
+        }
+        if state.chargedJ > 0 {
+            log(
+                LogRecord(
+                    "resuming",
+                    "resuming: \(Self.joules(state.chargedJ)) of \(Self.joules(c.energyBudgetJ)) already spent",
+                    [("spent_j", .number(state.chargedJ)), ("budget_j", .number(c.energyBudgetJ))]))
+        }
+        log(
+            LogRecord(
+                "connecting", "connecting to \(c.coordinator) as \(c.name) (\(data.count) samples)",
+                [("coordinator", .string(c.coordinator)), ("samples", .integer(data.count))]))
     }
 
-    /// Runs until the coordinator says BYE or the budget is spent.
-    public func run(shouldStop: () -> Bool = { false }) throws -> Ending {
+    /// Runs until the coordinator says BYE, the budget is spent or `shouldStop` says so (checked between rounds
+    /// and between training steps: a round in progress then ends at a step boundary and its partial update is
+    /// sent, marked cancelled).
+    public func run(shouldStop: @escaping () -> Bool = { false }) throws -> Ending {
+        stopRequested = shouldStop
+        defer { stopRequested = { false } }
         while !shouldStop() {
             guard let event = try connection.poll(timeoutMs: 200) else { continue }
             switch event {
             case .message(.welcome(let w)):
                 model = w.model
-                log("welcomed as node \(w.nodeId), model \(w.model.name)")
+                welcomed = true
+                log(
+                    LogRecord(
+                        "joined", "welcomed as node \(w.nodeId), model \(w.model.name)",
+                        [("node_id", .integer(Int(w.nodeId))), ("model", .string(w.model.name))]))
             case .message(.task(let t)):
                 if try train(t) == .budgetSpent {
                     connection.close(reason: .energyBudgetExhausted, text: "spent \(state.chargedJ) J")
                     return .budgetSpent
                 }
+            case .message(.policy(let p)):
+                // The next TASK carries the policy to train with; one this node cannot hold is refused now.
+                if let refusal = refusal(of: p) {
+                    try? connection.send(.error(code: .cannotComply, text: refusal))
+                    log(LogRecord("cannot-comply", "cannot comply with the new policy: \(refusal)"))
+                } else {
+                    log(LogRecord("policy", "new policy: " + Self.describe(p)))
+                }
+            case .message(.bye(.shutdown, let text)):
+                // The coordinator is going down for a restart: the link reconnects when it is back.
+                log(
+                    LogRecord(
+                        "coordinator-shutdown", "coordinator shutting down (\(text)): waiting for it to come back"))
             case .message(.bye(let reason, let text)):
-                log("coordinator: \(text)")
+                log(LogRecord("bye", "coordinator: \(text)", [("reason", .string("\(reason)"))]))
                 connection.close()
                 return reason == .energyBudgetExhausted || reason == .memoryBudget ? .budgetSpent : .done
             case .message(.error(let code, let text)):
-                log("coordinator refused: \(code) \(text)")
+                log(
+                    LogRecord(
+                        "refused", "coordinator refused: \(code): \(text)",
+                        [("code", .integer(Int(code.rawValue)))]))
             case .malformed(let e):
-                log("malformed frame from the coordinator: \(e)")
+                log(LogRecord("malformed", "malformed frame from the coordinator: \(e)"))
+            case .reconnected(let attempt):
+                let hint =
+                    welcomed
+                    ? ""
+                    : configuration.security == .plain
+                        ? "; is apt-coord serve running there?"
+                        : "; is apt-coord serve running there, and is --coordinator-key its public key?"
+                welcomed = false
+                log(
+                    LogRecord(
+                        "reconnecting",
+                        "no word from the coordinator at \(configuration.coordinator) for "
+                            + "\(connection.silenceAllowedMs / 1000) s: reconnecting (attempt \(attempt))\(hint)",
+                        [("attempt", .integer(attempt))]))
+            case .handshake(.succeeded):
+                // Worth a line only after a failure was reported.
+                if handshakeTrouble { log(LogRecord("secured", "CURVE handshake with the coordinator succeeded")) }
+                handshakeTrouble = false
+            case .handshake(.refused(let status)):
+                handshakeTrouble = true
+                log(
+                    LogRecord(
+                        "key-refused",
+                        "the coordinator at \(configuration.coordinator) refused this node's key (ZAP status \(status)): "
+                            + "is this node's public key on its allow-list (apt-coord serve --allow)? Still trying.",
+                        [("status", .integer(status))]))
+            case .handshake(.failed(let detail)):
+                handshakeTrouble = true
+                log(
+                    LogRecord(
+                        "handshake-failed",
+                        "the CURVE handshake with \(configuration.coordinator) failed: \(detail); is --coordinator-key "
+                            + "the coordinator's public key? Still trying.", [("detail", .string(detail))]))
             default:
                 break
             }
@@ -117,27 +200,81 @@ public final class FleetNode {
         return .done
     }
 
+    /// The training configuration a policy asks for.
+    func trainingConfiguration(_ p: Policy, model spec: ModelSpec) -> TrainingConfiguration {
+        var c = TrainingConfiguration(model: spec, precision: .apt, tradeoff: p.tradeoff)
+        c.batchSize = p.batchSize
+        c.learningRate = Float(p.learningRate)
+        c.profile = configuration.profile
+        c.seed = configuration.seed
+        return c
+    }
+
+    /// Why this node cannot train under `p` within its memory budget (the engine's own figure for the policy's
+    /// batch at its widest bits), or nil when it can.
+    func refusal(of p: Policy) -> String? {
+        guard let spec = model else { return nil }
+        let c = trainingConfiguration(p, model: spec)
+        do {
+            let memory = try MemoryModel(
+                spec: spec, mode: .apt, quantization: c.quantization, momentum: c.momentum)
+            guard p.layerBits.count == memory.weightedLayerCount else {
+                return "the policy has \(p.layerBits.count) bit ranges for \(memory.weightedLayerCount) weighted layers"
+            }
+            let need = memory.footprint(batch: min(p.batchSize, data.count), weightBits: p.layerBits.map(\.max))
+            guard need.totalBytes <= configuration.memoryBudgetBytes else {
+                return
+                    "batch \(p.batchSize) at up to \(p.layerBits.map { String($0.max) }.joined(separator: "/")) bits "
+                    + "needs \(need.totalBytes) B of training memory; this node's memory budget is "
+                    + "\(configuration.memoryBudgetBytes) B"
+            }
+        } catch {
+            return "\(error)"
+        }
+        return nil
+    }
+
     func train(_ t: TrainingTask) throws -> Ending? {
         guard let spec = model else { return nil }
         let start = MonotonicClock.milliseconds()
         let p = t.policy
+        if let refusal = refusal(of: p) {
+            // Nothing is committed: the budget stays as it was.
+            try? connection.send(.error(code: .cannotComply, text: "round \(t.round): \(refusal)"))
+            log(
+                LogRecord(
+                    "cannot-comply", "round \(t.round): cannot comply: \(refusal)", [("round", .integer(Int(t.round)))])
+            )
+            return nil
+        }
+        let wanted = trainingConfiguration(p, model: spec)
+        if let c = session?.configuration,
+            c.batchSize != wanted.batchSize || c.tradeoff != wanted.tradeoff || c.learningRate != wanted.learningRate
+        {
+            // A new batch size, knob or learning rate: a session for them (the model comes with the TASK).
+            session = nil
+        }
         if session == nil {
-            var c = TrainingConfiguration(model: spec, precision: .apt, tradeoff: p.tradeoff)
-            c.batchSize = p.batchSize
-            c.learningRate = Float(p.learningRate)
-            c.profile = configuration.profile
-            c.seed = configuration.seed
-            session = try TrainingSession(configuration: c, data: data)
-            let sizes = try spec.parameterCounts()
-            var bySize: [UInt16: Int] = [:]
-            for (i, n) in sizes.enumerated() { bySize[UInt16(i)] = n }
-            if let saved = try store.loadResidual(sizes: bySize) { feedback = ErrorFeedback(residuals: saved) }
+            session = try TrainingSession(configuration: wanted, data: data)
+            if roundsTrained == 0 {
+                let sizes = try spec.parameterCounts()
+                var bySize: [UInt16: Int] = [:]
+                for (i, n) in sizes.enumerated() { bySize[UInt16(i)] = n }
+                if let saved = try store.loadResidual(sizes: bySize) { feedback = ErrorFeedback(residuals: saved) }
+            }
         }
         // Taken out (not copied) so that training mutates the one copy of the model.
         guard var s = session.take() else { return nil }
-        let tensors = try t.tensors.enumerated().map { i, q in try WireTensors.fixedPoint(q, index: i) }
-        try s.loadParameters(codes: tensors)
-        try s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
+        do {
+            let tensors = try t.tensors.enumerated().map { i, q in try WireTensors.fixedPoint(q, index: i) }
+            try s.loadParameters(codes: tensors)
+            try s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
+        } catch {
+            session = nil
+            try? connection.send(.error(code: .rejected, text: "round \(t.round): \(error)"))
+            log(LogRecord("task-refused", "round \(t.round): refused the task: \(error)"))
+            return nil
+        }
         let received = s.parameterSnapshot.map { $0.dequantized() }
         let left = configuration.energyBudgetJ - state.chargedJ
         let allowance = min(p.roundEnergyJ > 0 ? p.roundEnergyJ : left, left)
@@ -150,9 +287,14 @@ public final class FleetNode {
         let before = s.energyJ
         let deadline = start + UInt64(t.timeoutMs) * 9 / 10
         var reasonStop = StopReason.completed
+        let steps = p.localSteps > 0 ? p.localSteps : p.localEpochs * s.stepsPerEpoch
         let outcome = s.run(
-            steps: p.localSteps, energyLimit: before + allowance,
+            steps: steps, energyLimit: before + allowance,
             shouldStop: {
+                if self.stopRequested() {
+                    reasonStop = .cancelled
+                    return true
+                }
                 if MonotonicClock.milliseconds() >= deadline {
                     reasonStop = .deadline
                     return true
@@ -160,7 +302,7 @@ public final class FleetNode {
                 _ = try? self.connection.service()
                 return false
             })
-        if outcome.stopReason == .energyLimit { reasonStop = .roundAllowance }
+        if outcome.stopReason == .energyLimit { reasonStop = allowance < left ? .roundAllowance : .energyBudget }
         let spent = s.energyJ - before
         var random = RandomSource(seed: configuration.seed &+ UInt64(t.round))
         let after = s.parameterSnapshot.map { $0.dequantized() }
@@ -170,25 +312,50 @@ public final class FleetNode {
                 d, layer: UInt16(i), bits: p.uplinkBits, rounding: .stochastic, topK: p.topK(count: d.count),
                 random: &random)
         }
+        let accuracy = outcome.samples > 0 ? Double(outcome.correct) / Double(outcome.samples) : 0
+        let bits = s.network.precision.map(\.bits)
         let update = Update(
             round: t.round, attempt: t.attempt, samplesTrained: UInt64(outcome.samples),
             stepsDone: UInt32(outcome.steps),
-            stepsAsked: UInt32(p.localSteps), stopReason: reasonStop, delta: delta,
+            stepsAsked: UInt32(clamping: steps), stopReason: reasonStop, delta: delta,
             ledger: LedgerEntry(
                 energyJ: spent, peakMemoryBytes: UInt64(s.peakMemory.totalBytes),
-                bits: s.network.precision.map { UInt8(clamping: $0.bits) }, loss: s.lastEpochLoss, accuracy: 0,
+                bits: bits.map { UInt8(clamping: $0) }, loss: s.lastEpochLoss, accuracy: accuracy,
                 durationS: Double(MonotonicClock.milliseconds() - start) / 1000))
-        try connection.send(.update(update))
+        let message = Message.update(update)
+        try connection.send(message)
         state.settle(spentJ: min(spent, allowance))
         state.modelRound = Int(t.round)
         try store.save(state)
         try store.saveResidual(feedback.residuals)
         session = s
         roundsTrained += 1
+        let bytes = Frame.encode(message).count
+        let partial = reasonStop == .completed ? "" : " (partial: \(reasonStop))"
         log(
-            "round \(t.round): \(outcome.steps) steps, loss \(String(format: "%.4f", s.lastEpochLoss)), "
-                + "\(String(format: "%.4g", state.chargedJ)) of \(configuration.energyBudgetJ) J, bits "
-                + s.network.precision.map { String($0.bits) }.joined(separator: "/"))
+            LogRecord(
+                "round",
+                "round \(t.round): \(outcome.steps) steps\(partial), loss \(String(format: "%.4f", s.lastEpochLoss)), "
+                    + "accuracy \(String(format: "%.4f", accuracy)), "
+                    + "energy \(Self.joules(state.chargedJ)) of \(Self.joules(configuration.energyBudgetJ)), "
+                    + "bits \(bits.map(String.init).joined(separator: "/")), sent \(bytes) B",
+                [
+                    ("round", .integer(Int(t.round))), ("steps", .integer(outcome.steps)),
+                    ("samples", .integer(outcome.samples)), ("stop", .string(reasonStop.description)),
+                    ("loss", .number(s.lastEpochLoss)), ("accuracy", .number(accuracy)),
+                    ("energy_j", .number(spent)), ("spent_j", .number(state.chargedJ)),
+                    ("budget_j", .number(configuration.energyBudgetJ)),
+                    ("peak_memory_bytes", .integer(s.peakMemory.totalBytes)),
+                    ("bits", .list(bits.map { .integer($0) })), ("bytes_up", .integer(bytes)),
+                ]))
         return nil
+    }
+
+    static func joules(_ j: Double) -> String { String(format: "%.4g J", j) }
+
+    static func describe(_ p: Policy) -> String {
+        "bits \(p.layerBits.map { "\($0.min)-\($0.max)" }.joined(separator: "/")), knob \(p.tradeoff), "
+            + "batch \(p.batchSize), steps \(p.localSteps), uplink \(p.uplinkBits) bits, "
+            + "allowance \(joules(p.roundEnergyJ))"
     }
 }

@@ -19,9 +19,26 @@ public struct NodeState: Codable, Hashable, Sendable {
     public var lastRound: Int = 0
     /// The round of the global model the node last trained from.
     public var modelRound: Int = 0
+    /// The node's name (`--name`), which lets a node whose CURVE key was rotated keep its state.
+    public var name: String?
+    /// Identities (keys) this node had before a key rotation, oldest first.
+    public var previousIdentities: [String]?
+    /// Energy charged before the current identity began (at its key's rotation), J; the coordinator's ledger
+    /// counts the current identity from there.
+    public var chargedBeforeIdentityJ: Double?
 
-    /// A fresh state for `identity`.
-    public init(identity: String) { self.identity = identity }
+    /// A fresh state for `identity`, optionally with its name.
+    public init(identity: String, name: String? = nil) {
+        self.identity = identity
+        self.name = name
+    }
+
+    /// Takes on `newIdentity` after a key rotation: the spending stays, the old identity is remembered.
+    public mutating func rotate(to newIdentity: String) {
+        previousIdentities = (previousIdentities ?? []) + [identity]
+        identity = newIdentity
+        chargedBeforeIdentityJ = chargedJ
+    }
 
     /// Energy to count as gone: settled spending plus any outstanding commitment.
     public var chargedJ: Double { spentJ + committedJ }

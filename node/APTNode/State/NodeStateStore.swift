@@ -50,8 +50,9 @@ public struct NodeStateStore: Sendable {
     }
 
     /// The saved state of `identity`, or nil in a fresh directory. A state left mid-round (a crash) comes back
-    /// with its commitment counted as spent.
-    public func load(identity: String) throws(StateError) -> NodeState? {
+    /// with its commitment counted as spent. A state of the same `name` under another identity is a key
+    /// rotation: it comes back as it is, for the caller to `rotate(to:)`; a state of another node is refused.
+    public func load(identity: String, name: String? = nil) throws(StateError) -> NodeState? {
         guard let data = FileManager.default.contents(atPath: path) else {
             if FileManager.default.fileExists(atPath: path) { throw StateError(path: path, reason: "cannot be read") }
             return nil
@@ -65,10 +66,13 @@ public struct NodeStateStore: Sendable {
         guard state.version == 1 else {
             throw StateError(path: path, reason: "has format version \(state.version), this node writes 1")
         }
-        guard state.identity == identity else {
-            throw StateError(path: path, reason: "belongs to node \(state.identity), not \(identity)")
+        guard state.identity == identity || (name != nil && state.name == name) else {
+            throw StateError(
+                path: path, reason: "belongs to node \(state.name ?? state.identity), not \(name ?? identity)")
         }
-        guard state.spentJ.isFinite, state.spentJ >= 0, state.committedJ.isFinite, state.committedJ >= 0 else {
+        guard state.spentJ.isFinite, state.spentJ >= 0, state.committedJ.isFinite, state.committedJ >= 0,
+            (state.chargedBeforeIdentityJ ?? 0).isFinite, (state.chargedBeforeIdentityJ ?? 0) >= 0
+        else {
             throw StateError(path: path, reason: "holds a negative or non-finite energy figure")
         }
         state.recoverAfterCrash()

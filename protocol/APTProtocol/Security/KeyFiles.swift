@@ -25,7 +25,8 @@ public struct KeyFiles: Sendable {
     public static func create(prefix: String, overwrite: Bool) throws(SecurityError) -> KeyFiles {
         let secretPath = prefix + ".key"
         let publicPath = prefix + ".pub"
-        let directory = (prefix as NSString).deletingLastPathComponent
+        // The directory part, by hand: Foundation's `deletingLastPathComponent` traps on a one-character path.
+        let directory = prefix.lastIndex(of: "/").map { $0 == prefix.startIndex ? "/" : String(prefix[..<$0]) } ?? ""
         var isDirectory: ObjCBool = false
         if !directory.isEmpty,
             !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue

@@ -16,10 +16,12 @@ public final class DealerEndpoint {
     public let limits: DecodeLimits
 
     /// Connects a DEALER to `endpoint`. Its routing id is, under CURVE, its own Z85 public key (the
-    /// coordinator refuses any other) and in plain mode `identity` (the node's name).
+    /// coordinator refuses any other) and in plain mode `identity` (the node's name). `beforeConnect` sees the
+    /// configured socket just before it connects (to attach a `HandshakeMonitor`).
     public init(
         context: ZMQContext, connect endpoint: String, identity: [UInt8], security: Security = .plain,
-        options: TransportOptions = .standard, limits: DecodeLimits = .standard
+        options: TransportOptions = .standard, limits: DecodeLimits = .standard,
+        beforeConnect: (ZMQSocket) throws -> Void = { _ in }
     ) throws {
         guard !security.isServer else {
             throw SecurityError("a node needs CURVE client keys and the coordinator's public key")
@@ -28,6 +30,7 @@ public final class DealerEndpoint {
         let routingId = security.routingId ?? identity
         if !routingId.isEmpty { try s.set(ZMQ_ROUTING_ID, bytes: routingId) }
         _ = try security.configure(s, context: context)
+        try beforeConnect(s)
         try s.connect(endpoint)
         self.socket = s
         self.limits = limits

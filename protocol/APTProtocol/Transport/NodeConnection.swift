@@ -21,6 +21,9 @@ public final class NodeConnection {
         case woken
         /// A signal interrupted the wait (check for shutdown).
         case interrupted
+        /// Under CURVE, how the security handshake with the coordinator went; reported when it changes (a
+        /// refused key or a broken handshake is reported once, not on every automatic retry).
+        case handshake(HandshakeMonitor.Outcome)
     }
 
     private let context: ZMQContext
@@ -33,6 +36,9 @@ public final class NodeConnection {
     private let clock: @Sendable () -> UInt64
     private let poller: Poller
     private var dealer: DealerEndpoint?
+    private var monitor: HandshakeMonitor?
+    private var lastHandshake: HandshakeMonitor.Outcome?
+    private var connections = 0
     private var link: NodeLink
 
     /// Wakes a `poll` from another thread.
@@ -41,6 +47,8 @@ public final class NodeConnection {
     public var reconnects: Int { link.reconnects }
     /// Application heartbeat interval, ms.
     public var heartbeatIntervalMs: UInt64 { link.heartbeatIntervalMs }
+    /// How long the coordinator may stay silent before the link is rebuilt, ms.
+    public var silenceAllowedMs: UInt64 { link.missedAllowed * link.heartbeatIntervalMs }
 
     /// Connects and sends `hello`. Without `backoff`, reconnect jitter is seeded from `identity` (per node).
     /// `clock` gives milliseconds on a monotonic clock (injected in tests).
@@ -71,9 +79,14 @@ public final class NodeConnection {
         for action in actions {
             switch action {
             case .connect:
+                connections += 1
+                let name = "\(UInt(bitPattern: ObjectIdentifier(self).hashValue))-\(connections)"
                 dealer = try DealerEndpoint(
                     context: context, connect: endpoint, identity: identity, security: security, options: options,
-                    limits: limits)
+                    limits: limits
+                ) { socket in
+                    if security != .plain { self.monitor = try HandshakeMonitor(socket: socket, name: name) }
+                }
                 reconnected = link.reconnects > 0
             case .sendHello:
                 try dealer?.send(.hello(hello))
@@ -81,6 +94,7 @@ public final class NodeConnection {
                 // A full queue (the coordinator is away) drops a heartbeat; silence handling covers it.
                 try? dealer?.send(.heartbeat(sequence: sequence, timestampMs: clock()))
             case .disconnect:
+                monitor = nil
                 dealer?.close()
                 dealer = nil
             }
@@ -111,6 +125,11 @@ public final class NodeConnection {
     public func service() throws -> Event? {
         let now = clock()
         if let event = try receiveQueued(now: now) { return event }
+        while let outcome = try monitor?.next() {
+            guard outcome != lastHandshake else { continue }
+            lastHandshake = outcome
+            return .handshake(outcome)
+        }
         if try perform(link.tick(at: now)) { return .reconnected(attempt: link.reconnects) }
         return nil
     }
@@ -134,6 +153,7 @@ public final class NodeConnection {
     /// Says BYE and closes.
     public func close(reason: ByeReason = .normal, text: String = "") {
         try? dealer?.send(.bye(reason: reason, text: text))
+        monitor = nil
         dealer?.close()
         dealer = nil
     }
