@@ -150,6 +150,16 @@ extension FleetTests {
         #expect(u.ledger.peakMemoryBytes <= UInt64(budget))
         let spent = try nodeState(dir + "/state")
         #expect((spent["spentJ"] as? Double ?? 0) > 0 && (spent["spentJ"] as? Double ?? 1) <= 0.5)
+        // A POLICY between rounds: refused when it cannot be held, taken when it can.
+        guard case .task(let oversized) = task(3, batch: 64, bits: 16),
+            case .task(let lean) = task(3, batch: 4, bits: 6)
+        else { return }
+        try router.send(.policy(oversized.policy), to: peer)
+        let (_, pushback) = try #require(try next(), "no answer to the oversized policy: \(nodeLog())")
+        #expect(pushback.type == .error, "\(pushback)")
+        try router.send(.policy(lean.policy), to: peer)
+        let log = waitFor("new policy: bits 6-6/6-6/6-6", in: dir + "/node.log", seconds: 10)
+        #expect(log.contains("new policy: bits 6-6/6-6/6-6"), "\(log)")
     }
 }
 

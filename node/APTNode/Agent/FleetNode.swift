@@ -141,6 +141,11 @@ public final class FleetNode {
                     try? connection.send(.error(code: .cannotComply, text: refusal))
                     log(LogRecord("cannot-comply", "cannot comply with the new policy: \(refusal)"))
                 } else {
+                    // Its bit ranges bound the controller from now on; the rest takes effect with the next TASK.
+                    if var s = session.take() {
+                        try? s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
+                        session = s
+                    }
                     log(LogRecord("policy", "new policy: " + Self.describe(p)))
                 }
             case .message(.bye(.shutdown, let text)):
