@@ -90,6 +90,66 @@ struct AggregationTests {
         #expect(abs(m[0] - 2) < 1e-3 && abs(m[1] + 2) < 1e-3 && abs(m[2] - 0.5) < 1e-3)
     }
 
+    @Test("--aggregator spellings: the four rules and their refusals")
+    func ruleParsing() {
+        #expect(AggregationRule(parsing: "fedavg") == .fedAvg)
+        #expect(AggregationRule(parsing: "fedadam") == .fedAdam)
+        #expect(AggregationRule(parsing: "median") == .median)
+        #expect(AggregationRule(parsing: "trimmed-mean:0.2") == .trimmedMean(beta: 0.2))
+        for bad in ["", "FedAvg", "trimmed-mean", "trimmed-mean:0.5", "trimmed-mean:-0.1", "trimmed-mean:x", "mean"] {
+            #expect(AggregationRule(parsing: bad) == nil, "\(bad)")
+        }
+        for rule in [AggregationRule.fedAvg, .fedAdam, .median, .trimmedMean(beta: 0.25)] {
+            #expect(AggregationRule(parsing: rule.description) == rule)
+        }
+    }
+
+    @Test("the server step: x += η·Δ, and FedAdam's moments computed by hand over two rounds")
+    func serverStep() {
+        var model: [[Float]] = [[1, -2]]
+        var sgd = ServerOptimizer(rule: .median, learningRate: 0.5)
+        sgd.apply([[0.2, 0.4]], to: &model)
+        #expect(model == [[1.1, -1.8]])
+        var adam = ServerOptimizer(rule: .fedAdam, learningRate: 0.01)
+        var x: [[Float]] = [[0, 0]]
+        var (m, v): ([Double], [Double]) = ([0, 0], [0, 0])
+        var expected: [Double] = [0, 0]
+        for delta: [Float] in [[0.1, -0.3], [0.05, 0.2]] {
+            adam.apply([delta], to: &x)
+            for i in 0..<2 {
+                let d = Double(delta[i])
+                m[i] = 0.9 * m[i] + 0.1 * d
+                v[i] = 0.99 * v[i] + 0.01 * d * d
+                expected[i] += 0.01 * m[i] / (v[i].squareRoot() + 1e-3)
+            }
+        }
+        for i in 0..<2 { #expect(abs(Double(x[0][i]) - expected[i]) < 1e-6, "\(x[0][i]) vs \(expected[i])") }
+    }
+
+    @Test("every rule clips: a delta over the clip norm is scaled to it; the median weighs each node once")
+    func roundAggregatorClips() throws {
+        let d = Self.delta(Self.values(seed: 4, scale: 10))
+        let norm = DeltaCheck.norm(d)
+        for rule in [AggregationRule.fedAvg, .median, .trimmedMean(beta: 0.1)] {
+            var round = RoundAggregator(rule: rule, tensorSizes: Self.sizes, clipNorm: norm / 4)
+            round.add(d, samples: 10, norm: norm)
+            #expect(round.count == 1)
+            let got = round.aggregate().reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1) * Double($1) } }
+            #expect(abs(got.squareRoot() - norm / 4) <= 1e-3 * norm, "\(rule)")
+        }
+        // Samples weigh FedAvg, not the median: two nodes agreeing outvote one with many samples.
+        let a = Self.delta([[Float](repeating: 1, count: 12), [0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0]])
+        let b = Self.delta([[Float](repeating: -1, count: 12), [0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0]])
+        var median = RoundAggregator(rule: .median, tensorSizes: Self.sizes)
+        var mean = RoundAggregator(rule: .fedAvg, tensorSizes: Self.sizes)
+        for (delta, samples) in [(a, 1), (a, 1), (b, 1000)] {
+            median.add(delta, samples: samples, norm: DeltaCheck.norm(delta))
+            mean.add(delta, samples: samples, norm: DeltaCheck.norm(delta))
+        }
+        #expect(abs(median.aggregate()[0][0] - 1) < 1e-3)
+        #expect(mean.aggregate()[0][0] < -0.99)
+    }
+
     @Test("sparse top-k deltas read as zeros where no value was sent")
     func sparse() throws {
         var agg = CoordinateAggregator(rule: .median, tensorSizes: [10])

@@ -19,6 +19,16 @@ struct IdentityTests {
             options: fast)
     }
 
+    @Test("a key pair is derived from its secret key alone; text that is not a key derives nothing")
+    func derive() throws {
+        for _ in 0..<4 {
+            let pair = try CurveKeyPair.generate()
+            #expect(CurveKeyPair.derive(secretKey: pair.secretKey) == pair)
+        }
+        #expect(CurveKeyPair.derive(secretKey: "not a key") == nil)
+        #expect(CurveKeyPair.derive(secretKey: String(repeating: "~", count: 41)) == nil)
+    }
+
     @Test("an allow-listed node cannot send as another: the coordinator sees the sender's key")
     func impersonation() throws {
         let ctx = try ZMQContext()

@@ -60,7 +60,7 @@ struct CommandLineTests {
         #expect(r.status == 64)
         #expect(
             firstLine(r.stderr)
-                == "Error: unknown model 'lenot' (expected mlp, lenet or a .json spec file). Did you mean 'lenet'?")
+                == "Error: unknown model 'lenot' (expected lenet, mlp or a .json spec file). Did you mean 'lenet'?")
     }
 
     @Test("apt-node run: a round limit below one is refused before anything connects")

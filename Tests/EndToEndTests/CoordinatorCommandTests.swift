@@ -1,3 +1,5 @@
+import APTCoordinator
+import APTProtocol
 import Foundation
 import Testing
 
@@ -56,5 +58,95 @@ struct CoordinatorCommandTests {
         let f = try run("apt-coord", ["keygen", "--outt", "x"])
         #expect(f.status == 64)
         #expect(firstLine(f.stderr) == "Error: Unknown option '--outt'. Did you mean '--out'?")
+    }
+
+    /// A fresh directory, removed by the caller.
+    func scratch() throws -> String {
+        let dir = NSTemporaryDirectory() + "apt-serve-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test("a ledger that is not SQLite, not a ledger, or from a newer apt-coord is refused by name and left as it was")
+    func refusedLedgers() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try String(repeating: "not a database ", count: 40).write(
+            toFile: dir + "/text.sqlite", atomically: true, encoding: .utf8)
+        let other = try SQLiteDatabase(path: dir + "/other.sqlite")
+        try other.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+        other.close()
+        let newer = try LedgerStore(path: dir + "/newer.sqlite")
+        try newer.database.run(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES ('v99-from-the-future', '2030-01-01')")
+        newer.database.close()
+        let cases = [
+            ("text.sqlite", "is not an SQLite database (file is not a database)"),
+            ("other.sqlite", "is an SQLite database but not an APT Fleet ledger (tables: photos)"),
+            ("newer.sqlite", "was written by a newer apt-coord (it has migration 'v99-from-the-future')"),
+        ]
+        for (file, reason) in cases {
+            let path = dir + "/" + file
+            // Writes land in the -wal file first: both must be as they were.
+            let contents = { [path + "", path + "-wal"].map { FileManager.default.contents(atPath: $0) } }
+            let before = contents()
+            let r = try run("apt-coord", ["serve", "--ledger", path, "--bind", "tcp://127.0.0.1:*"])
+            #expect(r.status == 1, "\(file)")
+            #expect(r.stderr.hasPrefix("Error: ledger \(path) \(reason)"), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "one Error line: \(r.stderr)")
+            #expect(contents() == before, "\(file) was modified")
+        }
+    }
+
+    @Test(
+        "a missing model spec, an address in use, an unreadable key, a malformed allow-list: one Error line, no ledger")
+    func refusedStarts() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run("apt-coord", ["keygen", "--out", dir + "/c"]).status == 0)
+        try "# nodes\nnot-a-key\n".write(toFile: dir + "/bad-allow.txt", atomically: true, encoding: .utf8)
+        try "".write(toFile: dir + "/allow.txt", atomically: true, encoding: .utf8)
+        try "secret".write(toFile: dir + "/locked.key", atomically: true, encoding: .utf8)
+        chmod(dir + "/locked.key", 0)
+        let context = try ZMQContext()
+        let squatter = try RouterEndpoint(context: context, bind: "tcp://127.0.0.1:*")
+        defer { squatter.close() }
+        let ledger = dir + "/ledger.sqlite"
+        let cases: [([String], Int32, String)] = [
+            (["--model", dir + "/missing.json"], 1, "Error: cannot read model spec file '\(dir)/missing.json'"),
+            (
+                ["--model", "lenett"], 64,
+                "Error: unknown model 'lenett' (expected lenet, mlp or a .json spec file). Did you mean 'lenet'?"
+            ),
+            (["--bind", squatter.endpoint], 1, "Error: zmq_bind(\(squatter.endpoint)): Address already in use"),
+            (
+                ["--curve-secret", dir + "/nope.key", "--allow", dir + "/allow.txt"], 1,
+                "Error: cannot read key file \(dir)/nope.key: No such file or directory"
+            ),
+            (
+                ["--curve-secret", dir + "/c.key", "--allow", dir + "/bad-allow.txt"], 1,
+                "Error: \(dir)/bad-allow.txt line 2: 'not-a-key' is not a 40-character Z85 CURVE public key"
+            ),
+            (
+                ["--aggregator", "trimmed-mean:0.7"], 64,
+                "Error: --aggregator expects fedavg, fedadam, median or trimmed-mean:BETA"
+            ),
+        ]
+        // As root, a mode-0 file is still readable: check the unreadable key only where it is.
+        let locked: [([String], Int32, String)] =
+            getuid() == 0
+            ? []
+            : [
+                (
+                    ["--curve-secret", dir + "/locked.key", "--allow", dir + "/allow.txt"], 1,
+                    "Error: cannot read key file \(dir)/locked.key: Permission denied"
+                )
+            ]
+        for (args, status, message) in cases + locked {
+            let r = try run("apt-coord", ["serve", "--ledger", ledger, "--bind", "tcp://127.0.0.1:*"] + args)
+            #expect(r.status == status, "\(args): \(r.stderr)")
+            #expect(r.stderr.hasPrefix(message), "\(args): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: ledger), "\(args) created the ledger")
+        }
     }
 }

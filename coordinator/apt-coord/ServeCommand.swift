@@ -14,12 +14,17 @@ enum ServeCommand {
         options: [
             .value("bind", "endpoint", "Where to listen.", default: "tcp://127.0.0.1:5555"),
             .value("ledger", "file", "The ledger (SQLite) file; created if missing.", required: true),
-            .value("model", "name", "mlp or lenet.", default: "mlp"),
+            .value("model", "name|file", "mlp, lenet or a JSON model spec file.", default: "mlp"),
             .value("rounds", "n", "Rounds to complete.", default: "3"),
             .value("min-nodes", "n", "Fewest updates a round needs.", default: "2"),
             .value("fraction", "f", "Fraction of eligible nodes selected per round, (0, 1].", default: "1"),
             .value("round-timeout", "seconds", "How long selected nodes have.", default: "60"),
             .value("steps", "n", "Local steps per round at most.", default: "50"),
+            .value(
+                "aggregator", "rule", "fedavg, fedadam, median or trimmed-mean:BETA (0 ≤ BETA < 0.5).",
+                default: "fedavg"),
+            .value("clip-norm", "x", "Scale any delta with an L2 norm above x down to x before aggregating."),
+            .value("server-lr", "eta", "Server learning rate (default: 1; 0.01 for fedadam)."),
             .value("eval-data", "dir", "Evaluate the global model on this directory's test split after each round."),
             .value("eval-limit", "n", "Evaluate on the first n test samples.", default: "10000"),
             .value("curve-secret", "file", "The coordinator's secret key file (from keygen): CURVE on."),
@@ -30,8 +35,15 @@ enum ServeCommand {
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
         spec.execute(arguments, console: console) { args in
-            guard let model = ModelSpec.builtIn[args.string("model", default: "mlp")] else {
-                throw UsageError("--model expects mlp or lenet, got '\(args.string("model", default: ""))'")
+            let model: ModelSpec
+            let modelName = args.string("model", default: "mlp")
+            do throws(ModelSpecError) {
+                model = try ModelSpec.load(modelName)
+            } catch .unknownName(let name) {
+                throw UsageError(
+                    "\(ModelSpecError.unknownName(name)).\(didYouMean(name, among: ModelSpec.builtIn.keys.sorted()))")
+            } catch {
+                throw CommandFailure("\(error)")
             }
             let rounds = try args.int("rounds", default: 3)
             let minNodes = try args.int("min-nodes", default: 2)
@@ -41,15 +53,27 @@ enum ServeCommand {
                 throw UsageError(
                     "--rounds and --min-nodes must be at least 1, --fraction in (0, 1], --round-timeout > 0")
             }
+            let aggregatorText = args.string("aggregator", default: "fedavg")
+            guard let aggregation = AggregationRule(parsing: aggregatorText) else {
+                throw UsageError(
+                    "--aggregator expects fedavg, fedadam, median or trimmed-mean:BETA with 0 ≤ BETA < 0.5, got "
+                        + "'\(aggregatorText)'."
+                        + didYouMean(aggregatorText, among: ["fedavg", "fedadam", "median", "trimmed-mean:0.1"]))
+            }
+            let clipNorm = try args.double("clip-norm")
+            if let c = clipNorm, c <= 0 { throw UsageError("--clip-norm must be positive, got \(c)") }
+            let serverLR = try args.double("server-lr")
+            if let eta = serverLR, eta <= 0 { throw UsageError("--server-lr must be positive, got \(eta)") }
             var security = Security.plain
             if let secretPath = args["curve-secret"] {
                 guard let allowPath = args["allow"] else { throw UsageError("--curve-secret needs --allow FILE") }
                 do {
                     let secret = try KeyFiles.readKey(path: secretPath)
-                    let pub = try KeyFiles.readKey(path: secretPath.replacingOccurrences(of: ".key", with: ".pub"))
-                    security = .curveServer(
-                        keys: CurveKeyPair(publicKey: pub, secretKey: secret),
-                        allowList: try AllowList.load(path: allowPath))
+                    // The public half is derived from the secret: only the .key file is needed.
+                    guard let keys = CurveKeyPair.derive(secretKey: secret) else {
+                        throw CommandFailure("\(secretPath) does not hold a CURVE secret key")
+                    }
+                    security = .curveServer(keys: keys, allowList: try AllowList.load(path: allowPath))
                 } catch {
                     throw CommandFailure("\(error)")
                 }
@@ -69,12 +93,15 @@ enum ServeCommand {
                     throw CommandFailure("\(error)")
                 }
             }
-            let configuration = CoordinatorServer.Configuration(
+            var configuration = CoordinatorServer.Configuration(
                 bind: bind, ledgerPath: args.string("ledger", default: ""), model: model,
                 rounds: .init(
                     rounds: rounds, minNodes: minNodes, fraction: fraction, timeoutMs: UInt64(timeout * 1000)),
                 security: security, allowPlainOffLoopback: args.flag("force-plain"),
                 stepsPerRound: try args.int("steps", default: 50), evaluation: evaluation)
+            configuration.aggregation = aggregation
+            configuration.clipNorm = clipNorm
+            configuration.serverLearningRate = serverLR
             do {
                 let server = try CoordinatorServer(configuration: configuration, context: try ZMQContext()) { line in
                     console.err(line + "\n")

@@ -23,7 +23,7 @@ enum RunCommand {
             .value("train-limit", "n", "Use only the first n samples of the shard."),
             .value("seed", "s", "Seed for partitioning, sampling and rounding.", default: "0"),
             .value("profile", "name|file", "Device profile: a built-in name or a JSON file.", default: "rpi4"),
-            .value("key", "prefix", "This node's key pair PREFIX.key / PREFIX.pub (CURVE on)."),
+            .value("key", "prefix", "This node's secret key file is PREFIX.key (from apt-node keygen): CURVE on."),
             .value("coordinator-key", "file", "The coordinator's public key file (with --key)."),
             .value("max-rounds", "n", "Leave the fleet (BYE) after training n rounds; default: until the run ends."),
             .value("log-format", "text|json", "One line per event as text or as a JSON object.", default: "text"),
@@ -54,9 +54,11 @@ enum RunCommand {
                     throw UsageError("--key needs --coordinator-key")
                 }
                 do {
-                    let pair = CurveKeyPair(
-                        publicKey: try KeyFiles.readKey(path: prefix + ".pub"),
-                        secretKey: try KeyFiles.readKey(path: prefix + ".key"))
+                    // The public half is derived from the secret: PREFIX.key is the only file needed.
+                    let secret = try KeyFiles.readKey(path: prefix + ".key")
+                    guard let pair = CurveKeyPair.derive(secretKey: secret) else {
+                        throw CommandFailure("\(prefix).key does not hold a CURVE secret key")
+                    }
                     security = .curveClient(keys: pair, serverPublicKey: try KeyFiles.readKey(path: serverKeyPath))
                 } catch {
                     throw CommandFailure("\(error)")

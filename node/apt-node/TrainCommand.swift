@@ -185,22 +185,7 @@ enum TrainCommand {
         TrainingConfiguration, String, (Int, Int)?, PartitionScheme, String
     ) {
         let modelName = args.string("model", default: "mlp")
-        let model: ModelSpec
-        if let m = ModelSpec.builtIn[modelName] {
-            model = m
-        } else if modelName.hasSuffix(".json") || modelName.contains("/") {
-            guard let data = FileManager.default.contents(atPath: modelName) else {
-                throw UsageError("cannot read model spec file '\(modelName)'")
-            }
-            do {
-                model = try JSONDecoder().decode(ModelSpec.self, from: data)
-            } catch {
-                throw UsageError("model spec '\(modelName)' is not valid: \(describe(error))")
-            }
-        } else {
-            let hint = closest(modelName, among: ModelSpec.builtIn.keys.sorted()).map { " Did you mean '\($0)'?" } ?? ""
-            throw UsageError("unknown model '\(modelName)' (expected mlp, lenet or a .json spec file).\(hint)")
-        }
+        let model = try modelSpec(modelName)
         let precision: PrecisionMode
         do {
             precision = try PrecisionMode(parsing: args.string("precision", default: "apt"))
@@ -266,6 +251,18 @@ enum TrainCommand {
         return r
     }
 
+    /// `--model NAME|FILE`, with a suggestion for a mistyped name.
+    static func modelSpec(_ text: String) throws(UsageError) -> ModelSpec {
+        do {
+            return try ModelSpec.load(text)
+        } catch .unknownName(let name) {
+            throw UsageError(
+                "\(ModelSpecError.unknownName(name)).\(didYouMean(name, among: ModelSpec.builtIn.keys.sorted()))")
+        } catch {
+            throw UsageError("\(error)")
+        }
+    }
+
     static func profile(_ text: String) throws(UsageError) -> DeviceProfile {
         if let p = DeviceProfile.named(text) { return p }
         if text.hasSuffix(".json") || text.contains("/") {
@@ -279,11 +276,11 @@ enum TrainCommand {
             } catch let e as ConfigurationError {
                 throw UsageError("device profile '\(text)': \(e.message)")
             } catch {
-                throw UsageError("device profile '\(text)' is not valid: \(describe(error))")
+                throw UsageError("device profile '\(text)' is not valid: \(describeDecoding(error))")
             }
         }
         let names = DeviceProfile.builtIn.map(\.name)
-        let hint = closest(text, among: names).map { " Did you mean '\($0)'?" } ?? ""
+        let hint = didYouMean(text, among: names)
         throw UsageError(
             "unknown profile '\(text)' (expected \(names.joined(separator: ", ")) or a .json file).\(hint)")
     }
@@ -317,17 +314,4 @@ func jsonData<T: Encodable>(_ value: T) throws -> Data {
 /// Writes `value` as JSON to `path` atomically.
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     try jsonData(value).write(to: URL(fileURLWithPath: path), options: .atomic)
-}
-
-/// A short description of a decoding error.
-func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.dataCorrupted(let c): return c.debugDescription
-    case DecodingError.keyNotFound(let k, _): return "missing key '\(k.stringValue)'"
-    case DecodingError.typeMismatch(_, let c):
-        return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
-    case DecodingError.valueNotFound(_, let c):
-        return "missing value at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
-    default: return "\(error)"
-    }
 }

@@ -99,6 +99,11 @@ func editDistance(_ a: String, _ b: String) -> Int {
     return prev[y.count]
 }
 
+/// " Did you mean 'x'?" for the candidate closest to `typed` (within two edits), or "".
+public func didYouMean(_ typed: String, among candidates: [String]) -> String {
+    closest(typed, among: candidates).map { " Did you mean '\($0)'?" } ?? ""
+}
+
 /// Closest candidate within two edits (for unknown values such as model names), or nil.
 public func closest(_ typed: String, among candidates: [String]) -> String? {
     var best: (name: String, distance: Int)? = nil

@@ -57,7 +57,7 @@ public struct ParsedArguments: Sendable {
         precondition(!choices.isEmpty, "choice(\(name)) needs at least one allowed value")
         guard let v = values[name] else { return choices[0] }
         guard choices.contains(v) else {
-            let hint = closest(v, among: choices).map { " Did you mean '\($0)'?" } ?? ""
+            let hint = didYouMean(v, among: choices)
             throw UsageError("--\(name) expects \(Self.list(choices)), got '\(v)'.\(hint)")
         }
         return v

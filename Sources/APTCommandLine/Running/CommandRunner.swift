@@ -51,7 +51,7 @@ extension CommandSpec {
             return ExitStatus.success
         }
         guard let handler = handlers[first] else {
-            let hint = closest(first, among: subcommands.map(\.name)).map { " Did you mean '\($0)'?" } ?? ""
+            let hint = didYouMean(first, among: subcommands.map(\.name))
             return usageFailure("Unknown subcommand '\(first)'.\(hint)", console: console)
         }
         return handler(Array(arguments.dropFirst()), console)

@@ -18,15 +18,20 @@ public struct CoordinateAggregator: Sendable {
     public let rule: Rule
     /// Element count of each parameter tensor.
     public let tensorSizes: [Int]
+    /// Clip deltas to this L2 norm (nil: no clipping).
+    public let clipNorm: Double?
     private var deltas: [[QuantizedTensor]] = []
+    /// Per delta, the factor that clips it (1 when within the clip norm).
+    private var factors: [Float] = []
 
     /// An aggregator for tensors of `sizes`.
-    public init(rule: Rule, tensorSizes sizes: [Int]) {
+    public init(rule: Rule, tensorSizes sizes: [Int], clipNorm: Double? = nil) {
         if case .trimmedMean(let beta) = rule {
             precondition(beta >= 0 && beta < 0.5, "trimmed mean needs 0 ≤ β < 0.5, got \(beta)")
         }
         self.rule = rule
         self.tensorSizes = sizes
+        self.clipNorm = clipNorm
     }
 
     /// Deltas held.
@@ -37,10 +42,11 @@ public struct CoordinateAggregator: Sendable {
         deltas.reduce(0) { $0 + $1.reduce(0) { $0 + $1.packedCodes.bytes.count + 4 * ($1.indices?.count ?? 0) } }
     }
 
-    /// Holds `delta` (checked by `DeltaCheck`).
-    public mutating func add(_ delta: [QuantizedTensor]) {
+    /// Holds `delta` (checked by `DeltaCheck`, whose norm is `norm`; only needed with a clip norm).
+    public mutating func add(_ delta: [QuantizedTensor], norm: Double = 0) {
         precondition(delta.count == tensorSizes.count, "CoordinateAggregator: \(delta.count) tensors")
         deltas.append(delta)
+        if let clip = clipNorm, norm > clip, norm > 0 { factors.append(Float(clip / norm)) } else { factors.append(1) }
     }
 
     /// The value of coordinate `i` of tensor `t` in `delta`.
@@ -65,7 +71,7 @@ public struct CoordinateAggregator: Sendable {
         for (t, size) in tensorSizes.enumerated() {
             var result = [Float](repeating: 0, count: size)
             for i in 0..<size {
-                for k in 0..<n { column[k] = Self.value(deltas[k][t], i) }
+                for k in 0..<n { column[k] = Self.value(deltas[k][t], i) * factors[k] }
                 column.sort()
                 switch rule {
                 case .median:

@@ -130,10 +130,53 @@ public final class LedgerStore {
     /// The connection.
     public let database: SQLiteDatabase
 
-    /// Opens `path` for writing (creating it and applying any migration it lacks) or read-only.
+    /// Opens `path` for writing (creating it and applying any migration it lacks) or read-only. Before it
+    /// writes anything, `preflight` checks an existing file read-only, so a file that is not a ledger, or a
+    /// ledger of a newer version, is refused exactly as it was.
     public init(path: String, readOnly: Bool = false) throws {
+        if !readOnly { try Self.preflight(path: path) }
         database = try SQLiteDatabase(path: path, readOnly: readOnly)
         if !readOnly { try LedgerSchema.migrator.migrate(database) }
+    }
+
+    /// Checks, without writing, that `path` is missing (a new ledger), an empty SQLite database, or a ledger
+    /// whose migrations this version knows. Refusals name the file and what is wrong with it. It reads the main
+    /// file only (pages still in a `-wal` file are not seen); the migrator checks again once the file is open.
+    public static func preflight(path: String) throws(LedgerError) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let db: SQLiteDatabase
+        do {
+            db = try SQLiteDatabase(path: path, untouched: true)
+        } catch {
+            throw LedgerError(path: path, reason: "cannot be opened (\(error.message))")
+        }
+        defer { db.close() }
+        let tables: [String]
+        do {
+            tables = try db.rows("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0["name"].string }
+        } catch {
+            throw LedgerError(path: path, reason: "is not an SQLite database (\(error.message))")
+        }
+        if tables.isEmpty { return }
+        guard tables.contains("schema_migrations") else {
+            throw LedgerError(
+                path: path,
+                reason:
+                    "is an SQLite database but not an APT Fleet ledger (tables: \(tables.sorted().joined(separator: ", ")))"
+            )
+        }
+        let applied: [String]
+        do {
+            applied = try db.rows("SELECT name FROM schema_migrations ORDER BY rowid").compactMap { $0["name"].string }
+        } catch {
+            throw LedgerError(path: path, reason: "has an unreadable schema_migrations table (\(error.message))")
+        }
+        let known = Set(LedgerSchema.migrator.migrations.map(\.name))
+        if let unknown = applied.first(where: { !known.contains($0) }) {
+            throw LedgerError(
+                path: path,
+                reason: "was written by a newer apt-coord (it has migration '\(unknown)'); upgrade apt-coord to use it")
+        }
     }
 
     static func now() -> String {

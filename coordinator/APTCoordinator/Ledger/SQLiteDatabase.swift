@@ -16,13 +16,18 @@ public final class SQLiteDatabase {
     public let readOnly: Bool
 
     /// Opens (read-write: creating) `path`. `busyTimeoutMs` bounds how long a statement waits for a lock.
-    public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = 5000) throws(SQLiteError) {
+    /// `untouched` opens read-only as SQLite's `immutable` URI parameter does: no lock, no `-wal` or `-shm`
+    /// file created, nothing on disk changed (for inspecting a file before deciding to use it).
+    public init(path: String, readOnly: Bool = false, untouched: Bool = false, busyTimeoutMs: Int32 = 5000)
+        throws(SQLiteError)
+    {
         self.path = path
-        self.readOnly = readOnly
+        self.readOnly = readOnly || untouched
         var db: OpaquePointer? = nil
         let flags =
-            (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+            (self.readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+            | (untouched ? SQLITE_OPEN_URI : 0)
+        let rc = sqlite3_open_v2(untouched ? Self.immutableURI(path) : path, &db, flags, nil)
         guard rc == SQLITE_OK else {
             let error = SQLiteError(code: rc, db: db, sql: nil)
             sqlite3_close(db)  // a failed open still allocates a handle
@@ -31,7 +36,7 @@ public final class SQLiteDatabase {
         handle = db
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, busyTimeoutMs)
-        if !readOnly {
+        if !self.readOnly {
             try execute("PRAGMA journal_mode = WAL")
             try execute("PRAGMA synchronous = NORMAL")
         }
@@ -39,6 +44,19 @@ public final class SQLiteDatabase {
     }
 
     deinit { close() }
+
+    /// `file:PATH?immutable=1`, with the characters a URI path cannot hold percent-encoded.
+    static func immutableURI(_ path: String) -> String {
+        var out = "file:"
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "?"), UInt8(ascii: "#"), 0x80...0xFF:
+                out += "%" + String(byte, radix: 16, uppercase: true)
+            default: out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out + "?immutable=1"
+    }
 
     /// Closes the connection (idempotent). Statements still alive are finalised by their own `deinit`.
     public func close() {

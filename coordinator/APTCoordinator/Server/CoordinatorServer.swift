@@ -25,6 +25,12 @@ public final class CoordinatorServer {
         public var evaluation: Dataset?
         /// Seed of the initial model.
         public var seed: UInt64
+        /// How a round's deltas are combined.
+        public var aggregation: AggregationRule = .fedAvg
+        /// Deltas above this L2 norm are scaled down to it (nil: no clipping).
+        public var clipNorm: Double?
+        /// Server learning rate (nil: the rule's default).
+        public var serverLearningRate: Double?
 
         /// Creates a configuration.
         public init(
@@ -53,7 +59,8 @@ public final class CoordinatorServer {
     var machine: RoundMachine
     var global: [[Float]]
     var peers: [String: (address: PeerAddress, hello: Hello, id: UInt32)] = [:]
-    var accumulator: FedAvgAccumulator
+    var aggregator: RoundAggregator
+    var optimizer: ServerOptimizer
     var participations: [ParticipationRecord] = []
     var pendingUpdates: [String: Update] = [:]
     var taskBytes: [String: Int] = [:]
@@ -64,18 +71,27 @@ public final class CoordinatorServer {
     /// The bound endpoint (a `*` port resolved).
     public var endpoint: String { router.endpoint }
 
-    /// Binds, opens the ledger and resumes after its last completed round.
+    /// Checks the ledger (read-only), binds, then opens the ledger for writing and resumes after its last
+    /// completed round: a start refused for any reason (a bad ledger, an address in use) leaves the ledger file
+    /// as it was, or absent.
     public init(configuration c: Configuration, context: ZMQContext, log: @escaping (String) -> Void) throws {
         configuration = c
         self.log = log
-        ledger = try LedgerStore(path: c.ledgerPath)
+        try LedgerStore.preflight(path: c.ledgerPath)
         router = try RouterEndpoint(
             context: context, bind: c.bind, security: c.security, limits: try DecodeLimits(serving: c.model),
             allowPlainOffLoopback: c.allowPlainOffLoopback)
+        do {
+            ledger = try LedgerStore(path: c.ledgerPath)
+        } catch {
+            router.close()
+            throw error
+        }
         check = try DeltaCheck(model: c.model)
         tensorSizes = try c.model.parameterCounts()
         policies = PolicyEngine(model: c.model, stepsPerRound: c.stepsPerRound)
-        accumulator = FedAvgAccumulator(tensorSizes: tensorSizes)
+        aggregator = RoundAggregator(rule: c.aggregation, tensorSizes: tensorSizes, clipNorm: c.clipNorm)
+        optimizer = ServerOptimizer(rule: c.aggregation, learningRate: c.serverLearningRate)
         if let (round, bytes) = try ledger.latestCheckpoint() {
             global = Self.decodeModel(bytes, sizes: tensorSizes)
             machine = RoundMachine(configuration: c.rounds, firstRound: round + 1)
@@ -217,7 +233,8 @@ public final class CoordinatorServer {
         for action in actions {
             switch action {
             case .sendTasks(let round, let attempt, let nodes, let timeoutMs):
-                accumulator = FedAvgAccumulator(tensorSizes: tensorSizes)
+                aggregator = RoundAggregator(
+                    rule: configuration.aggregation, tensorSizes: tensorSizes, clipNorm: configuration.clipNorm)
                 participations = []
                 roundStarted = Self.now()
                 var random = RandomSource(seed: UInt64(round))
@@ -258,7 +275,7 @@ public final class CoordinatorServer {
                 guard let u = pendingUpdates[node], let p = peers[node] else { continue }
                 do {
                     let norm = try check.check(u, round: u.round, attempt: u.attempt)
-                    accumulator.add(u.delta, samples: Int(clamping: u.samplesTrained), norm: norm)
+                    aggregator.add(u.delta, samples: Int(clamping: u.samplesTrained), norm: norm)
                     participations.append(
                         record(node: node, update: u, status: u.isPartial ? "partial" : "ok", reason: nil))
                 } catch {
@@ -268,8 +285,7 @@ public final class CoordinatorServer {
             case .refuse(let node, let reason):
                 log("refused an update from \(peers[node]?.hello.name ?? node): \(reason.rawValue)")
             case .completeRound(let round, let attempt, _, let missing):
-                let mean = accumulator.mean()
-                for t in global.indices { for i in global[t].indices { global[t][i] += mean[t][i] } }
+                optimizer.apply(aggregator.aggregate(), to: &global)
                 var accuracy: Double? = nil
                 var loss: Double? = nil
                 if let test = configuration.evaluation {

@@ -42,9 +42,6 @@ public struct AllowList: Hashable, Sendable {
 
     /// Reads an allow-list file.
     public static func load(path: String) throws(SecurityError) -> AllowList {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SecurityError("cannot read allow-list \(path)")
-        }
-        return try parse(String(decoding: data, as: UTF8.self), path: path)
+        try parse(try KeyFiles.readText(path: path, what: "allow-list"), path: path)
     }
 }

@@ -31,6 +31,17 @@ public struct CurveKeyPair: Hashable, Sendable {
             secretKey: String(decoding: sec.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
+    /// The pair of a secret key (its public key derived by libzmq), or nil when `secretKey` is not a Z85 key.
+    public static func derive(secretKey: String) -> CurveKeyPair? {
+        guard decode(z85: secretKey) != nil else { return nil }
+        var pub = [CChar](repeating: 0, count: 41)
+        let sec = Array(secretKey.utf8CString)
+        guard zmq_curve_public(&pub, sec) == 0 else { return nil }
+        return CurveKeyPair(
+            publicKey: String(decoding: pub.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self),
+            secretKey: secretKey)
+    }
+
     /// The 32 raw bytes of a Z85 key, or nil when it is not one.
     public static func decode(z85 key: String) -> [UInt8]? {
         let text = Array(key.utf8)

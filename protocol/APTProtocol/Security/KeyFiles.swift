@@ -51,14 +51,31 @@ public struct KeyFiles: Sendable {
 
     /// Reads a key file: one 40-character Z85 key (surrounding white space ignored).
     public static func readKey(path: String) throws(SecurityError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SecurityError("cannot read key file \(path)")
-        }
-        let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = try readText(path: path, what: "key file").trimmingCharacters(in: .whitespacesAndNewlines)
         guard CurveKeyPair.decode(z85: key) != nil else {
             throw SecurityError("\(path) does not hold a 40-character Z85 CURVE key")
         }
         return key
+    }
+
+    /// The text of a small file (at most 16 MiB), or an error naming `what`, the path and the system's reason.
+    static func readText(path: String, what: String) throws(SecurityError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SecurityError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SecurityError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+            guard bytes.count <= 16 << 20 else { throw SecurityError("\(what) \(path) is over 16 MiB") }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Writes `contents` to a fresh temporary file beside `path` created with `mode` (exclusive create),
