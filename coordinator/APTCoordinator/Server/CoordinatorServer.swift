@@ -64,6 +64,8 @@ public final class CoordinatorServer {
     var participations: [ParticipationRecord] = []
     var pendingUpdates: [String: Update] = [:]
     var taskBytes: [String: Int] = [:]
+    /// Per node, the weight bits per layer it last reported (the format its TASK model is sent in).
+    var reportedBits: [String: [Int]] = [:]
     var roundStarted = ""
     var lastBeat: UInt64 = 0
     var sequence: UInt64 = 0
@@ -101,6 +103,27 @@ public final class CoordinatorServer {
             let network = try Network(spec: c.model, mode: .fp32, quantization: q, seed: c.seed)
             global = network.parameterSnapshot.map { $0.dequantized() }
             machine = RoundMachine(configuration: c.rounds)
+        }
+    }
+
+    /// The weight bits of a node's TASK, layer by layer: what it last reported, held inside its policy's range;
+    /// for a node that has not reported yet, the width APT starts from at the policy's knob (`start`), held
+    /// inside the range. (Starting at the range's maximum would pin the node there: APT widens a layer whose
+    /// updates underflow, it rarely narrows one.)
+    static func taskBits(reported: [Int]?, policy: Policy, start: Int) -> [Int] {
+        policy.layerBits.enumerated().map { k, range in
+            let wanted = reported.flatMap { k < $0.count ? $0[k] : nil } ?? start
+            return min(max(wanted, range.min), range.max)
+        }
+    }
+
+    /// The global model as TASK tensors: each layer's weights at `weightBits[k]` bits, its bias at 16, all with
+    /// power-of-two scales (the engine's fixed-point formats), rounded to nearest.
+    static func encode(_ model: [[Float]], weightBits: [Int], round: Int) -> [QuantizedTensor] {
+        var random = RandomSource(seed: UInt64(round))
+        return model.enumerated().map { i, v in
+            let bits = i % 2 == 0 && i / 2 < weightBits.count ? weightBits[i / 2] : 16
+            return QuantizedTensor.quantize(v, layer: UInt16(i), bits: bits, scaleKind: .powerOfTwo, random: &random)
         }
     }
 
@@ -237,16 +260,20 @@ public final class CoordinatorServer {
                     rule: configuration.aggregation, tensorSizes: tensorSizes, clipNorm: configuration.clipNorm)
                 participations = []
                 roundStarted = Self.now()
-                var random = RandomSource(seed: UInt64(round))
-                let tensors = global.enumerated().map { i, v in
-                    QuantizedTensor.quantize(v, layer: UInt16(i), bits: 16, scaleKind: .powerOfTwo, random: &random)
-                }
+                // The model goes to each node in its own format; nodes at the same bits share one encoding.
+                var encoded: [[Int]: [QuantizedTensor]] = [:]
                 let roundsLeft = configuration.rounds.rounds - round + 1
                 var retiring: [(String, PolicyRefusal)] = []
                 for id in nodes {
                     guard let p = peers[id], let b = try budget(id) else { continue }
                     do {
                         let plan = try policies.plan(for: b, roundsLeft: roundsLeft)
+                        let start = TrainingConfiguration(
+                            model: configuration.model, precision: .apt, tradeoff: plan.policy.tradeoff
+                        ).quantization.initialWeightBits
+                        let bits = Self.taskBits(reported: reportedBits[id], policy: plan.policy, start: start)
+                        let tensors = encoded[bits] ?? Self.encode(global, weightBits: bits, round: round)
+                        encoded[bits] = tensors
                         let task = Message.task(
                             TrainingTask(
                                 round: UInt32(round), attempt: UInt32(attempt), timeoutMs: UInt32(clamping: timeoutMs),
@@ -276,6 +303,7 @@ public final class CoordinatorServer {
                 do {
                     let norm = try check.check(u, round: u.round, attempt: u.attempt)
                     aggregator.add(u.delta, samples: Int(clamping: u.samplesTrained), norm: norm)
+                    if u.ledger.bits.count == tensorSizes.count / 2 { reportedBits[node] = u.ledger.bits.map(Int.init) }
                     participations.append(
                         record(node: node, update: u, status: u.isPartial ? "partial" : "ok", reason: nil))
                 } catch {
