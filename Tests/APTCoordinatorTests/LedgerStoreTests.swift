@@ -34,7 +34,7 @@ struct LedgerStoreTests {
         let path = temporaryPath()
         defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
         let first = try LedgerStore(path: path)
-        #expect(try LedgerSchema.migrator.applied(in: first.database) == ["v1-fleet-ledger"])
+        #expect(try LedgerSchema.migrator.applied(in: first.database) == ["v1-fleet-ledger", "v2-event-energy"])
         #expect(try first.database.rows("PRAGMA journal_mode").first?.values.first == .text("wal"))
         #expect(try first.database.rows("PRAGMA foreign_keys").first?.values.first == .integer(1))
         first.database.close()
@@ -72,6 +72,69 @@ struct LedgerStoreTests {
         }
         #expect(try ledger.rounds().count == 1)
         #expect(try ledger.energySpent(identity: "a") == 0.5)
+    }
+
+    @Test("a v1 ledger with rounds in it is upgraded by v2 once, and keeps every row")
+    func upgradeFromV1() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        // The ledger as the first version wrote it.
+        let old = try SQLiteDatabase(path: path)
+        var v1 = DatabaseMigrator()
+        v1.register("v1-fleet-ledger", sql: LedgerSchema.v1)
+        try v1.migrate(old)
+        try old.run(
+            """
+            INSERT INTO nodes (identity, name, profile, energy_budget_j, memory_budget_bytes, local_samples,
+                               first_seen, last_seen, state)
+            VALUES ('a', 'pi-a', '{}', 10, 1000, 60, 'then', 'then', 'connected')
+            """)
+        try old.run("INSERT INTO events (at, round, node_id, kind, detail) VALUES ('then', 1, 1, 'fault', 'x')")
+        old.close()
+        let ledger = try LedgerStore(path: path)
+        #expect(try LedgerSchema.migrator.applied(in: ledger.database) == ["v1-fleet-ledger", "v2-event-energy"])
+        #expect(try ledger.database.rows("SELECT energy_j FROM events").map { $0["energy_j"].double } == [0])
+        #expect(try ledger.fleet().first?["name"].string == "pi-a")
+    }
+
+    @Test("a late update turns its dropped row into a late one; a round never recorded keeps its energy as an event")
+    func lateUpdates() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let ledger = try LedgerStore(path: path)
+        try ledger.upsertNode(node("a"))
+        try ledger.upsertNode(node("b"))
+        var dropped = participation("b", energy: 0)
+        dropped.status = "dropped"
+        try ledger.recordRound(round(1), participations: [participation("a"), dropped])
+        var late = participation("b", energy: 0.25)
+        late.status = "late"
+        late.reason = "arrived after the round closed"
+        try ledger.recordLate(round: 1, attempt: 0, late)
+        let rows = try ledger.participations(node: "b")
+        #expect(rows.count == 1)
+        #expect(rows.first?["status"].string == "late" && rows.first?["energy_j"].double == 0.25)
+        #expect(try ledger.energySpent(identity: "b") == 0.25)
+        // Round 7 was never committed (its coordinator died): the energy is kept as an event.
+        try ledger.recordLate(round: 7, attempt: 0, late)
+        #expect(try ledger.participations(node: "b").count == 1)
+        #expect(try ledger.energySpent(identity: "b") == 0.5)
+        #expect(try ledger.fleet().first { $0["name"].string == "pi-b" }?["energy_j"].double == 0.5)
+        #expect(try ledger.database.rows("SELECT kind FROM events").map { $0["kind"].string } == ["late-update"])
+    }
+
+    @Test("a distrusted node stays distrusted when it says HELLO again")
+    func distrustSticks() throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let ledger = try LedgerStore(path: path)
+        try ledger.upsertNode(node("a"))
+        try ledger.setState(identity: "a", state: "distrusted")
+        try ledger.upsertNode(node("a"))
+        #expect(try ledger.fleet().first?["state"].string == "distrusted")
+        try ledger.setState(identity: "a", state: "retired")
+        try ledger.upsertNode(node("a"))
+        #expect(try ledger.fleet().first?["state"].string == "connected")
     }
 
     @Test("a writer that dies inside a transaction leaves no half round")

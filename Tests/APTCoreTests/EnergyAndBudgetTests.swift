@@ -241,3 +241,28 @@ struct EnergyAndBudgetTests {
         #expect(results["apt"]!.energyJ < results["fp32"]!.energyJ / 2)
     }
 }
+
+/// What lets a coordinator check a node's energy report from its steps and samples alone.
+@Suite("Energy is affine in the batch")
+struct EnergyAffinityTests {
+    @Test(
+        "a step's energy is a + b·n for n samples, for every model, precision and profile",
+        arguments: [ModelSpec.mlp, ModelSpec.lenet])
+    func affine(spec: ModelSpec) throws {
+        for mode in [PrecisionMode.apt, .fp32, .fixed(bits: 8)] {
+            for profile in DeviceProfile.builtIn {
+                let c = TrainingConfiguration(model: spec, precision: mode)
+                let cost = try CostModel(
+                    spec: spec, mode: mode, quantization: c.quantization, momentum: c.momentum, profile: profile)
+                let bits = [Int](repeating: 12, count: cost.weightedLayers.count)
+                let j1 = cost.stepJoules(batch: 1, weightBits: bits)
+                let b = cost.stepJoules(batch: 2, weightBits: bits) - j1
+                let a = j1 - b
+                for n in [3, 17, 64, 100, 256] {
+                    let j = cost.stepJoules(batch: n, weightBits: bits)
+                    #expect(abs(j - (a + b * Double(n))) <= 1e-9 * j, "\(spec.name) \(mode) \(profile.name) n=\(n)")
+                }
+            }
+        }
+    }
+}

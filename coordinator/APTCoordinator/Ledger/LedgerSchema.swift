@@ -3,8 +3,15 @@ enum LedgerSchema {
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.register("v1-fleet-ledger", sql: v1)
+        m.register("v2-event-energy", sql: v2)
         return m
     }
+
+    /// Energy a node reported in an update that was not a participation (a replay of a round the ledger never
+    /// recorded, an update for a round it was not selected for): still energy it spent.
+    static let v2 = """
+        ALTER TABLE events ADD COLUMN energy_j REAL NOT NULL DEFAULT 0 CHECK (energy_j >= 0);
+        """
 
     static let v1 = """
         CREATE TABLE nodes (

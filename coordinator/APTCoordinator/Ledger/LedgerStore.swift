@@ -196,7 +196,8 @@ public final class LedgerStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (identity) DO UPDATE SET name = excluded.name, profile = excluded.profile,
                 energy_budget_j = excluded.energy_budget_j, memory_budget_bytes = excluded.memory_budget_bytes,
-                local_samples = excluded.local_samples, last_seen = excluded.last_seen, state = excluded.state
+                local_samples = excluded.local_samples, last_seen = excluded.last_seen,
+                state = CASE WHEN nodes.state = 'distrusted' THEN 'distrusted' ELSE excluded.state END
             """,
             [
                 .text(n.identity), .text(n.name), .text(n.profileJSON), .real(n.energyBudgetJ),
@@ -211,6 +212,11 @@ public final class LedgerStore {
         try database.run(
             "UPDATE nodes SET state = ?, last_seen = ? WHERE identity = ?",
             [.text(state), .text(Self.now()), .text(identity)])
+    }
+
+    /// A node's state, or nil for a node the ledger does not know.
+    public func state(identity: String) throws -> String? {
+        try database.rows("SELECT state FROM nodes WHERE identity = ?", [.text(identity)]).first?["state"].string
     }
 
     func nodeID(_ identity: String) throws -> Int64 {
@@ -239,31 +245,32 @@ public final class LedgerStore {
                     .integer(Int64(participations.reduce(0) { $0 + $1.bytesDown })),
                     .integer(Int64(participations.reduce(0) { $0 + $1.bytesUp })),
                 ])
-            for p in participations {
-                try database.run(
-                    """
-                    INSERT INTO participations (round, attempt, node_id, status, reason, energy_j, cumulative_energy_j,
-                        peak_memory_bytes, parameter_bytes, bits, samples, steps_done, steps_asked, loss, accuracy,
-                        bytes_up, bytes_down, duration_s)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [
-                        .integer(Int64(round.number)), .integer(Int64(round.attempt)),
-                        .integer(try nodeID(p.identity)), .text(p.status), p.reason.map { .text($0) } ?? .null,
-                        .real(p.energyJ), .real(p.cumulativeEnergyJ), .integer(Int64(p.peakMemoryBytes)),
-                        .integer(Int64(p.parameterBytes)),
-                        .text("[" + p.bits.map(String.init).joined(separator: ",") + "]"), .integer(Int64(p.samples)),
-                        .integer(Int64(p.stepsDone)), .integer(Int64(p.stepsAsked)),
-                        p.loss.map { .real($0) } ?? .null, p.accuracy.map { .real($0) } ?? .null,
-                        .integer(Int64(p.bytesUp)), .integer(Int64(p.bytesDown)), .real(p.durationS),
-                    ])
-            }
+            for p in participations { try insertParticipation(round: round.number, attempt: round.attempt, p) }
             if let checkpoint, round.status == "completed" {
                 try database.run(
                     "INSERT OR REPLACE INTO checkpoints (round, created_at, model) VALUES (?, ?, ?)",
                     [.integer(Int64(round.number)), .text(round.endedAt), .blob(checkpoint)])
             }
         }
+    }
+
+    func insertParticipation(round: Int, attempt: Int, _ p: ParticipationRecord) throws {
+        try database.run(
+            """
+            INSERT INTO participations (round, attempt, node_id, status, reason, energy_j, cumulative_energy_j,
+                peak_memory_bytes, parameter_bytes, bits, samples, steps_done, steps_asked, loss, accuracy,
+                bytes_up, bytes_down, duration_s)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .integer(Int64(round)), .integer(Int64(attempt)), .integer(try nodeID(p.identity)), .text(p.status),
+                p.reason.map { .text($0) } ?? .null, .real(p.energyJ), .real(p.cumulativeEnergyJ),
+                .integer(Int64(p.peakMemoryBytes)), .integer(Int64(p.parameterBytes)),
+                .text("[" + p.bits.map(String.init).joined(separator: ",") + "]"), .integer(Int64(p.samples)),
+                .integer(Int64(p.stepsDone)), .integer(Int64(p.stepsAsked)), p.loss.map { .real($0) } ?? .null,
+                p.accuracy.map { .real($0) } ?? .null, .integer(Int64(p.bytesUp)), .integer(Int64(p.bytesDown)),
+                .real(p.durationS),
+            ])
     }
 
     /// The last completed round and its checkpoint, if any: where a restarted coordinator resumes.
@@ -274,14 +281,48 @@ public final class LedgerStore {
         return (round, model)
     }
 
-    /// A node's energy spent over every recorded participation, J.
+    /// A node's energy spent over every recorded participation and every event that carried energy, J.
     public func energySpent(identity: String) throws -> Double {
         try database.rows(
             """
-            SELECT COALESCE(SUM(p.energy_j), 0) AS spent FROM participations p JOIN nodes n ON n.id = p.node_id
-            WHERE n.identity = ?
+            SELECT (SELECT COALESCE(SUM(p.energy_j), 0) FROM participations p WHERE p.node_id = n.id)
+                 + (SELECT COALESCE(SUM(e.energy_j), 0) FROM events e WHERE e.node_id = n.id) AS spent
+            FROM nodes n WHERE n.identity = ?
             """, [.text(identity)]
         ).first?["spent"].double ?? 0
+    }
+
+    /// Records an event (a refusal, a fault, a distrusted node), with the energy it carried, if any.
+    public func recordEvent(round: Int?, identity: String?, kind: String, detail: String, energyJ: Double = 0) throws {
+        let node: SQLiteValue = try identity.map { .integer(try nodeID($0)) } ?? .null
+        try database.run(
+            "INSERT INTO events (at, round, node_id, kind, detail, energy_j) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .text(Self.now()), round.map { .integer(Int64($0)) } ?? .null, node, .text(kind), .text(detail),
+                .real(max(0, energyJ.isFinite ? energyJ : 0)),
+            ])
+    }
+
+    /// Records an update that arrived after its round closed: the node's `dropped` row of that round becomes
+    /// `late` with the figures it reported (never averaged); a round the ledger never recorded (its coordinator
+    /// died before committing it) gets an event carrying the energy instead. One transaction.
+    public func recordLate(round: Int, attempt: Int, _ p: ParticipationRecord) throws {
+        try database.transaction {
+            let node = try nodeID(p.identity)
+            let key: [SQLiteValue] = [.integer(Int64(round)), .integer(Int64(attempt)), .integer(node)]
+            let roundKnown = try !database.rows(
+                "SELECT 1 FROM rounds WHERE number = ? AND attempt = ?", Array(key.prefix(2))
+            ).isEmpty
+            guard roundKnown else {
+                try recordEvent(
+                    round: round, identity: p.identity, kind: "late-update",
+                    detail: "update for round \(round) attempt \(attempt), which this ledger never recorded: "
+                        + "\(p.reason ?? "")", energyJ: p.energyJ)
+                return
+            }
+            try database.run("DELETE FROM participations WHERE round = ? AND attempt = ? AND node_id = ?", key)
+            try insertParticipation(round: round, attempt: attempt, p)
+        }
     }
 
     /// The round attempts recorded, in order.
@@ -300,7 +341,9 @@ public final class LedgerStore {
         try database.rows(
             """
             SELECT n.name, n.identity, n.state, COUNT(p.round) AS rounds, COALESCE(SUM(p.samples), 0) AS samples,
-                   COALESCE(SUM(p.energy_j), 0) AS energy_j, n.energy_budget_j,
+                   COALESCE(SUM(p.energy_j), 0)
+                     + (SELECT COALESCE(SUM(e.energy_j), 0) FROM events e WHERE e.node_id = n.id) AS energy_j,
+                   n.energy_budget_j,
                    COALESCE(MAX(p.peak_memory_bytes), 0) AS peak_memory_bytes, n.memory_budget_bytes, n.last_seen
             FROM nodes n LEFT JOIN participations p ON p.node_id = n.id
             GROUP BY n.id ORDER BY n.name, n.identity

@@ -66,6 +66,11 @@ public final class CoordinatorServer {
     var taskBytes: [String: Int] = [:]
     /// Per node, the weight bits per layer it last reported (the format its TASK model is sent in).
     var reportedBits: [String: [Int]] = [:]
+    /// Per node, the policy of the TASK it was last sent (what its UPDATE is audited against).
+    var sentPolicies: [String: Policy] = [:]
+    /// Nodes that declined this round's TASK (ERROR cannot-comply), with their words.
+    var declined: [String: String] = [:]
+    let audit: EnergyAudit
     var roundStarted = ""
     var lastBeat: UInt64 = 0
     var sequence: UInt64 = 0
@@ -90,6 +95,7 @@ public final class CoordinatorServer {
             throw error
         }
         check = try DeltaCheck(model: c.model)
+        audit = EnergyAudit(model: c.model)
         tensorSizes = try c.model.parameterCounts()
         policies = PolicyEngine(model: c.model, stepsPerRound: c.stepsPerRound)
         aggregator = RoundAggregator(rule: c.aggregation, tensorSizes: tensorSizes, clipNorm: c.clipNorm)
@@ -150,7 +156,8 @@ public final class CoordinatorServer {
             heartbeat()
         }
         let finished = machine.state == .finished
-        for (_, p) in peers {
+        for (id, p) in peers {
+            try? ledger.setState(identity: id, state: "idle")
             try? router.send(
                 finished
                     ? .bye(reason: .normal, text: "all rounds done")
@@ -184,6 +191,13 @@ public final class CoordinatorServer {
                         memoryBudgetBytes: Int(clamping: h.memoryBudgetBytes),
                         localSamples: Int(clamping: h.localSamples),
                         state: "connected"))
+                if try ledger.state(identity: id) == "distrusted" {
+                    try? router.send(
+                        .bye(reason: .failure, text: "this node's reports were found untrustworthy; see the ledger"),
+                        to: peer)
+                    log("refused node \(h.name) (\(id.prefix(12))): distrusted")
+                    return
+                }
                 peers[id] = (peer, h, UInt32(truncatingIfNeeded: rowID))
                 let layers = tensorSizes.count / 2
                 try router.send(
@@ -210,11 +224,21 @@ public final class CoordinatorServer {
                     machine.update(
                         from: id, round: Int(u.round), attempt: Int(u.attempt), partial: u.isPartial, at: now))
                 pendingUpdates[id] = nil
+            case .error(let code, let text):
+                log("node \(peers[id]?.hello.name ?? id) says \(code): \(text)")
+                // A node that cannot do this round's task answers for it now instead of at the deadline.
+                if code == .cannotComply,
+                    case .collecting(let round, let attempt, _, let selected, let answered) =
+                        machine.state, selected.contains(id), !answered.contains(id)
+                {
+                    declined[id] = text
+                    try perform(machine.update(from: id, round: round, attempt: attempt, partial: false, at: now))
+                    declined[id] = nil
+                }
             case .bye(let reason, let text):
                 log("node \(peers[id]?.hello.name ?? id) left: \(reason) \(text)")
-                if reason == .energyBudgetExhausted || reason == .memoryBudget {
-                    try ledger.setState(identity: id, state: "retired")
-                }
+                let retired = reason == .energyBudgetExhausted || reason == .memoryBudget
+                try ledger.setState(identity: id, state: retired ? "retired" : "idle")
                 peers[id] = nil
                 try perform(machine.nodeLeft(id, at: now))
             default:
@@ -274,6 +298,7 @@ public final class CoordinatorServer {
                         let bits = Self.taskBits(reported: reportedBits[id], policy: plan.policy, start: start)
                         let tensors = encoded[bits] ?? Self.encode(global, weightBits: bits, round: round)
                         encoded[bits] = tensors
+                        sentPolicies[id] = plan.policy
                         let task = Message.task(
                             TrainingTask(
                                 round: UInt32(round), attempt: UInt32(attempt), timeoutMs: UInt32(clamping: timeoutMs),
@@ -299,9 +324,18 @@ public final class CoordinatorServer {
                 // A node that cannot pay for one step (or hold one) leaves the fleet, told why; the round goes on.
                 for (id, refusal) in retiring { try retire(id, refusal) }
             case .accept(let node, _):
+                if let why = declined[node] {
+                    participations.append(declinedRecord(node: node, reason: "declined: \(why)"))
+                    continue
+                }
                 guard let u = pendingUpdates[node], let p = peers[node] else { continue }
                 do {
                     let norm = try check.check(u, round: u.round, attempt: u.attempt)
+                    if let why = try distrustReason(u, from: node) {
+                        participations.append(record(node: node, update: u, status: "rejected", reason: why))
+                        try distrust(node, why)
+                        continue
+                    }
                     aggregator.add(u.delta, samples: Int(clamping: u.samplesTrained), norm: norm)
                     if u.ledger.bits.count == tensorSizes.count / 2 { reportedBits[node] = u.ledger.bits.map(Int.init) }
                     participations.append(
@@ -312,6 +346,21 @@ public final class CoordinatorServer {
                 }
             case .refuse(let node, let reason):
                 log("refused an update from \(peers[node]?.hello.name ?? node): \(reason.rawValue)")
+                guard let u = pendingUpdates[node] else { continue }
+                switch reason {
+                case .late:
+                    try ledger.recordLate(
+                        round: Int(u.round), attempt: Int(u.attempt),
+                        record(node: node, update: u, status: "late", reason: "arrived after the round closed"))
+                case .duplicate:
+                    // A replay: its energy was counted with the first copy.
+                    try ledger.recordEvent(
+                        round: Int(u.round), identity: node, kind: "refused-update", detail: reason.rawValue)
+                default:
+                    try ledger.recordEvent(
+                        round: Int(u.round), identity: node, kind: "refused-update",
+                        detail: "\(reason.rawValue) (round \(u.round) attempt \(u.attempt))", energyJ: u.ledger.energyJ)
+                }
             case .completeRound(let round, let attempt, _, let missing):
                 optimizer.apply(aggregator.aggregate(), to: &global)
                 var accuracy: Double? = nil
@@ -351,6 +400,40 @@ public final class CoordinatorServer {
                 log("all \(configuration.rounds.rounds) rounds done")
             }
         }
+    }
+
+    /// Why a node's UPDATE cannot be believed — its energy report disagrees with its policy and work, or its
+    /// peak memory is over its budget — or nil.
+    func distrustReason(_ u: Update, from node: String) throws -> String? {
+        guard let p = peers[node] else { return nil }
+        if u.ledger.peakMemoryBytes > p.hello.memoryBudgetBytes {
+            return
+                "reported peak memory \(u.ledger.peakMemoryBytes) B over its budget of \(p.hello.memoryBudgetBytes) B"
+        }
+        guard let policy = sentPolicies[node] else { return nil }
+        return try audit.disagreement(
+            reportedJ: u.ledger.energyJ, policy: policy, profile: p.hello.profile, steps: Int(u.stepsDone),
+            samples: Int(clamping: u.samplesTrained)
+        ).map { "energy report: \($0)" }
+    }
+
+    /// Stops trusting a node: recorded as distrusted with the reason, told so, and no longer selected.
+    func distrust(_ id: String, _ why: String) throws {
+        guard let p = peers[id] else { return }
+        try ledger.setState(identity: id, state: "distrusted")
+        try ledger.recordEvent(round: nil, identity: id, kind: "distrusted", detail: why)
+        try? router.send(.bye(reason: .failure, text: "distrusted: \(why)"), to: p.address)
+        peers[id] = nil
+        log("node \(p.hello.name) distrusted: \(why)")
+        try perform(machine.nodeLeft(id, at: MonotonicClock.milliseconds()))
+    }
+
+    func declinedRecord(node: String, reason: String) -> ParticipationRecord {
+        ParticipationRecord(
+            identity: node, status: "rejected", reason: reason, energyJ: 0,
+            cumulativeEnergyJ: (try? ledger.energySpent(identity: node)) ?? 0, peakMemoryBytes: 0, parameterBytes: 0,
+            bits: [], samples: 0, stepsDone: 0, stepsAsked: 0, bytesUp: 0, bytesDown: taskBytes[node] ?? 0,
+            durationS: 0)
     }
 
     func record(node: String, update u: Update, status: String, reason: String?) -> ParticipationRecord {
