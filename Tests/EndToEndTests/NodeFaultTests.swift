@@ -219,3 +219,39 @@ extension FleetTests {
         #expect((row["peak_memory_bytes"].int ?? .max) <= 16 << 20)
     }
 }
+
+/// Policies that change between rounds are pushed.
+extension FleetTests {
+    @Test("a node whose paced share changes gets a POLICY between rounds, recorded with its reason, and stays in budget")
+    func policyPush() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-push-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(dir, ["--rounds", "3", "--min-nodes", "2", "--steps", "5"])
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        // 0.00024 J pays 3 steps a round for two rounds, then 4 in the last: the policy changes once.
+        let budgets = ["1", "0.00024"]
+        let nodes = try (0..<2).map { i in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", budgets[i], "--shard", "\(i)/10",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
+        for n in nodes { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let pushed = try ledger.database.rows(
+            """
+            SELECT n.name, p.round, p.reason, p.policy FROM policies p JOIN nodes n ON n.id = p.node_id
+            WHERE p.reason LIKE 'pushed: %'
+            """)
+        #expect(pushed.count >= 1, "\(log())")
+        #expect(pushed.allSatisfy { $0["name"].string == "pi-1" }, "only the tight node's policy changes")
+        let nodeLog = (try? String(contentsOfFile: "\(dir)/node-1.log", encoding: .utf8)) ?? ""
+        #expect(nodeLog.contains("new policy: "), "\(nodeLog)")
+        let tight = try #require(try ledger.fleet().first { $0["name"].string == "pi-1" })
+        #expect((tight["energy_j"].double ?? 1) <= 0.00024)
+    }
+}

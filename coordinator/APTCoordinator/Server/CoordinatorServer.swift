@@ -306,14 +306,7 @@ public final class CoordinatorServer {
                         let frame = Frame.encode(task)
                         try router.socket.send([p.address.routingId, frame], dontWait: true)
                         taskBytes[id] = frame.count
-                        try ledger.database.run(
-                            "INSERT INTO policies (node_id, round, policy, reason) VALUES (?, ?, ?, ?)",
-                            [
-                                .integer(Int64(p.id)), .integer(Int64(round)),
-                                .text(
-                                    String(decoding: (try? JSONEncoder().encode(plan.policy)) ?? Data(), as: UTF8.self)),
-                                .text(plan.reason),
-                            ])
+                        try recordPolicy(node: p.id, round: round, plan.policy, reason: plan.reason)
                     } catch let refusal as PolicyRefusal {
                         log("no task for \(p.hello.name) in round \(round): \(refusal)")
                         retiring.append((id, refusal))
@@ -385,6 +378,7 @@ public final class CoordinatorServer {
                         endedAt: Self.now(),
                         accuracy: accuracy, loss: loss),
                     participations: participations, checkpoint: Self.encodeModel(global))
+                if round < configuration.rounds.rounds { try pushChangedPolicies(nextRound: round + 1) }
                 let energy = participations.reduce(0) { $0 + $1.energyJ }
                 log(
                     "round \(round): \(participations.filter { $0.status == "ok" || $0.status == "partial" }.count) updates, "
@@ -400,6 +394,37 @@ public final class CoordinatorServer {
                 log("all \(configuration.rounds.rounds) rounds done")
             }
         }
+    }
+
+    /// Between rounds: plans each node's policy for `nextRound` from the ledger as it now stands, and pushes
+    /// POLICY to every node whose policy changed (recorded with its reason); a node that can no longer afford a
+    /// step, or hold one, is retired now rather than at the next TASK.
+    func pushChangedPolicies(nextRound: Int) throws {
+        let roundsLeft = configuration.rounds.rounds - nextRound + 1
+        var retiring: [(String, PolicyRefusal)] = []
+        for (id, p) in peers.sorted(by: { $0.key < $1.key }) {
+            guard let previous = sentPolicies[id], let b = try budget(id) else { continue }
+            do {
+                let plan = try policies.plan(for: b, roundsLeft: roundsLeft)
+                guard plan.policy != previous else { continue }
+                try router.send(.policy(plan.policy), to: p.address)
+                sentPolicies[id] = plan.policy
+                try recordPolicy(node: p.id, round: nextRound, plan.policy, reason: "pushed: \(plan.reason)")
+                log("policy for \(p.hello.name) changed: \(plan.reason)")
+            } catch let refusal as PolicyRefusal {
+                retiring.append((id, refusal))
+            }
+        }
+        for (id, refusal) in retiring { try retire(id, refusal) }
+    }
+
+    func recordPolicy(node: UInt32, round: Int, _ policy: Policy, reason: String) throws {
+        try ledger.database.run(
+            "INSERT INTO policies (node_id, round, policy, reason) VALUES (?, ?, ?, ?)",
+            [
+                .integer(Int64(node)), .integer(Int64(round)),
+                .text(String(decoding: (try? JSONEncoder().encode(policy)) ?? Data(), as: UTF8.self)), .text(reason),
+            ])
     }
 
     /// Why a node's UPDATE cannot be believed — its energy report disagrees with its policy and work, or its
