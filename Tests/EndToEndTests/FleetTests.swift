@@ -135,8 +135,15 @@ struct FleetTests {
         var endpoint = ""
         let deadline = Date().addingTimeInterval(20)
         while endpoint.isEmpty && Date() < deadline && server.isRunning {
-            if let line = log().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
-                endpoint = String(line.split(separator: " ").last ?? "")
+            for line in log().split(separator: "\n") {
+                if line.hasPrefix("serving ") { endpoint = String(line.split(separator: " ").last ?? "") }
+                // With --log-format json: {"event":"serving",…,"endpoint":"tcp://…"}.
+                if line.hasPrefix("{"),
+                    let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    object["event"] as? String == "serving", let e = object["endpoint"] as? String
+                {
+                    endpoint = e
+                }
             }
             usleep(20_000)
         }

@@ -227,7 +227,8 @@ extension FleetTests {
         let dir = NSTemporaryDirectory() + "apt-fleet-push-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, endpoint, log) = try serve(dir, ["--rounds", "3", "--min-nodes", "2", "--steps", "5"])
+        let (server, endpoint, log) = try serve(
+            dir, ["--rounds", "3", "--min-nodes", "2", "--steps", "5", "--log-format", "json"])
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
         // 0.00024 J pays 3 steps a round for two rounds, then 4 in the last: the policy changes once.
         let budgets = ["1", "0.00024"]
@@ -251,6 +252,14 @@ extension FleetTests {
         #expect(pushed.allSatisfy { $0["name"].string == "pi-1" }, "only the tight node's policy changes")
         let nodeLog = (try? String(contentsOfFile: "\(dir)/node-1.log", encoding: .utf8)) ?? ""
         #expect(nodeLog.contains("new policy: "), "\(nodeLog)")
+        // The coordinator's JSON log: one object per line, a round event per round with its counts.
+        let events = try log().split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+        }
+        let rounds = events.filter { $0["event"] as? String == "round" }
+        #expect(rounds.map { $0["round"] as? Int } == [1, 2, 3])
+        #expect(rounds.allSatisfy { $0["ok"] as? Int == 2 && ($0["bytes_up"] as? Int ?? 0) > 0 })
+        #expect(events.contains { $0["event"] as? String == "policy-pushed" && $0["node"] as? String == "pi-1" })
         let tight = try #require(try ledger.fleet().first { $0["name"].string == "pi-1" })
         #expect((tight["energy_j"].double ?? 1) <= 0.00024)
     }

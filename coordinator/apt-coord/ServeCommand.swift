@@ -30,6 +30,7 @@ enum ServeCommand {
             .value("curve-secret", "file", "The coordinator's secret key file (from keygen): CURVE on."),
             .value("allow", "file", "Allow-list of node public keys (with --curve-secret)."),
             .flag("force-plain", "Allow plain (unencrypted) mode off loopback."),
+            .value("log-format", "text|json", "One line per event as text or as a JSON object.", default: "text"),
             ConfigFile.option,
         ])
 
@@ -53,6 +54,8 @@ enum ServeCommand {
                 throw UsageError(
                     "--rounds and --min-nodes must be at least 1, --fraction in (0, 1], --round-timeout > 0")
             }
+            let json = try args.choice("log-format", among: ["text", "json"]) == "json"
+            let log: (LogRecord) -> Void = { record in console.err((json ? record.json : record.message) + "\n") }
             let aggregatorText = args.string("aggregator", default: "fedavg")
             guard let aggregation = AggregationRule(parsing: aggregatorText) else {
                 throw UsageError(
@@ -80,7 +83,7 @@ enum ServeCommand {
             }
             let bind = args.string("bind", default: "tcp://127.0.0.1:5555")
             if security == .plain, args.flag("force-plain"), let warning = Security.plainWarning(endpoint: bind) {
-                console.err("Warning: \(warning)\n")
+                log(LogRecord("warning", "Warning: \(warning)"))
             }
             var evaluation: Dataset? = nil
             if let dir = args["eval-data"] {
@@ -103,10 +106,12 @@ enum ServeCommand {
             configuration.clipNorm = clipNorm
             configuration.serverLearningRate = serverLR
             do {
-                let server = try CoordinatorServer(configuration: configuration, context: try ZMQContext()) { line in
-                    console.err(line + "\n")
-                }
-                console.err("serving \(model.name) on \(server.endpoint)\n")
+                let server = try CoordinatorServer(
+                    configuration: configuration, context: try ZMQContext(), log: log)
+                log(
+                    LogRecord(
+                        "serving", "serving \(model.name) on \(server.endpoint)",
+                        [("model", .string(model.name)), ("endpoint", .string(server.endpoint))]))
                 ShutdownSignal.install()
                 try server.run(shouldStop: { ShutdownSignal.requested })
             } catch let e as CommandFailure {

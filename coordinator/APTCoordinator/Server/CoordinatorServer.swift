@@ -74,14 +74,14 @@ public final class CoordinatorServer {
     var roundStarted = ""
     var lastBeat: UInt64 = 0
     var sequence: UInt64 = 0
-    let log: (String) -> Void
+    let log: (LogRecord) -> Void
     /// The bound endpoint (a `*` port resolved).
     public var endpoint: String { router.endpoint }
 
     /// Checks the ledger (read-only), binds, then opens the ledger for writing and resumes after its last
     /// completed round: a start refused for any reason (a bad ledger, an address in use) leaves the ledger file
     /// as it was, or absent.
-    public init(configuration c: Configuration, context: ZMQContext, log: @escaping (String) -> Void) throws {
+    public init(configuration c: Configuration, context: ZMQContext, log: @escaping (LogRecord) -> Void) throws {
         configuration = c
         self.log = log
         try LedgerStore.preflight(path: c.ledgerPath)
@@ -103,7 +103,7 @@ public final class CoordinatorServer {
         if let (round, bytes) = try ledger.latestCheckpoint() {
             global = Self.decodeModel(bytes, sizes: tensorSizes)
             machine = RoundMachine(configuration: c.rounds, firstRound: round + 1)
-            log("resuming after round \(round) from \(c.ledgerPath)")
+            log(LogRecord("resuming", "resuming after round \(round) from \(c.ledgerPath)"))
         } else {
             let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
             let network = try Network(spec: c.model, mode: .fp32, quantization: q, seed: c.seed)
@@ -163,7 +163,9 @@ public final class CoordinatorServer {
                     ? .bye(reason: .normal, text: "all rounds done")
                     : .bye(reason: .shutdown, text: "coordinator stopping; it resumes from its ledger"), to: p.address)
         }
-        if !finished { log("stopped before the last round; the ledger holds every completed round") }
+        if !finished {
+            log(LogRecord("stopped", "stopped before the last round; the ledger holds every completed round"))
+        }
     }
 
     func heartbeat() {
@@ -178,7 +180,7 @@ public final class CoordinatorServer {
         let now = MonotonicClock.milliseconds()
         switch incoming {
         case .malformed(let peer, let error):
-            log("refused a frame from \(peer): \(error)")
+            log(LogRecord("malformed", "refused a frame from \(peer): \(error)"))
             try? router.send(Message.errorReply(for: error), to: peer)
         case .message(let peer, let message):
             let id = peer.identity
@@ -195,7 +197,7 @@ public final class CoordinatorServer {
                     try? router.send(
                         .bye(reason: .failure, text: "this node's reports were found untrustworthy; see the ledger"),
                         to: peer)
-                    log("refused node \(h.name) (\(id.prefix(12))): distrusted")
+                    log(LogRecord("refused-node", "refused node \(h.name) (\(id.prefix(12))): distrusted"))
                     return
                 }
                 peers[id] = (peer, h, UInt32(truncatingIfNeeded: rowID))
@@ -207,7 +209,10 @@ public final class CoordinatorServer {
                             policy: Policy(
                                 layerBits: [Policy.BitRange](repeating: .init(min: 8, max: 16), count: layers)))),
                     to: peer)
-                log("node \(h.name) joined (\(id.prefix(12)))")
+                log(
+                    LogRecord(
+                        "joined", "node \(h.name) joined (\(id.prefix(12)))",
+                        [("node", .string(h.name)), ("identity", .string(id))]))
                 // Eligible only with budget for the cheapest useful round: else it is retired at once, told why.
                 if let b = try budget(id) {
                     do {
@@ -225,7 +230,7 @@ public final class CoordinatorServer {
                         from: id, round: Int(u.round), attempt: Int(u.attempt), partial: u.isPartial, at: now))
                 pendingUpdates[id] = nil
             case .error(let code, let text):
-                log("node \(peers[id]?.hello.name ?? id) says \(code): \(text)")
+                log(LogRecord("node-error", "node \(peers[id]?.hello.name ?? id) says \(code): \(text)"))
                 // A node that cannot do this round's task answers for it now instead of at the deadline.
                 if code == .cannotComply,
                     case .collecting(let round, let attempt, _, let selected, let answered) =
@@ -236,9 +241,13 @@ public final class CoordinatorServer {
                     declined[id] = nil
                 }
             case .bye(let reason, let text):
-                log("node \(peers[id]?.hello.name ?? id) left: \(reason) \(text)")
-                let retired = reason == .energyBudgetExhausted || reason == .memoryBudget
-                try ledger.setState(identity: id, state: retired ? "retired" : "idle")
+                log(LogRecord("left", "node \(peers[id]?.hello.name ?? id) left: \(reason) \(text)"))
+                if reason == .energyBudgetExhausted || reason == .memoryBudget {
+                    try ledger.setState(identity: id, state: "retired")
+                } else if try ledger.state(identity: id) == "connected" {
+                    // A node retired or distrusted by the coordinator keeps that state when it says goodbye.
+                    try ledger.setState(identity: id, state: "idle")
+                }
                 peers[id] = nil
                 try perform(machine.nodeLeft(id, at: now))
             default:
@@ -263,7 +272,7 @@ public final class CoordinatorServer {
         try? router.send(.bye(reason: reason, text: "\(refusal)"), to: p.address)
         try ledger.setState(identity: id, state: "retired")
         peers[id] = nil
-        log("node \(p.hello.name) retired: \(refusal)")
+        log(LogRecord("retired", "node \(p.hello.name) retired: \(refusal)", [("node", .string(p.hello.name))]))
         try perform(machine.nodeLeft(id, at: MonotonicClock.milliseconds()))
     }
 
@@ -308,10 +317,10 @@ public final class CoordinatorServer {
                         taskBytes[id] = frame.count
                         try recordPolicy(node: p.id, round: round, plan.policy, reason: plan.reason)
                     } catch let refusal as PolicyRefusal {
-                        log("no task for \(p.hello.name) in round \(round): \(refusal)")
+                        log(LogRecord("no-task", "no task for \(p.hello.name) in round \(round): \(refusal)"))
                         retiring.append((id, refusal))
                     } catch {
-                        log("no task for \(p.hello.name) in round \(round): \(error)")
+                        log(LogRecord("no-task", "no task for \(p.hello.name) in round \(round): \(error)"))
                     }
                 }
                 // A node that cannot pay for one step (or hold one) leaves the fleet, told why; the round goes on.
@@ -334,11 +343,14 @@ public final class CoordinatorServer {
                     participations.append(
                         record(node: node, update: u, status: u.isPartial ? "partial" : "ok", reason: nil))
                 } catch {
-                    log("rejected the update of \(p.hello.name): \(error)")
+                    log(LogRecord("rejected", "rejected the update of \(p.hello.name): \(error)"))
                     participations.append(record(node: node, update: u, status: "rejected", reason: "\(error)"))
                 }
             case .refuse(let node, let reason):
-                log("refused an update from \(peers[node]?.hello.name ?? node): \(reason.rawValue)")
+                log(
+                    LogRecord(
+                        "refused-update",
+                        "refused an update from \(peers[node]?.hello.name ?? node): \(reason.rawValue)"))
                 guard let u = pendingUpdates[node] else { continue }
                 switch reason {
                 case .late:
@@ -370,7 +382,9 @@ public final class CoordinatorServer {
                             identity: id, status: "dropped", reason: "no update by the deadline", energyJ: 0,
                             cumulativeEnergyJ: try ledger.energySpent(identity: id), peakMemoryBytes: 0,
                             parameterBytes: 0,
-                            bits: [], samples: 0, stepsDone: 0, stepsAsked: 0, bytesUp: 0, bytesDown: 0, durationS: 0))
+                            bits: [], samples: 0, stepsDone: 0, stepsAsked: 0, bytesUp: 0,
+                            bytesDown: taskBytes[id] ?? 0,
+                            durationS: 0))
                 }
                 try ledger.recordRound(
                     RoundRecord(
@@ -379,19 +393,17 @@ public final class CoordinatorServer {
                         accuracy: accuracy, loss: loss),
                     participations: participations, checkpoint: Self.encodeModel(global))
                 if round < configuration.rounds.rounds { try pushChangedPolicies(nextRound: round + 1) }
-                let energy = participations.reduce(0) { $0 + $1.energyJ }
-                log(
-                    "round \(round): \(participations.filter { $0.status == "ok" || $0.status == "partial" }.count) updates, "
-                        + "\(missing.count) missing, accuracy \(accuracy.map { String(format: "%.4f", $0) } ?? "–"), "
-                        + "energy \(String(format: "%.4g", energy)) J")
+                log(roundRecord(round: round, accuracy: accuracy, loss: loss))
             case .failRound(let round, let attempt, let answered, let needed):
                 try ledger.recordRound(
                     RoundRecord(
                         number: round, attempt: attempt, status: "failed", startedAt: roundStarted, endedAt: Self.now()),
                     participations: participations)
-                log("round \(round) attempt \(attempt) failed: \(answered) of \(needed) updates")
+                log(
+                    LogRecord(
+                        "round-failed", "round \(round) attempt \(attempt) failed: \(answered) of \(needed) updates"))
             case .finished:
-                log("all \(configuration.rounds.rounds) rounds done")
+                log(LogRecord("finished", "all \(configuration.rounds.rounds) rounds done"))
             }
         }
     }
@@ -410,7 +422,10 @@ public final class CoordinatorServer {
                 try router.send(.policy(plan.policy), to: p.address)
                 sentPolicies[id] = plan.policy
                 try recordPolicy(node: p.id, round: nextRound, plan.policy, reason: "pushed: \(plan.reason)")
-                log("policy for \(p.hello.name) changed: \(plan.reason)")
+                log(
+                    LogRecord(
+                        "policy-pushed", "policy for \(p.hello.name) changed: \(plan.reason)",
+                        [("node", .string(p.hello.name)), ("round", .integer(nextRound))]))
             } catch let refusal as PolicyRefusal {
                 retiring.append((id, refusal))
             }
@@ -425,6 +440,26 @@ public final class CoordinatorServer {
                 .integer(Int64(node)), .integer(Int64(round)),
                 .text(String(decoding: (try? JSONEncoder().encode(policy)) ?? Data(), as: UTF8.self)), .text(reason),
             ])
+    }
+
+    /// The operator's line for a completed round: updates by status, global accuracy, energy and bytes.
+    func roundRecord(round: Int, accuracy: Double?, loss: Double?) -> LogRecord {
+        func count(_ status: String) -> Int { participations.filter { $0.status == status }.count }
+        let energy = participations.reduce(0) { $0 + $1.energyJ }
+        let up = participations.reduce(0) { $0 + $1.bytesUp }
+        let down = participations.reduce(0) { $0 + $1.bytesDown }
+        var fields: [(name: String, value: LogRecord.Value)] = [
+            ("round", .integer(round)), ("ok", .integer(count("ok"))), ("partial", .integer(count("partial"))),
+            ("rejected", .integer(count("rejected"))), ("dropped", .integer(count("dropped"))),
+            ("energy_j", .number(energy)), ("bytes_up", .integer(up)), ("bytes_down", .integer(down)),
+        ]
+        if let accuracy { fields.append(("accuracy", .number(accuracy))) }
+        if let loss { fields.append(("loss", .number(loss))) }
+        return LogRecord(
+            "round",
+            "round \(round): \(count("ok")) ok, \(count("partial")) partial, \(count("rejected")) rejected, "
+                + "\(count("dropped")) dropped; accuracy \(accuracy.map { String(format: "%.4f", $0) } ?? "–"); "
+                + "energy \(String(format: "%.4g", energy)) J; \(up) B up, \(down) B down", fields)
     }
 
     /// Why a node's UPDATE cannot be believed — its energy report disagrees with its policy and work, or its
@@ -449,7 +484,7 @@ public final class CoordinatorServer {
         try ledger.recordEvent(round: nil, identity: id, kind: "distrusted", detail: why)
         try? router.send(.bye(reason: .failure, text: "distrusted: \(why)"), to: p.address)
         peers[id] = nil
-        log("node \(p.hello.name) distrusted: \(why)")
+        log(LogRecord("distrusted", "node \(p.hello.name) distrusted: \(why)", [("node", .string(p.hello.name))]))
         try perform(machine.nodeLeft(id, at: MonotonicClock.milliseconds()))
     }
 
