@@ -222,7 +222,7 @@ extension FleetTests {
 
 /// Policies that change between rounds are pushed.
 extension FleetTests {
-    @Test("a node whose paced share changes gets a POLICY between rounds, recorded with its reason, and stays in budget")
+    @Test("a node whose paced share changes gets a POLICY between rounds, recorded with its reason, within budget")
     func policyPush() throws {
         let dir = NSTemporaryDirectory() + "apt-fleet-push-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
