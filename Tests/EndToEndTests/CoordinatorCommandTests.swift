@@ -149,4 +149,40 @@ struct CoordinatorCommandTests {
             #expect(!FileManager.default.fileExists(atPath: ledger), "\(args) created the ledger")
         }
     }
+
+    @Test("apt-coord --help lists every subcommand, and each one's --help works")
+    func help() throws {
+        let root = try run("apt-coord", ["--help"])
+        #expect(root.status == 0)
+        for sub in ["serve", "ledger", "keygen", "benchmark-aggregation"] {
+            #expect(root.stdout.contains("\n  \(sub) "), "apt-coord --help lacks \(sub)")
+            let h = try run("apt-coord", [sub, "--help"])
+            #expect(h.status == 0 && h.stdout.hasPrefix("OVERVIEW: ") && h.stdout.contains("USAGE: apt-coord \(sub)"))
+        }
+        let serve = try run("apt-coord", ["serve", "--help"]).stdout
+        for flag in ["--aggregator", "--clip-norm", "--server-lr", "--config", "--log-format", "--eval-data"] {
+            #expect(serve.contains(flag), "serve --help lacks \(flag)")
+        }
+    }
+
+    @Test("benchmark-aggregation times the real UPDATE frames of the model and reports their size")
+    func aggregationBenchmark() throws {
+        let r = try run(
+            "apt-coord",
+            [
+                "benchmark-aggregation", "--bits", "4", "--rules", "fedavg,trimmed-mean:0.25", "--nodes", "2",
+                "--rounds", "1", "--format", "json",
+            ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        let frame = try #require(try AggregationBenchmark.updates(model: .mlp, bits: 4, nodes: 1).first)
+        #expect(rows.map { $0["rule"] as? String } == ["fedavg", "trimmed-mean:0.25"])
+        for row in rows {
+            #expect(row["updateBytes"] as? Int == frame.count)
+            #expect((row["megabytesPerSecond"] as? Double ?? 0) > 0)
+            #expect(row["nodes"] as? Int == 2 && row["bits"] as? Int == 4)
+        }
+        let bad = try run("apt-coord", ["benchmark-aggregation", "--rules", "mean"])
+        #expect(bad.status == 64 && firstLine(bad.stderr).contains("unknown rule 'mean'"))
+    }
 }

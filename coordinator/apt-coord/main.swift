@@ -7,7 +7,10 @@ let rootSpec = CommandSpec(
     name: "apt-coord",
     overview: "The APT Fleet coordinator: runs federated rounds over ZeroMQ and keeps the fleet's ledger.",
     subcommands: [
-        ("keygen", "Write a CURVE key pair (for the coordinator or for a node).")
+        ("serve", "Run the federated rounds, aggregate the nodes' deltas and keep the ledger."),
+        ("ledger", "Show the fleet ledger: nodes, rounds, one node's history (read-only)."),
+        ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
+        ("benchmark-aggregation", "Measure how fast UPDATE bytes are decoded and folded into the global model."),
     ])
 
 let console = Console.standard
@@ -20,5 +23,5 @@ exit(
         Array(CommandLine.arguments.dropFirst()), console: console,
         to: [
             "keygen": { KeygenCommand.run(tool: "apt-coord", defaultPrefix: "coordinator", $0, console: $1) },
-            "ledger": LedgerCommand.run, "serve": ServeCommand.run,
+            "ledger": LedgerCommand.run, "serve": ServeCommand.run, "benchmark-aggregation": BenchmarkCommand.run,
         ]))
