@@ -82,8 +82,10 @@ struct RoundMachineTests {
         let r = m.update(from: "a", round: 1, attempt: 0, partial: false, at: 1)
         #expect(r.contains(.finished))
         #expect(m.state == .finished)
+        // Every round is closed: an update for one of them is late; one for a round never opened is not.
+        #expect(m.update(from: "b", round: 1, attempt: 0, partial: false, at: 2) == [.refuse(node: "b", reason: .late)])
         #expect(
-            m.update(from: "b", round: 1, attempt: 0, partial: false, at: 2) == [
+            m.update(from: "b", round: 2, attempt: 0, partial: false, at: 2) == [
                 .refuse(node: "b", reason: .noRoundOpen)
             ])
         var n = machine(rounds: 2, minNodes: 2)
@@ -113,6 +115,39 @@ struct RoundMachineTests {
         }
         #expect(selected.dropFirst().allSatisfy { $0.count == 2 })
         #expect(Set(selected.dropFirst().flatMap { $0 }) == ["a", "b", "c", "d"])
+    }
+
+    @Test("over-selection: a third more are asked, the round closes when the target is in, a straggler is late")
+    func overSelection() {
+        var m = RoundMachine(
+            configuration: .init(rounds: 2, minNodes: 3, fraction: 0.5, timeoutMs: 1000, overSelection: 0.34))
+        var started: [A] = []
+        for id in ["a", "b", "c", "d", "e", "f"] { started += m.nodeJoined(id, at: 0) }
+        // 3 of the 3 joined at first: target 3, over-selected to ⌈3 × 1.34⌉ = 5, but only 3 are eligible.
+        guard case .sendTasks(1, 0, let first, _) = started.first else {
+            Issue.record("no round started: \(started)")
+            return
+        }
+        #expect(first.count == 3 && m.target == 3)
+        for node in first { _ = m.update(from: node, round: 1, attempt: 0, partial: false, at: 1) }
+        // Round 2 over all six: target max(3, ⌈0.5 × 6⌉) = 3, selected ⌈3 × 1.34⌉ = 5.
+        guard case .collecting(2, 0, _, let selected, _) = m.state else {
+            Issue.record("round 2 did not start: \(m.state)")
+            return
+        }
+        #expect(selected.count == 5 && m.target == 3)
+        let order = selected.sorted()
+        _ = m.update(from: order[0], round: 2, attempt: 0, partial: false, at: 2)
+        _ = m.update(from: order[1], round: 2, attempt: 0, partial: false, at: 2)
+        let third = m.update(from: order[2], round: 2, attempt: 0, partial: false, at: 2)
+        #expect(
+            third.contains(
+                .completeRound(round: 2, attempt: 0, answered: Array(order[0..<3]), missing: Array(order[3...]))))
+        #expect(m.state == .finished)
+        #expect(
+            m.update(from: order[3], round: 2, attempt: 0, partial: false, at: 3) == [
+                .refuse(node: order[3], reason: .late)
+            ])
     }
 
     @Test("a restarted coordinator resumes at the round after its last completed one")

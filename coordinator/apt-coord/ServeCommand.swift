@@ -19,6 +19,10 @@ enum ServeCommand {
             .value("min-nodes", "n", "Fewest updates a round needs.", default: "2"),
             .value("fraction", "f", "Fraction of eligible nodes selected per round, (0, 1].", default: "1"),
             .value("round-timeout", "seconds", "How long selected nodes have.", default: "60"),
+            .value(
+                "over-select", "f",
+                "Select this fraction more nodes than the round needs and close it when enough are in, [0, 1].",
+                default: "0"),
             .value("steps", "n", "Local steps per round at most.", default: "50"),
             .value(
                 "aggregator", "rule", "fedavg, fedadam, median or trimmed-mean:BETA (0 ≤ BETA < 0.5).",
@@ -50,6 +54,10 @@ enum ServeCommand {
             let minNodes = try args.int("min-nodes", default: 2)
             let fraction = try args.double("fraction", default: 1)
             let timeout = try args.double("round-timeout", default: 60)
+            let overSelection = try args.double("over-select", default: 0)
+            guard (0...1).contains(overSelection) else {
+                throw UsageError("--over-select must be in [0, 1], got \(overSelection)")
+            }
             guard rounds >= 1, minNodes >= 1, fraction > 0, fraction <= 1, timeout > 0 else {
                 throw UsageError(
                     "--rounds and --min-nodes must be at least 1, --fraction in (0, 1], --round-timeout > 0")
@@ -99,7 +107,8 @@ enum ServeCommand {
             var configuration = CoordinatorServer.Configuration(
                 bind: bind, ledgerPath: args.string("ledger", default: ""), model: model,
                 rounds: .init(
-                    rounds: rounds, minNodes: minNodes, fraction: fraction, timeoutMs: UInt64(timeout * 1000)),
+                    rounds: rounds, minNodes: minNodes, fraction: fraction, timeoutMs: UInt64(timeout * 1000),
+                    overSelection: overSelection),
                 security: security, allowPlainOffLoopback: args.flag("force-plain"),
                 stepsPerRound: try args.int("steps", default: 50), evaluation: evaluation)
             configuration.aggregation = aggregation

@@ -2,13 +2,15 @@
 /// time passing), actions out (send tasks, fold or refuse an update, close a round), no I/O inside. The thread
 /// that owns the ROUTER socket feeds it and performs its actions; tests drive it with numbers.
 ///
-/// The rule: a round starts when at least `minNodes` nodes are eligible; it selects `max(minNodes,
-/// ⌈fraction × eligible⌉)` of them (rotating through the eligible nodes by round, so all take part over time)
-/// and gives them `timeoutMs`. Updates for the current round and attempt from selected nodes are accepted once
-/// each (partial ones too: they count with their real samples); anything else is refused with a reason. The
-/// round completes when every selected node has answered or dropped out, or at the deadline if at least
-/// `minNodes` answered; otherwise it fails for lack of quorum and is retried as the next attempt of the same
-/// round. After `rounds` completed rounds the machine is finished.
+/// The rule: a round starts when at least `minNodes` nodes are eligible; its target is `max(minNodes,
+/// ⌈fraction × eligible⌉)` updates, and it selects ⌈target × (1 + overSelection)⌉ of the eligible nodes (at most
+/// all; rotating through them by round, so all take part over time) and gives them `timeoutMs`. Updates for the
+/// current round and attempt from selected nodes are accepted once each (partial ones too: they count with their
+/// real samples); anything else is refused with a reason. The round completes when every selected node has
+/// answered or dropped out, when `target` updates are in if it over-selected (the stragglers' updates then
+/// arrive late: recorded, not averaged; Bonawitz et al., 2019), or at the deadline if at least `minNodes`
+/// answered; otherwise it fails for lack of quorum and is retried as the next attempt of the same round. After
+/// `rounds` completed rounds the machine is finished.
 public struct RoundMachine: Sendable {
     /// A node, as the coordinator keys it (its CURVE key, or its name in plain mode).
     public typealias Node = String
@@ -23,14 +25,19 @@ public struct RoundMachine: Sendable {
         public var fraction: Double
         /// How long selected nodes have, ms.
         public var timeoutMs: UInt64
+        /// Extra fraction of nodes selected beyond the target, [0, 1] (0: none).
+        public var overSelection: Double
 
         /// Creates a configuration.
-        public init(rounds: Int, minNodes: Int, fraction: Double = 1, timeoutMs: UInt64) {
-            precondition(rounds >= 1 && minNodes >= 1 && fraction > 0 && fraction <= 1, "invalid round configuration")
+        public init(rounds: Int, minNodes: Int, fraction: Double = 1, timeoutMs: UInt64, overSelection: Double = 0) {
+            precondition(
+                rounds >= 1 && minNodes >= 1 && fraction > 0 && fraction <= 1 && (0...1).contains(overSelection),
+                "invalid round configuration")
             self.rounds = rounds
             self.minNodes = minNodes
             self.fraction = fraction
             self.timeoutMs = timeoutMs
+            self.overSelection = overSelection
         }
     }
 
@@ -82,6 +89,8 @@ public struct RoundMachine: Sendable {
     public private(set) var eligible: Set<Node> = []
     /// Nodes that dropped out of the collecting round.
     private var dropped: Set<Node> = []
+    /// Updates the collecting round wants (fewer than selected when it over-selected).
+    public private(set) var target = 0
 
     /// A machine about to start at round `firstRound` (a restarted coordinator resumes after its last
     /// completed round).
@@ -113,7 +122,8 @@ public struct RoundMachine: Sendable {
             if round < r || (round == r && attempt < a) { return [.refuse(node: node, reason: .late)] }
             if round > r || attempt > a { return [.refuse(node: node, reason: .unknownRound)] }
         case .finished:
-            return [.refuse(node: node, reason: .noRoundOpen)]
+            // Every round is closed: one of them is late, a later one was never opened.
+            return [.refuse(node: node, reason: round <= configuration.rounds ? .late : .noRoundOpen)]
         }
         guard case .collecting(let r, let a, let deadline, let selected, var answered) = state else {
             return [.refuse(node: node, reason: .noRoundOpen)]
@@ -147,7 +157,8 @@ public struct RoundMachine: Sendable {
         let pool = eligible.sorted()
         let wanted = max(
             configuration.minNodes, Int((configuration.fraction * Double(pool.count)).rounded(.up)))
-        let n = min(pool.count, wanted)
+        let n = min(pool.count, Int((Double(wanted) * (1 + configuration.overSelection)).rounded(.up)))
+        target = min(wanted, n)
         // Rotate through the pool by round so every node takes part over time.
         let start = ((round - 1) * n) % pool.count
         let chosen = (0..<n).map { pool[(start + $0) % pool.count] }
@@ -160,7 +171,7 @@ public struct RoundMachine: Sendable {
 
     private mutating func closeIfAllIn(now: UInt64) -> [Action] {
         guard case .collecting(_, _, _, let selected, let answered) = state,
-            answered.count + dropped.count >= selected.count
+            answered.count + dropped.count >= selected.count || (selected.count > target && answered.count >= target)
         else { return [] }
         return close(now: now)
     }
