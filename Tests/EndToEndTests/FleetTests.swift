@@ -1,4 +1,5 @@
 import APTCoordinator
+import APTCore
 import Foundation
 import Testing
 
@@ -84,6 +85,10 @@ struct FleetTests {
             // Nodes are known by their CURVE keys, names are labels.
             #expect(row["identity"].string?.count == 40)
         }
+        // The model a node holds at its bits is smaller than the float32 model, and recorded.
+        let float32Bytes = try ModelSpec.mlp.parameterCounts().reduce(0, +) * 4
+        let held = try ledger.database.rows("SELECT parameter_bytes FROM participations WHERE status = 'ok'")
+        #expect(!held.isEmpty && held.allSatisfy { (1..<float32Bytes).contains($0["parameter_bytes"].int ?? 0) })
         let policies = try ledger.database.rows("SELECT reason FROM policies")
         #expect(policies.count >= 6)
         #expect(policies.allSatisfy { ($0["reason"].string ?? "").contains("steps of batch") })

@@ -496,12 +496,27 @@ public final class CoordinatorServer {
             durationS: 0)
     }
 
+    /// The bytes the node's model occupies at the weight bits it reported (the engine's memory model: weights in
+    /// their storage type, biases at their bits), or 0 when the report does not fit the model.
+    func parameterBytes(bits: [Int], policy: Policy?) -> Int {
+        let c = TrainingConfiguration(
+            model: configuration.model, precision: .apt,
+            tradeoff: policy?.tradeoff ?? TrainingConfiguration.defaultTradeoff)
+        guard
+            let memory = try? MemoryModel(
+                spec: configuration.model, mode: .apt, quantization: c.quantization, momentum: c.momentum),
+            bits.count == memory.weightedLayerCount, bits.allSatisfy({ (1...32).contains($0) })
+        else { return 0 }
+        return memory.footprint(batch: 1, weightBits: bits).parameterBytes
+    }
+
     func record(node: String, update u: Update, status: String, reason: String?) -> ParticipationRecord {
         let spent = (try? ledger.energySpent(identity: node)) ?? 0
         return ParticipationRecord(
             identity: node, status: status, reason: reason, energyJ: u.ledger.energyJ,
             cumulativeEnergyJ: spent + u.ledger.energyJ, peakMemoryBytes: Int(clamping: u.ledger.peakMemoryBytes),
-            parameterBytes: 0, bits: u.ledger.bits.map(Int.init), samples: Int(clamping: u.samplesTrained),
+            parameterBytes: parameterBytes(bits: u.ledger.bits.map(Int.init), policy: sentPolicies[node]),
+            bits: u.ledger.bits.map(Int.init), samples: Int(clamping: u.samplesTrained),
             stepsDone: Int(u.stepsDone), stepsAsked: Int(u.stepsAsked), loss: u.ledger.loss,
             accuracy: u.ledger.accuracy,
             bytesUp: Frame.encode(.update(u)).count, bytesDown: taskBytes[node] ?? 0, durationS: u.ledger.durationS)
