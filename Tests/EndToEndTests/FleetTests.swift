@@ -160,7 +160,10 @@ struct FleetTests {
         let dir = NSTemporaryDirectory() + "apt-fleet-tiny-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, endpoint, log) = try serve(dir, ["--rounds", "2", "--min-nodes", "2", "--steps", "5"])
+        // The rounds come from a config file; the command line (in serve) adds the rest.
+        try "# tiny\nrounds = 2\nmin-nodes = 2\nsteps = 5   # local steps\n".write(
+            toFile: dir + "/coordinator.conf", atomically: true, encoding: .utf8)
+        let (server, endpoint, log) = try serve(dir, ["--config", dir + "/coordinator.conf"])
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
         let budgets = ["1", "1", "0.0000001"]
         let nodes = try (0..<3).map { i in
