@@ -8,6 +8,20 @@ import Testing
 /// not the coordinator's, a node key it does not allow, a policy the node cannot hold in its memory budget. Each
 /// gets a message that says what is wrong, and the state dir keeps what it had.
 extension FleetTests {
+    /// Stops `p` (SIGTERM, SIGKILL after 10 s) and waits for it to exit, so that nothing a test started outlives
+    /// it. Returns whether SIGTERM alone stopped it.
+    @discardableResult
+    func stop(_ p: Process) -> Bool {
+        guard p.isRunning else { return true }
+        p.terminate()
+        let end = Date().addingTimeInterval(10)
+        while p.isRunning && Date() < end { usleep(20_000) }
+        guard p.isRunning else { return true }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return false
+    }
+
     /// The node's state file as JSON.
     func nodeState(_ dir: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/state.json"))
@@ -40,7 +54,7 @@ extension FleetTests {
         try FileManager.default.copyItem(atPath: dir + "/allowed.pub", toPath: dir + "/allow.txt")
         let (server, endpoint, serverLog) = try serve(
             dir, ["--curve-secret", dir + "/coordinator.key", "--allow", dir + "/allow.txt", "--round-timeout", "5"])
-        defer { server.terminate() }
+        defer { stop(server) }
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(serverLog())")
         let cases: [(name: String, coordinator: String, key: String?, serverKey: String, expected: String)] = [
             ("wrong-key", endpoint, "allowed", "impostor", "is --coordinator-key the coordinator's public key?"),
@@ -57,13 +71,18 @@ extension FleetTests {
             if let key = c.key { args += ["--key", "\(dir)/\(key)", "--coordinator-key", "\(dir)/\(c.serverKey).pub"] }
             nodes.append(try start("apt-node", args, log: "\(dir)/\(c.name).log"))
         }
-        defer { for n in nodes { n.terminate() } }
+        defer { for n in nodes where n.isRunning { stop(n) } }
         for (c, node) in zip(cases, nodes) {
             let log = waitFor(c.expected, in: "\(dir)/\(c.name).log", seconds: 15)
             #expect(log.contains(c.expected), "\(c.name): \(log)")
             #expect(node.isRunning, "\(c.name) gave up: \(log)")
             let state = try nodeState("\(dir)/state-\(c.name)")
             #expect(state["spentJ"] as? Double == 0 && state["committedJ"] as? Double == 0, "\(state)")
+        }
+        // SIGTERM stops each of them cleanly (even with the signal blocked by whatever started them).
+        for (c, node) in zip(cases, nodes) {
+            #expect(stop(node), "\(c.name) ignored SIGTERM")
+            #expect(node.terminationStatus == 0, "\(c.name) exited \(node.terminationStatus)")
         }
         // None of them reached the fleet.
         #expect(!serverLog().contains("joined"), "\(serverLog())")
@@ -94,22 +113,25 @@ extension FleetTests {
                 "run", "--coordinator", router.endpoint, "--name", "small", "--state-dir", dir + "/state",
                 "--energy-budget", "1", "--memory-budget", String(budget), "--shard", "0/60",
             ], log: dir + "/node.log")
-        defer { node.terminate() }
+        defer { stop(node) }
         let nodeLog = { (try? String(contentsOfFile: dir + "/node.log", encoding: .utf8)) ?? "" }
-        func next(_ seconds: Double = 20) throws -> (PeerAddress, Message)? {
+        func next(from only: PeerAddress? = nil, _ seconds: Double = 20) throws -> (PeerAddress, Message)? {
             let end = Date().addingTimeInterval(seconds)
             while Date() < end {
-                if case .message(let peer, let m) = try router.receive(timeoutMs: 100), m.type != .heartbeat {
+                if case .message(let peer, let m) = try router.receive(timeoutMs: 100), m.type != .heartbeat,
+                    only == nil || only == peer
+                {
                     return (peer, m)
                 }
             }
             return nil
         }
-        let (peer, hello) = try #require(try next(), "no HELLO: \(nodeLog())")
-        guard case .hello(let h) = hello else {
-            Issue.record("expected HELLO, got \(hello)")
-            return
+        // Only this test's node: anything else that finds the port (a stray process) is ignored.
+        var found: (PeerAddress, Hello)? = nil
+        while found == nil, let (from, m) = try next() {
+            if case .hello(let h) = m, h.name == "small" { found = (from, h) }
         }
+        let (peer, h) = try #require(found, "no HELLO: \(nodeLog())")
         #expect(h.memoryBudgetBytes == UInt64(budget))
         let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: knob)
         let network = try Network(spec: spec, mode: .fp32, quantization: q, seed: 1)
@@ -129,7 +151,7 @@ extension FleetTests {
                         tradeoff: knob, localEpochs: 0, localSteps: 2, batchSize: batch, roundEnergyJ: 0.5)))
         }
         try router.send(task(1, batch: 64, bits: 16), to: peer)
-        let (_, refusal) = try #require(try next(), "no answer to the oversized task: \(nodeLog())")
+        let (_, refusal) = try #require(try next(from: peer), "no answer to the oversized task: \(nodeLog())")
         guard case .error(let code, let text) = refusal else {
             Issue.record("expected ERROR, got \(refusal)")
             return
@@ -141,7 +163,7 @@ extension FleetTests {
         #expect(nodeLog().contains("cannot comply"))
         // A policy that fits is trained and answered with an UPDATE within the node's budgets.
         try router.send(task(2, batch: 4, bits: 8), to: peer)
-        let (_, answer) = try #require(try next(), "no answer to the fitting task: \(nodeLog())")
+        let (_, answer) = try #require(try next(from: peer), "no answer to the fitting task: \(nodeLog())")
         guard case .update(let u) = answer else {
             Issue.record("expected UPDATE, got \(answer)")
             return
@@ -155,7 +177,7 @@ extension FleetTests {
             case .task(let lean) = task(3, batch: 4, bits: 6)
         else { return }
         try router.send(.policy(oversized.policy), to: peer)
-        let (_, pushback) = try #require(try next(), "no answer to the oversized policy: \(nodeLog())")
+        let (_, pushback) = try #require(try next(from: peer), "no answer to the oversized policy: \(nodeLog())")
         #expect(pushback.type == .error, "\(pushback)")
         try router.send(.policy(lean.policy), to: peer)
         let log = waitFor("new policy: bits 6-6/6-6/6-6", in: dir + "/node.log", seconds: 10)
@@ -193,7 +215,7 @@ extension FleetTests {
                 "--rounds", "2", "--min-nodes", "1", "--steps", "5", "--curve-secret", dir + "/coordinator.key",
                 "--allow", dir + "/allow.txt",
             ])
-        defer { server.terminate() }
+        defer { stop(server) }
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(serverLog())")
         // Only what differs on this machine is overridden; every other setting comes from the file.
         let node = try start(

@@ -15,11 +15,18 @@ import Synchronization
 public enum ShutdownSignal {
     static let count = Atomic<Int>(0)
 
-    /// Installs the handlers (once, before the work starts).
+    /// Installs the handlers (once, before the work starts) and unblocks the two signals on the calling thread:
+    /// a process may inherit them blocked (a parent's signal mask survives exec; test runners and some
+    /// supervisors block them), and a blocked SIGTERM would never stop it.
     public static func install() {
         _ = count.load(ordering: .relaxed)
         signal(SIGINT, shutdownHandler)
         signal(SIGTERM, shutdownHandler)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// Whether a shutdown has been asked for.

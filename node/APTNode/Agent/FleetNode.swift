@@ -280,7 +280,6 @@ public final class FleetNode {
             log(LogRecord("task-refused", "round \(t.round): refused the task: \(error)"))
             return nil
         }
-        let received = s.parameterSnapshot.map { $0.dequantized() }
         let left = configuration.energyBudgetJ - state.chargedJ
         let allowance = min(p.roundEnergyJ > 0 ? p.roundEnergyJ : left, left)
         guard allowance >= s.nextStepCost else {
@@ -310,9 +309,11 @@ public final class FleetNode {
         if outcome.stopReason == .energyLimit { reasonStop = allowance < left ? .roundAllowance : .energyBudget }
         let spent = s.energyJ - before
         var random = RandomSource(seed: configuration.seed &+ UInt64(t.round))
-        let after = s.parameterSnapshot.map { $0.dequantized() }
-        let delta = zip(after, received).enumerated().map { i, pair in
-            let d = zip(pair.0, pair.1).map { $0 - $1 }
+        // The delta, one tensor at a time: what was trained, minus the TASK's codes folded straight from the
+        // message (no float copy of the received model is kept through the round).
+        let delta = s.parameterSnapshot.enumerated().map { i, trained in
+            var d = trained.dequantized()
+            d.withUnsafeMutableBufferPointer { t.tensors[i].accumulate(into: $0, weight: -1) }
             return feedback.compress(
                 d, layer: UInt16(i), bits: p.uplinkBits, rounding: .stochastic, topK: p.topK(count: d.count),
                 random: &random)
