@@ -303,9 +303,10 @@ public final class LedgerStore {
             ])
     }
 
-    /// Records an update that arrived after its round closed: the node's `dropped` row of that round becomes
-    /// `late` with the figures it reported (never averaged); a round the ledger never recorded (its coordinator
-    /// died before committing it) gets an event carrying the energy instead. One transaction.
+    /// Records an update that arrived after its round closed: the node's `dropped` row of that round (or none, if
+    /// it was not selected) becomes `late` with the figures it reported (never averaged); a node that had answered
+    /// that round gets an event (a replay: no energy counted twice); a round the ledger never recorded (its
+    /// coordinator died before committing it) gets an event carrying the energy. One transaction.
     public func recordLate(round: Int, attempt: Int, _ p: ParticipationRecord) throws {
         try database.transaction {
             let node = try nodeID(p.identity)
@@ -320,8 +321,20 @@ public final class LedgerStore {
                         + "\(p.reason ?? "")", energyJ: p.energyJ)
                 return
             }
-            try database.run("DELETE FROM participations WHERE round = ? AND attempt = ? AND node_id = ?", key)
-            try insertParticipation(round: round, attempt: attempt, p)
+            let existing = try database.rows(
+                "SELECT status FROM participations WHERE round = ? AND attempt = ? AND node_id = ?", key
+            ).first?["status"].string
+            switch existing {
+            case "dropped"?, nil:
+                try database.run("DELETE FROM participations WHERE round = ? AND attempt = ? AND node_id = ?", key)
+                try insertParticipation(round: round, attempt: attempt, p)
+            default:
+                // The node already answered that round: this is a replay, its energy counted once already.
+                try recordEvent(
+                    round: round, identity: p.identity, kind: "refused-update",
+                    detail:
+                        "a second update for round \(round) attempt \(attempt), which it answered (\(existing ?? ""))")
+            }
         }
     }
 

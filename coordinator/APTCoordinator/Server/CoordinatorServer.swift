@@ -182,6 +182,11 @@ public final class CoordinatorServer {
         case .malformed(let peer, let error):
             log(LogRecord("malformed", "refused a frame from \(peer): \(error)"))
             try? router.send(Message.errorReply(for: error), to: peer)
+            // A known node's broken frame (a NaN scale, a bad CRC, codes out of range) is kept in the ledger.
+            if peers[peer.identity] != nil {
+                try ledger.recordEvent(
+                    round: currentRound, identity: peer.identity, kind: "malformed", detail: "\(error)")
+            }
         case .message(let peer, let message):
             let id = peer.identity
             switch message {
@@ -253,6 +258,14 @@ public final class CoordinatorServer {
             default:
                 break
             }
+        }
+    }
+
+    /// The round being collected or waited for, nil when all are done.
+    var currentRound: Int? {
+        switch machine.state {
+        case .waiting(let r, _), .collecting(let r, _, _, _, _): return r
+        case .finished: return nil
         }
     }
 
