@@ -171,7 +171,7 @@ struct FleetTests {
         let (server, endpoint, log) = try serve(dir, ["--config", dir + "/coordinator.conf"])
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
         let budgets = ["1", "1", "0.0000001"]
-        let nodes = try (0..<3).map { i in
+        func node(_ i: Int) throws -> Process {
             try start(
                 "apt-node",
                 [
@@ -179,6 +179,11 @@ struct FleetTests {
                     "--energy-budget", budgets[i], "--shard", "\(i)/3", "--train-limit", "640",
                 ], log: "\(dir)/node-\(i).log")
         }
+        // The poor node first: two rich ones could finish both rounds before it has even loaded its data.
+        let poorNode = try node(2)
+        let end = Date().addingTimeInterval(30)
+        while !log().contains("node pi-2 retired") && Date() < end { usleep(20_000) }
+        let nodes = [try node(0), try node(1), poorNode]
         #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
         for n in nodes { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
         let poorLog = (try? String(contentsOfFile: "\(dir)/node-2.log", encoding: .utf8)) ?? ""

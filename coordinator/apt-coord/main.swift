@@ -7,6 +7,7 @@ let rootSpec = CommandSpec(
     name: "apt-coord",
     overview: "The APT Fleet coordinator: runs federated rounds over ZeroMQ and keeps the fleet's ledger.",
     subcommands: [
+        ("demo", "Run a whole local fleet (coordinator and nodes on loopback) and print the ledger."),
         ("serve", "Run the federated rounds, aggregate the nodes' deltas and keep the ledger."),
         ("ledger", "Show the fleet ledger: nodes, rounds, one node's history (read-only)."),
         ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
@@ -23,5 +24,6 @@ exit(
         Array(CommandLine.arguments.dropFirst()), console: console,
         to: [
             "keygen": { KeygenCommand.run(tool: "apt-coord", defaultPrefix: "coordinator", $0, console: $1) },
-            "ledger": LedgerCommand.run, "serve": ServeCommand.run, "benchmark-aggregation": BenchmarkCommand.run,
+            "demo": DemoCommand.run, "ledger": LedgerCommand.run, "serve": ServeCommand.run,
+            "benchmark-aggregation": BenchmarkCommand.run,
         ]))

@@ -1,5 +1,6 @@
 import APTCore
 import APTProtocol
+import Foundation
 
 /// What the policy engine knows of one node when it plans the node's next round.
 public struct NodeBudget: Hashable, Sendable {
@@ -52,7 +53,7 @@ public enum PolicyRefusal: Error, Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .memory(let n, let b):
             return "memory budget \(b) bytes is below the \(n) bytes one step needs at 8 bits, batch 1"
-        case .energy(let c, let l): return "one step costs \(c) J, only \(l) J left"
+        case .energy(let c, let l): return "one step costs \(joules(c)), only \(joules(l)) left"
         }
     }
 }
@@ -155,7 +156,8 @@ public struct PolicyEngine: Sendable {
                 return PlannedPolicy(
                     policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
                     reason: "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): "
-                        + "\(Double(steps) * step) J of the round's \(allowance) J allowance (\(node.energyLeftJ) J left over "
+                        + "\(joules(Double(steps) * step)) of the round's \(joules(allowance)) allowance "
+                        + "(\(joules(node.energyLeftJ)) left over "
                         + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")
             }
         }
@@ -165,3 +167,6 @@ public struct PolicyEngine: Sendable {
         throw PolicyRefusal.energy(stepCostJ: cheapest, leftJ: node.energyLeftJ)
     }
 }
+
+/// Joules with four significant digits, for reasons a person reads (the ledger keeps the exact figures).
+func joules(_ j: Double) -> String { String(format: "%.4g J", j) }

@@ -212,6 +212,11 @@ public final class FleetNode {
         c.learningRate = Float(p.learningRate)
         c.profile = configuration.profile
         c.seed = configuration.seed
+        // The session is built at a width every layer's range allows, so that building it never holds wider
+        // weights than the policy (and the memory budget it was planned for) permits.
+        if let ceiling = p.layerBits.map(\.max).min(), let floor = p.layerBits.map(\.min).max(), floor <= ceiling {
+            c.quantization.initialWeightBits = min(max(c.quantization.initialWeightBits, floor), ceiling)
+        }
         return c
     }
 

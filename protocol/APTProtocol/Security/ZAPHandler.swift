@@ -72,6 +72,8 @@ public final class ZAPHandler: Sendable {
             ]
             try? socket.send(reply)
         }
+        // Unbound before `done`: the next handler in this context may bind the ZAP endpoint at once.
+        try? socket.unbind("inproc://zeromq.zap.01")
         socket.close()
     }
 }

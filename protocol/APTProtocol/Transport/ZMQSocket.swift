@@ -71,6 +71,13 @@ public final class ZMQSocket {
         guard zmq_bind(h, endpoint) == 0 else { throw ZMQError("zmq_bind(\(endpoint))") }
     }
 
+    /// Unbinds from `endpoint` (for `inproc://`, the name is free again when this returns; closing a socket
+    /// frees it only later, on libzmq's reaper thread).
+    public func unbind(_ endpoint: String) throws(ZMQError) {
+        let h = try live("zmq_unbind")
+        guard zmq_unbind(h, endpoint) == 0 else { throw ZMQError("zmq_unbind(\(endpoint))") }
+    }
+
     /// Connects to `endpoint`.
     public func connect(_ endpoint: String) throws(ZMQError) {
         let h = try live("zmq_connect")
