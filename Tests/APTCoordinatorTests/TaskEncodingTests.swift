@@ -32,3 +32,16 @@ struct TaskEncodingTests {
         }
     }
 }
+
+/// Prometheus text format details.
+@Suite("Fleet metrics")
+struct FleetMetricsTests {
+    @Test("label values are escaped and numbers are spelled as Prometheus reads them")
+    func spelling() {
+        #expect(FleetMetrics.escape("pi \"4\"\\b\nc") == "pi \\\"4\\\"\\\\b\\nc")
+        #expect(FleetMetrics.number(3) == "3")
+        #expect(FleetMetrics.number(0.25) == "0.25")
+        #expect(FleetMetrics.number(.nan) == "NaN")
+        #expect(FleetMetrics.number(-.infinity) == "-Inf")
+    }
+}

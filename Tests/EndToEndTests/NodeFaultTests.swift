@@ -170,8 +170,14 @@ extension FleetTests {
         }
         #expect(u.round == 2 && u.stepsDone == 2)
         #expect(u.ledger.peakMemoryBytes <= UInt64(budget))
-        let spent = try nodeState(dir + "/state")
-        #expect((spent["spentJ"] as? Double ?? 0) > 0 && (spent["spentJ"] as? Double ?? 1) <= 0.5)
+        // The node sends its UPDATE, then settles its write-ahead commitment: wait for the settled state.
+        var spent = try nodeState(dir + "/state")
+        let settle = Date().addingTimeInterval(10)
+        while (spent["committedJ"] as? Double ?? 1) > 0 && Date() < settle {
+            usleep(20_000)
+            spent = try nodeState(dir + "/state")
+        }
+        #expect((spent["spentJ"] as? Double ?? 0) > 0 && (spent["spentJ"] as? Double ?? 1) <= 0.5, "\(spent)")
         // A POLICY between rounds: refused when it cannot be held, taken when it can.
         guard case .task(let oversized) = task(3, batch: 64, bits: 16),
             case .task(let lean) = task(3, batch: 4, bits: 6)
@@ -250,7 +256,11 @@ extension FleetTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (server, endpoint, log) = try serve(
-            dir, ["--rounds", "3", "--min-nodes", "2", "--steps", "5", "--log-format", "json"])
+            dir,
+            [
+                "--rounds", "3", "--min-nodes", "2", "--steps", "5", "--log-format", "json", "--metrics",
+                dir + "/fleet.prom",
+            ])
         try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
         // 0.00024 J pays 3 steps a round for two rounds, then 4 in the last: the policy changes once.
         let budgets = ["1", "0.00024"]
@@ -282,6 +292,21 @@ extension FleetTests {
         #expect(rounds.map { $0["round"] as? Int } == [1, 2, 3])
         #expect(rounds.allSatisfy { $0["ok"] as? Int == 2 && ($0["bytes_up"] as? Int ?? 0) > 0 })
         #expect(events.contains { $0["event"] as? String == "policy-pushed" && $0["node"] as? String == "pi-1" })
+        // The metrics file (textfile-collector format) agrees with the ledger; no temporary file is left behind.
+        let metrics = try String(contentsOfFile: dir + "/fleet.prom", encoding: .utf8)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/fleet.prom.tmp"))
+        var samples: [String: Double] = [:]
+        for line in metrics.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let v = Double(parts[1]) { samples[String(parts[0])] = v }
+        }
+        #expect(samples["apt_rounds_completed_total"] == 3, "\(metrics)")
+        #expect(samples["apt_last_round_participants{status=\"ok\"}"] == 2)
+        #expect(metrics.contains("# TYPE apt_node_energy_used_joules counter"))
+        for row in try ledger.fleet() {
+            let key = "apt_node_energy_used_joules{node=\"\(row["name"].string ?? "")\"}"
+            #expect(samples[key] == row["energy_j"].double, "\(key) in \(metrics)")
+        }
         let tight = try #require(try ledger.fleet().first { $0["name"].string == "pi-1" })
         #expect((tight["energy_j"].double ?? 1) <= 0.00024)
     }

@@ -30,6 +30,8 @@ enum ServeCommand {
             .value("clip-norm", "x", "Scale any delta with an L2 norm above x down to x before aggregating."),
             .value("server-lr", "eta", "Server learning rate (default: 1; 0.01 for fedadam)."),
             .value("eval-data", "dir", "Evaluate the global model on this directory's test split after each round."),
+            .value(
+                "metrics", "file", "Write Prometheus metrics (textfile-collector format) to FILE after every round."),
             .value("eval-limit", "n", "Evaluate on the first n test samples.", default: "10000"),
             .value("curve-secret", "file", "The coordinator's secret key file (from keygen): CURVE on."),
             .value("allow", "file", "Allow-list of node public keys (with --curve-secret)."),
@@ -114,6 +116,7 @@ enum ServeCommand {
             configuration.aggregation = aggregation
             configuration.clipNorm = clipNorm
             configuration.serverLearningRate = serverLR
+            configuration.metricsPath = args["metrics"]
             do {
                 let server = try CoordinatorServer(
                     configuration: configuration, context: try ZMQContext(), log: log)

@@ -31,6 +31,8 @@ public final class CoordinatorServer {
         public var clipNorm: Double?
         /// Server learning rate (nil: the rule's default).
         public var serverLearningRate: Double?
+        /// Where to write Prometheus metrics after every round (nil: none).
+        public var metricsPath: String?
 
         /// Creates a configuration.
         public init(
@@ -261,6 +263,21 @@ public final class CoordinatorServer {
         }
     }
 
+    /// Writes the metrics file, if asked for; a failure is logged (the rounds go on: metrics are not the ledger).
+    func writeMetrics() {
+        guard let path = configuration.metricsPath else { return }
+        do {
+            let failure = try FleetMetrics.write(ledger, to: path)
+            if failure != 0 {
+                log(
+                    LogRecord(
+                        "metrics-failed", "cannot write metrics to \(path): \(String(cString: strerror(failure)))"))
+            }
+        } catch {
+            log(LogRecord("metrics-failed", "cannot render metrics: \(error)"))
+        }
+    }
+
     /// The round being collected or waited for, nil when all are done.
     var currentRound: Int? {
         switch machine.state {
@@ -406,12 +423,14 @@ public final class CoordinatorServer {
                         accuracy: accuracy, loss: loss),
                     participations: participations, checkpoint: Self.encodeModel(global))
                 if round < configuration.rounds.rounds { try pushChangedPolicies(nextRound: round + 1) }
+                writeMetrics()
                 log(roundRecord(round: round, accuracy: accuracy, loss: loss))
             case .failRound(let round, let attempt, let answered, let needed):
                 try ledger.recordRound(
                     RoundRecord(
                         number: round, attempt: attempt, status: "failed", startedAt: roundStarted, endedAt: Self.now()),
                     participations: participations)
+                writeMetrics()
                 log(
                     LogRecord(
                         "round-failed", "round \(round) attempt \(attempt) failed: \(answered) of \(needed) updates"))

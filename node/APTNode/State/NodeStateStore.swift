@@ -152,27 +152,12 @@ public struct NodeStateStore: Sendable {
         return out
     }
 
-    /// Writes `bytes` to a temporary file beside `target`, fsyncs it, renames it over `target` and fsyncs the
-    /// directory: a power loss leaves the old file or the new one.
+    /// Writes `bytes` over `target` atomically (`FileWriter.replace`: temporary file, fsync, rename, directory
+    /// fsync): a power loss leaves the old file or the new one.
     func writeAtomically(_ bytes: [UInt8], to target: String) throws(StateError) {
-        let temporary = target + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw StateError(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
-        }
-        var failure = FileWriter.writeAll(fd, bytes)
-        if failure == 0 && fsync(fd) != 0 { failure = errno }
-        close(fd)
-        if failure == 0 && rename(temporary, target) != 0 { failure = errno }
+        let failure = FileWriter.replace(target, with: bytes)
         guard failure == 0 else {
-            unlink(temporary)
             throw StateError(path: target, reason: "cannot write: \(String(cString: strerror(failure)))")
-        }
-        // The rename itself is durable only once the directory is synced.
-        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirFD >= 0 {
-            fsync(dirFD)
-            close(dirFD)
         }
     }
 }
