@@ -27,6 +27,7 @@ enum DemoCommand {
                 "dir", "dir", "Where the ledger, keys, state dirs and logs go (replaced if it holds an earlier demo).",
                 default: "apt-demo"),
             .value("data", "dir", "Directory with the Fashion-MNIST IDX files.", default: Dataset.defaultDirectory),
+            .value("html", "file", "Where to write the HTML report (default: DIR/report.html)."),
         ])
 
     /// One node of the demo fleet.
@@ -147,9 +148,11 @@ enum DemoCommand {
         let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
         console.out("\n" + LedgerCommand.render(try ledger.fleet(), title: "nodes", format: "table"))
         console.out("\n" + LedgerCommand.render(try ledger.roundHistory(), title: "rounds", format: "table"))
+        let report = args["html"] ?? dir + "/report.html"
+        try ReportCommand.write(ledger: dir + "/ledger.sqlite", to: report)
         console.out(
             "\nledger: \(dir)/ledger.sqlite (apt-coord ledger --ledger \(dir)/ledger.sqlite --node NAME)\n"
-                + "logs: \(dir)/coordinator.log, \(dir)/<node>.log\n")
+                + "report: \(report)\nlogs: \(dir)/coordinator.log, \(dir)/<node>.log\n")
     }
 
     /// Prints one coordinator event worth a newcomer's attention.

@@ -10,6 +10,7 @@ let rootSpec = CommandSpec(
         ("demo", "Run a whole local fleet (coordinator and nodes on loopback) and print the ledger."),
         ("serve", "Run the federated rounds, aggregate the nodes' deltas and keep the ledger."),
         ("ledger", "Show the fleet ledger: nodes, rounds, one node's history (read-only)."),
+        ("report", "Write the fleet ledger as one self-contained HTML report with charts."),
         ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
         ("benchmark-aggregation", "Measure how fast UPDATE bytes are decoded and folded into the global model."),
     ])
@@ -24,6 +25,7 @@ exit(
         Array(CommandLine.arguments.dropFirst()), console: console,
         to: [
             "keygen": { KeygenCommand.run(tool: "apt-coord", defaultPrefix: "coordinator", $0, console: $1) },
-            "demo": DemoCommand.run, "ledger": LedgerCommand.run, "serve": ServeCommand.run,
+            "demo": DemoCommand.run, "ledger": LedgerCommand.run, "report": ReportCommand.run,
+            "serve": ServeCommand.run,
             "benchmark-aggregation": BenchmarkCommand.run,
         ]))
