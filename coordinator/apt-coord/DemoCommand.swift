@@ -72,7 +72,9 @@ enum DemoCommand {
         var serveArgs = [
             "serve", "--bind", "tcp://127.0.0.1:*", "--ledger", dir + "/ledger.sqlite", "--model", modelName,
             "--rounds",
-            String(rounds), "--min-nodes", String(max(2, count / 2)), "--steps", String(steps), "--round-timeout", "60",
+            String(rounds), "--min-nodes",
+            // Quorum half the fleet, but never more than the nodes left once the poor one retires.
+            String(max(1, min(count - 2, count / 2))), "--steps", String(steps), "--round-timeout", "60",
             "--eval-data", data, "--eval-limit", "2000", "--log-format", "json",
         ]
         var nodeKeys: [String: String] = [:]
@@ -131,12 +133,20 @@ enum DemoCommand {
         }
         // Progress: the coordinator's own JSON log, one line per round and per notable event.
         for event in early { report(event, rounds: rounds, console: console) }
+        var lastProgress = Date()
         while serve.isRunning {
             if ShutdownSignal.requested {
                 console.out("interrupted: stopping the fleet\n")
                 throw CommandFailure("interrupted; the ledger so far is in \(dir)/ledger.sqlite")
             }
-            for event in coordinatorLog.newEvents() { report(event, rounds: rounds, console: console) }
+            let events = coordinatorLog.newEvents()
+            if !events.isEmpty { lastProgress = Date() }
+            for event in events { report(event, rounds: rounds, console: console) }
+            // A round has 60 s; a fleet that says nothing for three minutes is stuck: stop it and say where to look.
+            if Date().timeIntervalSince(lastProgress) > 180 {
+                throw CommandFailure(
+                    "no progress for 3 minutes; see \(dir)/coordinator.log and the node logs beside it")
+            }
             usleep(50_000)
         }
         for event in coordinatorLog.newEvents() { report(event, rounds: rounds, console: console) }
