@@ -150,6 +150,27 @@ struct RoundMachineTests {
             ])
     }
 
+    @Test("the first round waits for the fleet (or its timeout); later rounds start at quorum")
+    func waitsForTheFleet() {
+        var config = RoundMachine.Configuration(rounds: 3, minNodes: 1, timeoutMs: 1000)
+        config.startNodes = 3
+        config.startTimeoutMs = 500
+        var m = RoundMachine(configuration: config)
+        #expect(m.nodeJoined("a", at: 100).isEmpty && m.nodeJoined("b", at: 200).isEmpty, "quorum 1, but it waits")
+        #expect(m.tick(at: 599).isEmpty)
+        #expect(
+            m.nodeJoined("c", at: 300) == [.sendTasks(round: 1, attempt: 0, nodes: ["a", "b", "c"], timeoutMs: 1000)])
+        // With only two of three, the wait ends 500 ms after the first joined.
+        var late = RoundMachine(configuration: config)
+        _ = late.nodeJoined("a", at: 100)
+        _ = late.nodeJoined("b", at: 150)
+        #expect(late.tick(at: 599).isEmpty)
+        #expect(late.tick(at: 600) == [.sendTasks(round: 1, attempt: 0, nodes: ["a", "b"], timeoutMs: 1000)])
+        // Round 2 needs only the quorum.
+        for node in ["a", "b"] { _ = late.update(from: node, round: 1, attempt: 0, partial: false, at: 700) }
+        #expect(late.state == .collecting(round: 2, attempt: 0, deadline: 1700, selected: ["a", "b"], answered: []))
+    }
+
     @Test("a restarted coordinator resumes at the round after its last completed one")
     func resume() {
         var m = RoundMachine(configuration: .init(rounds: 5, minNodes: 1, timeoutMs: 100), firstRound: 4)

@@ -74,7 +74,8 @@ enum DemoCommand {
             "--rounds",
             String(rounds), "--min-nodes",
             // Quorum half the fleet, but never more than the nodes left once the poor one retires.
-            String(max(1, min(count - 2, count / 2))), "--steps", String(steps), "--round-timeout", "60",
+            String(max(1, min(count - 2, count / 2))), "--wait-for", String(count), "--steps", String(steps),
+            "--round-timeout", "60",
             "--eval-data", data, "--eval-limit", "2000", "--log-format", "json",
         ]
         var nodeKeys: [String: String] = [:]

@@ -20,6 +20,10 @@ enum ServeCommand {
             .value("fraction", "f", "Fraction of eligible nodes selected per round, (0, 1].", default: "1"),
             .value("round-timeout", "seconds", "How long selected nodes have.", default: "60"),
             .value(
+                "wait-for", "n",
+                "Start the first round when n nodes have joined (or 30 s after the first), later ones at quorum.",
+                default: "0"),
+            .value(
                 "over-select", "f",
                 "Select this fraction more nodes than the round needs and close it when enough are in, [0, 1].",
                 default: "0"),
@@ -117,6 +121,9 @@ enum ServeCommand {
             configuration.clipNorm = clipNorm
             configuration.serverLearningRate = serverLR
             configuration.metricsPath = args["metrics"]
+            let waitFor = try args.int("wait-for", default: 0)
+            guard waitFor >= 0 else { throw UsageError("--wait-for must be at least 0, got \(waitFor)") }
+            configuration.rounds.startNodes = waitFor
             do {
                 let server = try CoordinatorServer(
                     configuration: configuration, context: try ZMQContext(), log: log)

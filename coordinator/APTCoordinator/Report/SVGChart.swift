@@ -48,7 +48,9 @@ struct SVGChart {
                 + (s.dashed ? " stroke-dasharray=\"6 4\"" : "") + " points=\"\(points)\"><title>\(html(s.name))</title>"
                 + "</polyline>\n"
             if s.points.count == 1, let p = s.points.first {
-                svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(color)\"/>\n"
+                // One point draws no line: a dot shows it.
+                svg +=
+                    "<circle class=\"series\" cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(color)\"/>\n"
             }
             svg += legend(i, s.name, color: color, dashed: s.dashed)
         }

@@ -27,6 +27,11 @@ public struct RoundMachine: Sendable {
         public var timeoutMs: UInt64
         /// Extra fraction of nodes selected beyond the target, [0, 1] (0: none).
         public var overSelection: Double
+        /// Eligible nodes the first round waits for (beyond `minNodes`), at most `startTimeoutMs` after the
+        /// first node joined; 0: the first round starts at quorum like the others.
+        public var startNodes = 0
+        /// How long the first round waits for `startNodes`, ms.
+        public var startTimeoutMs: UInt64 = 30_000
 
         /// Creates a configuration.
         public init(rounds: Int, minNodes: Int, fraction: Double = 1, timeoutMs: UInt64, overSelection: Double = 0) {
@@ -91,6 +96,10 @@ public struct RoundMachine: Sendable {
     private var dropped: Set<Node> = []
     /// Updates the collecting round wants (fewer than selected when it over-selected).
     public private(set) var target = 0
+    /// When the first node joined (the first round's wait for `startNodes` counts from it).
+    private var firstJoinMs: UInt64?
+    /// Whether a round has started since this machine was made.
+    private var started = false
 
     /// A machine about to start at round `firstRound` (a restarted coordinator resumes after its last
     /// completed round).
@@ -102,6 +111,7 @@ public struct RoundMachine: Sendable {
     /// A node became eligible (it said HELLO and has budget left).
     public mutating func nodeJoined(_ node: Node, at now: UInt64) -> [Action] {
         eligible.insert(node)
+        if firstJoinMs == nil { firstJoinMs = now }
         return startIfReady(now: now)
     }
 
@@ -153,7 +163,12 @@ public struct RoundMachine: Sendable {
     }
 
     private mutating func startIfReady(now: UInt64) -> [Action] {
-        guard case .waiting(let round, let attempt) = state, eligible.count >= configuration.minNodes else { return [] }
+        var quorum = configuration.minNodes
+        if !started, configuration.startNodes > quorum, now < (firstJoinMs ?? now) + configuration.startTimeoutMs {
+            quorum = configuration.startNodes
+        }
+        guard case .waiting(let round, let attempt) = state, eligible.count >= quorum else { return [] }
+        started = true
         let pool = eligible.sorted()
         let wanted = max(
             configuration.minNodes, Int((configuration.fraction * Double(pool.count)).rounded(.up)))
