@@ -71,6 +71,13 @@ import Testing
         #expect(throws: UsageError(message)) { try Self.parse(["--config", "node.conf"], file: file) }
     }
 
+    @Test func aBadValueFromTheFileNamesItsLine() throws {
+        let a = try Self.parse(["--config", "node.conf"], file: "model = mlp\n\nepochs = 7 x\n")
+        #expect(throws: UsageError("--epochs expects a whole number, got '7 x' (node.conf:3)")) { try a.int("epochs") }
+        let b = try Self.parse(["--config", "node.conf", "--epochs", "oops"], file: "model = mlp\nepochs = 7\n")
+        #expect(throws: UsageError("--epochs expects a whole number, got 'oops'")) { try b.int("epochs") }
+    }
+
     @Test func aFileThatCannotBeReadIsNamed() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(getpid()).conf").path
         #expect(throws: UsageError("cannot read config file \(path): No such file or directory")) {

@@ -98,6 +98,27 @@ struct CoordinatorCommandTests {
         }
     }
 
+    @Test("a ledger that already holds every round asked for is refused with what to do, not run silently")
+    func finishedLedger() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/done.sqlite"
+        do {
+            let ledger = try LedgerStore(path: path)
+            for round in 1...3 {
+                try ledger.recordRound(
+                    RoundRecord(number: round, attempt: 0, status: "completed", startedAt: "t", endedAt: "t"),
+                    participations: [], checkpoint: [0, 0, 0, 0])
+            }
+        }
+        let r = try run("apt-coord", ["serve", "--ledger", path, "--bind", "tcp://127.0.0.1:*", "--rounds", "3"])
+        #expect(r.status == 1)
+        #expect(
+            firstLine(r.stderr)
+                == "Error: ledger \(path) already holds all 3 rounds (the last completed is 3): pass more --rounds to "
+                + "continue it, or use a new ledger")
+    }
+
     @Test(
         "a missing model spec, an address in use, an unreadable key, a malformed allow-list: one Error line, no ledger")
     func refusedStarts() throws {

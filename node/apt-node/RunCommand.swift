@@ -84,12 +84,12 @@ enum RunCommand {
                     ShutdownSignal.requested || maxRounds.map { node.roundsTrained >= $0 } ?? false
                 })
                 if ShutdownSignal.requested {
-                    log(LogRecord("stopped", "stopped by a signal: \(node.roundsTrained) rounds trained, state saved"))
+                    log(LogRecord("stopped", "stopped by a signal: \(rounds(node.roundsTrained)) trained, state saved"))
                     return
                 }
                 switch ending {
                 case .done:
-                    log(LogRecord("done", "done: \(node.roundsTrained) rounds trained"))
+                    log(LogRecord("done", "done: \(rounds(node.roundsTrained)) trained"))
                 case .budgetSpent:
                     log(LogRecord("budget-spent", "energy budget spent: left the fleet"))
                 }
@@ -98,4 +98,7 @@ enum RunCommand {
             }
         }
     }
+
+    /// "1 round", "3 rounds".
+    static func rounds(_ n: Int) -> String { n == 1 ? "1 round" : "\(n) rounds" }
 }

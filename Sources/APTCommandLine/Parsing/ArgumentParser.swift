@@ -58,7 +58,7 @@ public func parseArguments(
             if spec.option(named: entry.name)?.valueName == nil {
                 if entry.value == "true" { out.setFlag(entry.name) }
             } else {
-                out.setValue(entry.value, for: entry.name)
+                out.setValue(entry.value, for: entry.name, origin: "\(path):\(entry.line)")
             }
         }
     }

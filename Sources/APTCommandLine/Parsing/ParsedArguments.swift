@@ -12,7 +12,18 @@ public struct ParsedArguments: Sendable {
     /// Creates an empty set of arguments.
     public init() {}
 
-    mutating func setValue(_ value: String, for name: String) { values[name] = value }
+    /// Where each value read from a config file came from (`path:line`), for error messages.
+    public private(set) var origins: [String: String] = [:]
+
+    mutating func setValue(_ value: String, for name: String, origin: String? = nil) {
+        values[name] = value
+        origins[name] = origin
+    }
+
+    /// `message`, with where the value of `name` came from when that was a config file.
+    func located(_ message: String, _ name: String) -> String {
+        origins[name].map { "\(message) (\($0))" } ?? message
+    }
     mutating func setFlag(_ name: String) { flags.insert(name) }
     mutating func appendPositional(_ value: String) { positionals.append(value) }
     mutating func requestHelp() { helpRequested = true }
@@ -30,7 +41,7 @@ public struct ParsedArguments: Sendable {
     public func int(_ name: String) throws(UsageError) -> Int? {
         guard let v = values[name] else { return nil }
         guard let n = Self.parseInteger(v) else {
-            throw UsageError("--\(name) expects a whole number, got '\(v)'")
+            throw UsageError(located("--\(name) expects a whole number, got '\(v)'", name))
         }
         return n
     }
@@ -43,7 +54,9 @@ public struct ParsedArguments: Sendable {
     /// The value of `name` as a finite `Double`, if given.
     public func double(_ name: String) throws(UsageError) -> Double? {
         guard let v = values[name] else { return nil }
-        guard let d = Double(v), d.isFinite else { throw UsageError("--\(name) expects a number, got '\(v)'") }
+        guard let d = Double(v), d.isFinite else {
+            throw UsageError(located("--\(name) expects a number, got '\(v)'", name))
+        }
         return d
     }
 
@@ -58,7 +71,7 @@ public struct ParsedArguments: Sendable {
         guard let v = values[name] else { return choices[0] }
         guard choices.contains(v) else {
             let hint = didYouMean(v, among: choices)
-            throw UsageError("--\(name) expects \(Self.list(choices)), got '\(v)'.\(hint)")
+            throw UsageError(located("--\(name) expects \(Self.list(choices)), got '\(v)'.\(hint)", name))
         }
         return v
     }

@@ -353,7 +353,9 @@ public final class LedgerStore {
     public func fleet() throws -> [SQLiteRow] {
         try database.rows(
             """
-            SELECT n.name, n.identity, n.state, COUNT(p.round) AS rounds, COALESCE(SUM(p.samples), 0) AS samples,
+            SELECT n.name, n.identity, n.state,
+                   COUNT(CASE WHEN p.status IN ('ok', 'partial') THEN 1 END) AS rounds,
+                   COALESCE(SUM(p.samples), 0) AS samples,
                    COALESCE(SUM(p.energy_j), 0)
                      + (SELECT COALESCE(SUM(e.energy_j), 0) FROM events e WHERE e.node_id = n.id) AS energy_j,
                    n.energy_budget_j,

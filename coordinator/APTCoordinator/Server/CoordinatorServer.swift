@@ -105,6 +105,13 @@ public final class CoordinatorServer {
         if let (round, bytes) = try ledger.latestCheckpoint() {
             global = Self.decodeModel(bytes, sizes: tensorSizes)
             machine = RoundMachine(configuration: c.rounds, firstRound: round + 1)
+            guard round < c.rounds.rounds else {
+                router.close()
+                throw LedgerError(
+                    path: c.ledgerPath,
+                    reason: "already holds all \(c.rounds.rounds) rounds (the last completed is \(round)): pass more "
+                        + "--rounds to continue it, or use a new ledger")
+            }
             log(LogRecord("resuming", "resuming after round \(round) from \(c.ledgerPath)"))
         } else {
             let q = TrainingConfiguration.defaultQuantization(precision: .fp32, tradeoff: 0.5)
@@ -248,7 +255,10 @@ public final class CoordinatorServer {
                     declined[id] = nil
                 }
             case .bye(let reason, let text):
-                log(LogRecord("left", "node \(peers[id]?.hello.name ?? id) left: \(reason) \(text)"))
+                log(
+                    LogRecord(
+                        "left",
+                        "node \(peers[id]?.hello.name ?? id) left: \(reason)" + (text.isEmpty ? "" : " (\(text))")))
                 if reason == .energyBudgetExhausted || reason == .memoryBudget {
                     try ledger.setState(identity: id, state: "retired")
                 } else if try ledger.state(identity: id) == "connected" {
@@ -435,7 +445,11 @@ public final class CoordinatorServer {
                     LogRecord(
                         "round-failed", "round \(round) attempt \(attempt) failed: \(answered) of \(needed) updates"))
             case .finished:
-                log(LogRecord("finished", "all \(configuration.rounds.rounds) rounds done"))
+                log(
+                    LogRecord(
+                        "finished",
+                        configuration.rounds.rounds == 1
+                            ? "the round is done" : "all \(configuration.rounds.rounds) rounds done"))
             }
         }
     }

@@ -348,7 +348,7 @@ public final class FleetNode {
                 "round",
                 "round \(t.round): \(outcome.steps) steps\(partial), loss \(String(format: "%.4f", s.lastEpochLoss)), "
                     + "accuracy \(String(format: "%.4f", accuracy)), "
-                    + "energy \(Self.joules(state.chargedJ)) of \(Self.joules(configuration.energyBudgetJ)), "
+                    + "spent \(Self.joules(state.chargedJ)) of \(Self.joules(configuration.energyBudgetJ)), "
                     + "bits \(bits.map(String.init).joined(separator: "/")), sent \(bytes) B",
                 [
                     ("round", .integer(Int(t.round))), ("steps", .integer(outcome.steps)),
