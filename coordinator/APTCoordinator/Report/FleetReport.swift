@@ -125,7 +125,7 @@ public enum FleetReport {
             <style>
             body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
             .charts { display: flex; flex-wrap: wrap; gap: 16px; }
-            svg.chart { background: #fff; border: 1px solid #ddd; }
+            svg.chart { background: #fff; border: 1px solid #ddd; max-width: 100%; height: auto; }
             table { border-collapse: collapse; font-size: 12px; margin: 8px 0 24px; }
             td, th { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
             th { background: #f4f4f4; }
