@@ -48,16 +48,6 @@ enum LedgerCommand {
         }
     }
 
-    static func text(_ v: SQLiteValue) -> String {
-        switch v {
-        case .null: return ""
-        case .integer(let i): return String(i)
-        case .real(let d): return String(format: "%.6g", d)
-        case .text(let s): return s
-        case .blob(let b): return "<\(b.count) bytes>"
-        }
-    }
-
     static func jsonValue(_ v: SQLiteValue) -> String {
         switch v {
         case .null: return "null"
@@ -81,7 +71,7 @@ enum LedgerCommand {
     static func render(_ rows: [SQLiteRow], title: String, format: String) -> String {
         if format == "json" { return json(rows) + "\n" }
         guard let columns = rows.first?.columns else { return format == "csv" ? "" : "(no \(title))\n" }
-        let cells = rows.map { $0.values.map(text) }
+        let cells = rows.map { $0.values.map(\.displayText) }
         if format == "csv" {
             func quote(_ s: String) -> String {
                 s.contains(where: { ",\"\n".contains($0) })

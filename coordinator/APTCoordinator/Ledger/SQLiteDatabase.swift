@@ -137,6 +137,17 @@ public enum SQLiteValue: Hashable, Sendable {
     /// Bytes.
     case blob([UInt8])
 
+    /// The value as a person reads it in a table: empty for NULL, reals to 6 significant digits, a blob by size.
+    public var displayText: String {
+        switch self {
+        case .null: return ""
+        case .integer(let i): return String(i)
+        case .real(let d): return String(format: "%.6g", d)
+        case .text(let s): return s
+        case .blob(let b): return "<\(b.count) bytes>"
+        }
+    }
+
     /// The integer, or nil.
     public var int: Int? { if case .integer(let v) = self { return Int(v) } else { return nil } }
     /// The real (an integer converted), or nil.

@@ -148,15 +148,18 @@ public enum FleetReport {
         page +=
             "<h2>Policy changes</h2>\n"
             + table(
-                ["round", "node", "reason"], changes.map { [text($0["round"]), text($0["name"]), text($0["reason"])] })
+                ["round", "node", "reason"],
+                changes.map { [$0["round"].displayText, $0["name"].displayText, $0["reason"].displayText] })
         page +=
             "<h2>Events</h2>\n"
             + table(
                 ["round", "node", "kind", "detail"],
-                events.map { [text($0["round"]), text($0["name"]), text($0["kind"]), text($0["detail"])] })
+                events.map {
+                    [$0["round"].displayText, $0["name"].displayText, $0["kind"].displayText, $0["detail"].displayText]
+                })
         page +=
             "<h2>Nodes</h2>\n"
-            + table(fleet.first?.columns ?? [], fleet.map { r in r.values.map { text($0) } })
+            + table(fleet.first?.columns ?? [], fleet.map { r in r.values.map(\.displayText) })
         page += """
             <script>
             (function () {
@@ -185,16 +188,6 @@ public enum FleetReport {
     /// A JSON array of integers as the ledger stores bits, or [] when it is not one.
     static func bits(_ json: String) -> [Int] {
         (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [Int]) ?? []
-    }
-
-    static func text(_ v: SQLiteValue) -> String {
-        switch v {
-        case .null: return ""
-        case .integer(let i): return String(i)
-        case .real(let d): return String(format: "%.6g", d)
-        case .text(let s): return s
-        case .blob(let b): return "<\(b.count) bytes>"
-        }
     }
 
     static func table(_ columns: [String], _ rows: [[String]]) -> String {
