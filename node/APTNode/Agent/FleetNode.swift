@@ -333,15 +333,15 @@ public final class FleetNode {
                 energyJ: spent, peakMemoryBytes: UInt64(s.peakMemory.totalBytes),
                 bits: bits.map { UInt8(clamping: $0) }, loss: s.lastEpochLoss, accuracy: accuracy,
                 durationS: Double(MonotonicClock.milliseconds() - start) / 1000))
-        let message = Message.update(update)
-        try connection.send(message)
+        let frame = Frame.encode(.update(update))
+        try connection.send(frame: frame)
         state.settle(spentJ: min(spent, allowance))
         state.modelRound = Int(t.round)
         try store.save(state)
         try store.saveResidual(feedback.residuals)
         session = s
         roundsTrained += 1
-        let bytes = Frame.encode(message).count
+        let bytes = frame.count
         let partial = reasonStop == .completed ? "" : " (partial: \(reasonStop))"
         log(
             LogRecord(

@@ -41,7 +41,8 @@ public final class DealerEndpoint {
         try socket.send([Frame.encode(message)], dontWait: true)
     }
 
-    /// Sends raw bytes as one frame (for tests of the peer's decoder).
+    /// Sends bytes as one frame: a frame encoded once by a caller that also needs it, or (in tests) bytes the
+    /// peer's decoder must refuse.
     public func sendRaw(_ frame: [UInt8]) throws(ZMQError) {
         try socket.send([frame], dontWait: true)
     }

@@ -105,8 +105,13 @@ public final class NodeConnection {
     /// Sends a message to the coordinator. While the link is between connections it throws
     /// `ZMQError(ENOTCONN)`; a full queue throws `ZMQError.again`.
     public func send(_ message: Message) throws {
+        try send(frame: Frame.encode(message))
+    }
+
+    /// Sends a frame already encoded with `Frame.encode` (a caller that also needs its size encodes once).
+    public func send(frame: [UInt8]) throws {
         guard let dealer else { throw ZMQError("zmq_send", code: ENOTCONN) }
-        try dealer.send(message)
+        try dealer.sendRaw(frame)
     }
 
     /// Reads one queued message, if any, without waiting.
