@@ -19,8 +19,13 @@ let productsDirectory: URL = {
 }()
 
 func run(_ tool: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
+    try run(executable: productsDirectory.appendingPathComponent(tool), arguments, in: directory)
+}
+
+/// Runs any executable to its end, capturing both output streams.
+func run(executable: URL, _ arguments: [String], in directory: String? = nil) throws -> Run {
     let p = Process()
-    p.executableURL = productsDirectory.appendingPathComponent(tool)
+    p.executableURL = executable
     p.arguments = arguments
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()

@@ -5,20 +5,11 @@ import Testing
 /// `apt-coord report`: one self-contained HTML file, checked in a real headless browser (Debian's chromium).
 @Suite("The HTML report", .serialized)
 struct ReportTests {
-    /// Runs headless Chromium on `file`, returning the DOM after the page's scripts ran and what it logged.
-    func chromium(_ arguments: [String]) throws -> (stdout: String, stderr: String, status: Int32) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
-        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"] + arguments
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self), p.terminationStatus)
+    /// Runs headless Chromium with `arguments`: the DOM after the page's scripts ran, and what it logged.
+    func chromium(_ arguments: [String]) throws -> Run {
+        try run(
+            executable: URL(fileURLWithPath: "/usr/bin/chromium"),
+            ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"] + arguments)
     }
 
     @Test("the demo's report draws every chart in Chromium, logs nothing, and fetches nothing")
