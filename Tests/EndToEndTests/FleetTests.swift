@@ -22,12 +22,8 @@ struct FleetTests {
         let end = Date().addingTimeInterval(seconds)
         while p.isRunning && Date() < end { usleep(50_000) }
         if p.isRunning {
-            // SIGTERM first (a clean stop), SIGKILL if that does not end it: nothing outlives its test.
-            p.terminate()
-            let grace = Date().addingTimeInterval(10)
-            while p.isRunning && Date() < grace { usleep(20_000) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            p.waitUntilExit()
+            // Nothing outlives its test.
+            stop(p)
             return false
         }
         return true
