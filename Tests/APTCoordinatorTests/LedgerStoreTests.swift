@@ -186,4 +186,37 @@ struct LedgerStoreTests {
         #expect(throws: SQLiteError.self) { try SQLiteDatabase(path: "/nonexistent/dir/ledger.sqlite") }
         #expect(throws: SQLiteError.self) { try db.run("SELECT ?", []) }
     }
+
+    @Test("a run's summary is read from its ledger: accuracy by round, energy, peak memory, bytes and wall time")
+    func runSummary() throws {
+        let path = temporaryPath()
+        let ledger = try LedgerStore(path: path)
+        for id in ["a", "b"] { _ = try ledger.upsertNode(node(id)) }
+        var a = participation("a", energy: 0.5)
+        var b = participation("b", energy: 0.25)
+        b.peakMemoryBytes = 3000
+        b.bytesUp = 300
+        try ledger.recordRound(
+            RoundRecord(
+                number: 1, attempt: 0, status: "completed", startedAt: "2026-11-30T00:00:00.000Z",
+                endedAt: "2026-11-30T00:00:02.000Z", accuracy: 0.6, loss: 1), participations: [a, b])
+        a.status = "dropped"
+        a.energyJ = 0
+        a.bytesUp = 0
+        try ledger.recordRound(
+            RoundRecord(
+                number: 2, attempt: 0, status: "completed", startedAt: "2026-11-30T00:00:02.500Z",
+                endedAt: "2026-11-30T00:00:05.000Z", accuracy: 0.82, loss: 0.5), participations: [a, b])
+        try ledger.recordEvent(round: 2, identity: "a", kind: "refused-update", detail: "late", energyJ: 0.125)
+        let summary = try FleetRunSummary(ledger: ledger)
+        #expect(summary.rounds == 2 && summary.accuracies == [0.6, 0.82])
+        #expect(summary.finalAccuracy == 0.82 && summary.bestAccuracy == 0.82)
+        #expect(summary.roundsToReach(0.8) == 2 && summary.roundsToReach(0.5) == 1 && summary.roundsToReach(0.9) == nil)
+        #expect(abs(summary.fleetEnergyJ - (0.5 + 0.25 + 0.25 + 0.125)) < 1e-12)
+        #expect(summary.peakNodeMemoryBytes == 3000)
+        // Uplink: the three updates that arrived (100, 300, 300); the dropped one sent nothing.
+        #expect(abs(summary.bytesUpPerNodeRound - 700.0 / 3) < 1e-9)
+        #expect(summary.bytesDownPerNodeRound == 200)
+        #expect(abs(summary.wallPerRoundS - 2.5) < 1e-9)
+    }
 }

@@ -102,4 +102,26 @@ struct PolicyEngineTests {
         #expect(rounds == 3)
         #expect(n.energySpentJ <= n.energyBudgetJ)
     }
+
+    @Test("a float32 node is planned at float32 prices and memory, and asked for binary32 deltas")
+    func float32Node() throws {
+        var budget = node(energy: 1e6)
+        let apt = try engine.plan(for: budget, roundsLeft: 10)
+        budget.precision = .fp32
+        let fp32 = try engine.plan(for: budget, roundsLeft: 10)
+        #expect(fp32.policy.uplinkBits == QuantizedTensor.float32Bits && apt.policy.uplinkBits == engine.uplinkBits)
+        #expect(fp32.policy.layerBits.allSatisfy { $0.min == 16 && $0.max == 16 })
+        #expect(fp32.stepCostJ > apt.stepCostJ && fp32.peakMemoryBytes > apt.peakMemoryBytes)
+        // The figures are the float32 engine's own.
+        let c = TrainingConfiguration(model: .mlp, precision: .fp32, tradeoff: engine.tradeoff)
+        let memory = try MemoryModel(spec: .mlp, mode: .fp32, quantization: c.quantization, momentum: engine.momentum)
+        #expect(
+            fp32.peakMemoryBytes == memory.footprint(batch: fp32.policy.batchSize, uniformWeightBits: 16).totalBytes)
+        // A memory budget APT fits at the full batch is too small for float32's parameters and momentum at any
+        // batch: the float32 node is refused with the bytes it would need.
+        budget.memoryBudgetBytes = apt.peakMemoryBytes
+        #expect(throws: PolicyRefusal.self) { try engine.plan(for: budget, roundsLeft: 10) }
+        budget.precision = .apt
+        #expect(try engine.plan(for: budget, roundsLeft: 10).policy.batchSize == apt.policy.batchSize)
+    }
 }

@@ -161,4 +161,24 @@ struct DataTests {
                 Dataset(images: [UInt8](repeating: 0, count: 784), labels: [3], rows: 28, cols: 28), role: "test")
         }
     }
+
+    @Test(
+        "a code batch holds exactly the codes a fixed-point layer makes of the float batch, at 4, 8 and 12 bits",
+        arguments: [4, 8, 12])
+    func codeBatch(bits: Int) throws {
+        var random = RandomSource(seed: 3)
+        var pixels = [UInt8](repeating: 0, count: 5 * 4 * 4)
+        for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: random.next()) }
+        let data = Dataset(images: pixels, labels: [0, 1, 2, 3, 4], rows: 4, cols: 4)
+        let indices = [4, 0, 2]
+        var r1 = RandomSource(seed: 7)
+        var r2 = RandomSource(seed: 7)
+        let batch = data.codeBatch(indices: indices, bits: bits, rounding: .stochastic, random: &r1)
+        let codes = try #require(batch.codes)
+        #expect(batch.values.isEmpty && batch.count == 3 && batch.shape == [1, 4, 4] && codes.shape == [3, 1, 4, 4])
+        let floats = data.batch(indices: indices).values
+        let expected = quantizeDynamic(floats, shape: [3, 1, 4, 4], bits: bits, rounding: .stochastic, random: &r2)
+        #expect(codes == expected)
+        #expect(codes.byteCount == 3 * 16 * (bits <= 8 ? 1 : 2))
+    }
 }

@@ -12,18 +12,23 @@ func heapInUse() -> Int { Int(apt_heap_in_use()) }
 /// aggregator folds a delta straight into its sum.
 @Suite("Bounded decoding", .serialized)
 struct BoundedDecodingTests {
-    /// The largest UPDATE a node can legally send for `model` with `bits`-bit codes: every tensor sparse
-    /// with every index listed (one varint byte each, plus the codes), the ledger's bits one per layer.
+    /// The largest UPDATE a node can legally send for `model` with `bits`-bit codes (32: binary32 values): every
+    /// tensor sparse with every index listed (one varint byte each, plus the codes), the ledger's bits one per layer.
     static func largestUpdate(_ model: ModelSpec, bits: Int) throws -> Message {
         let counts = try model.parameterCounts()
         var random = RandomSource(seed: 5)
-        let m = Int(QuantizedTensor.maxCode(bits: bits))
+        let m = bits == QuantizedTensor.float32Bits ? 0 : Int(QuantizedTensor.maxCode(bits: bits))
         let tensors = counts.enumerated().map { i, n in
-            QuantizedTensor(
-                layer: UInt16(i), count: n, bits: bits, scale: .float32(0.001), indices: (0..<n).map { UInt32($0) },
-                codes: (0..<n).map { _ in
-                    bits == 1 ? (random.next() & 1 == 0 ? -1 : 1) : Int32(Int(random.next() % UInt64(2 * m + 1)) - m)
-                })
+            bits == QuantizedTensor.float32Bits
+                ? QuantizedTensor(
+                    layer: UInt16(i), count: n, float32: (0..<n).map { _ in Float(random.next() % 1000) / 999 - 0.5 },
+                    indices: (0..<n).map { UInt32($0) })
+                : QuantizedTensor(
+                    layer: UInt16(i), count: n, bits: bits, scale: .float32(0.001), indices: (0..<n).map { UInt32($0) },
+                    codes: (0..<n).map { _ in
+                        bits == 1
+                            ? (random.next() & 1 == 0 ? -1 : 1) : Int32(Int(random.next() % UInt64(2 * m + 1)) - m)
+                    })
         }
         return .update(
             Update(
@@ -35,7 +40,7 @@ struct BoundedDecodingTests {
 
     @Test(
         "the largest legal UPDATE decodes within 4 × its wire size",
-        arguments: [("mlp", 16), ("mlp", 1), ("lenet", 16), ("lenet", 3)])
+        arguments: [("mlp", 16), ("mlp", 1), ("mlp", 32), ("lenet", 16), ("lenet", 3), ("lenet", 32)])
     func largestUpdate(model name: String, bits: Int) throws {
         let model = try #require(ModelSpec.builtIn[name])
         let limits = try DecodeLimits(serving: model)

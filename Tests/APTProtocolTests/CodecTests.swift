@@ -116,14 +116,14 @@ struct CodecTests {
                     $0.u16(0)
                     $0.u32(10)
                     $0.u8(17)
-                }, .invalidValue(field: "tensor.bits", reason: "17 is outside 1...16")
+                }, .invalidValue(field: "tensor.bits", reason: "17 is neither in 1...16 nor 32")
             ),
             (
                 bytes {
                     $0.u16(0)
                     $0.u32(10)
                     $0.u8(0)
-                }, .invalidValue(field: "tensor.bits", reason: "0 is outside 1...16")
+                }, .invalidValue(field: "tensor.bits", reason: "0 is neither in 1...16 nor 32")
             ),
             (
                 bytes {

@@ -109,7 +109,7 @@ struct DocExampleTests {
         #expect(DocExamples.policy.topK(count: 3) == 1)
         #expect(DocExamples.policy.topK(count: 1) == nil)
         // The payload limits the document states for the built-in models.
-        #expect(try DecodeLimits(serving: .mlp).maxPayloadBytes == 906_337)
-        #expect(try DecodeLimits(serving: .lenet).maxPayloadBytes == 386_145)
+        #expect(try DecodeLimits(serving: .mlp).maxPayloadBytes == 1_376_629)
+        #expect(try DecodeLimits(serving: .lenet).maxPayloadBytes == 509_557)
     }
 }

@@ -175,7 +175,7 @@ struct CoordinatorCommandTests {
     func help() throws {
         let root = try run("apt-coord", ["--help"])
         #expect(root.status == 0)
-        for sub in ["serve", "ledger", "keygen", "benchmark-aggregation"] {
+        for sub in ["serve", "ledger", "keygen", "benchmark-aggregation", "benchmark-fleet", "demo", "report"] {
             #expect(root.stdout.contains("\n  \(sub) "), "apt-coord --help lacks \(sub)")
             let h = try run("apt-coord", [sub, "--help"])
             #expect(h.status == 0 && h.stdout.hasPrefix("OVERVIEW: ") && h.stdout.contains("USAGE: apt-coord \(sub)"))
@@ -184,6 +184,43 @@ struct CoordinatorCommandTests {
         for flag in ["--aggregator", "--clip-norm", "--server-lr", "--config", "--log-format", "--eval-data"] {
             #expect(serve.contains(flag), "serve --help lacks \(flag)")
         }
+    }
+
+    @Test("benchmark-fleet runs the same small fleet with APT and with float32 FedAvg and reports both")
+    func fleetBenchmark() throws {
+        let dir = NSTemporaryDirectory() + "apt-bench-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try run(
+            "apt-coord",
+            [
+                "benchmark-fleet", "--nodes", "2", "--rounds", "2", "--steps", "3", "--partitions", "labels:2",
+                "--seeds", "1", "--dir", dir, "--format", "json",
+            ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let runs = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        #expect(runs.map { $0["precision"] as? String } == ["apt", "fp32"])
+        #expect(runs.allSatisfy { $0["partition"] as? String == "labels:2" && $0["seed"] as? Int == 1 })
+        let summaries = runs.compactMap { $0["summary"] as? [String: Any] }
+        try #require(summaries.count == 2)
+        for (run, s) in zip(runs, summaries) {
+            #expect(s["rounds"] as? Int == 2 && (s["accuracies"] as? [Double])?.count == 2, "\(s)")
+            #expect(
+                (run["peakNodeRSSBytes"] as? Int ?? 0) > 1 << 20
+                    && (run["coordinatorPeakRSSBytes"] as? Int ?? 0) > 1 << 20)
+            #expect((run["coordinatorCPUSeconds"] as? Double ?? 0) > 0)
+        }
+        func figure(_ i: Int, _ key: String) -> Double {
+            (summaries[i][key] as? Double) ?? Double(summaries[i][key] as? Int ?? 0)
+        }
+        // The same work, priced by one rule: float32 costs more energy and memory and sends far more bytes.
+        #expect(figure(1, "fleetEnergyJ") > 2 * figure(0, "fleetEnergyJ"))
+        #expect(figure(1, "peakNodeMemoryBytes") > 1.5 * figure(0, "peakNodeMemoryBytes"))
+        #expect(figure(1, "bytesUpPerNodeRound") > 8 * figure(0, "bytesUpPerNodeRound"))
+        #expect(figure(1, "bytesDownPerNodeRound") > 1.5 * figure(0, "bytesDownPerNodeRound"))
+        // Each run kept its ledger and logs.
+        #expect(FileManager.default.fileExists(atPath: dir + "/labels-2-seed1-fp32/ledger.sqlite"))
+        let bad = try run("apt-coord", ["benchmark-fleet", "--uplink-bits", "0", "--dir", dir])
+        #expect(bad.status == 64 && bad.stderr.contains("--uplink-bits must be in 1...16"), "\(bad.stderr)")
     }
 
     @Test("benchmark-aggregation times the real UPDATE frames of the model and reports their size")

@@ -192,6 +192,53 @@ struct FleetTests {
         #expect(try ledger.rounds().filter { $0.status == "completed" }.count == 2)
     }
 
+    @Test("an APT node and a float32 node train through one coordinator: binary32 both ways for the float32 one")
+    func mixedPrecisions() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-mixed-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(
+            dir, ["--rounds", "2", "--min-nodes", "2", "--steps", "5", "--uplink-bits", "4", "--log-format", "json"])
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        let nodes = try ["apt", "fp32"].enumerated().map { i, precision in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", precision, "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", "10", "--shard", "\(i)/2", "--train-limit", "640", "--precision", precision,
+                    "--log-format", "json",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
+        for n in nodes { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
+        // The coordinator's last line states its own resource use.
+        #expect(log().contains("\"event\":\"exit\"") && log().contains("\"peak_rss_bytes\""), "\(log())")
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let rows = try ledger.database.rows(
+            """
+            SELECT n.name, p.status, p.bits, p.bytes_up, p.bytes_down, p.peak_memory_bytes FROM participations p
+            JOIN nodes n ON n.id = p.node_id ORDER BY p.round, n.name
+            """)
+        #expect(rows.count == 4 && rows.allSatisfy { $0["status"].string == "ok" }, "\(rows)")
+        let parameters = try ModelSpec.mlp.parameterCounts().reduce(0, +)
+        for row in rows {
+            let up = try #require(row["bytes_up"].int)
+            let down = try #require(row["bytes_down"].int)
+            if row["name"].string == "fp32" {
+                // Every value as binary32 both ways; the node reports 32-bit weights.
+                #expect(up > 4 * parameters && down > 4 * parameters, "fp32: \(up) B up, \(down) B down")
+                #expect(row["bits"].string == "[32,32,32]")
+            } else {
+                // 4-bit deltas up; weights at most 16 bits down.
+                #expect(up < parameters && down < 2 * parameters + 4096, "apt: \(up) B up, \(down) B down")
+            }
+        }
+        let memory = Dictionary(
+            uniqueKeysWithValues: rows.prefix(2).map { ($0["name"].string ?? "", $0["peak_memory_bytes"].int ?? 0) })
+        #expect((memory["apt"] ?? 0) * 2 < (memory["fp32"] ?? 0), "\(memory)")
+        #expect(try ledger.rounds().last?.accuracy == nil)  // no --eval-data: no global accuracy
+    }
+
     @Test("a node killed mid-round and restarted with its state dir resumes its spending, never spends twice")
     func restartedNode() throws {
         let dir = NSTemporaryDirectory() + "apt-fleet-restart-\(UUID().uuidString)"

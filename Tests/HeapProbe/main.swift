@@ -38,10 +38,14 @@ do {
             let base = apt_heap_current()
             apt_heap_reset_peak()
             let idx = Array((step * 64)..<(step * 64 + 64))
-            let x = data.batch(indices: idx)
+            let x =
+                net.takesInputCodes
+                ? data.codeBatch(
+                    indices: idx, bits: q.activationBits, rounding: q.activationRounding, random: &ctx.random)
+                : data.batch(indices: idx)
             var line = "step \(step) batch +\(apt_heap_peak() - base)"
             apt_heap_reset_peak()
-            _ = net.trainStep(x, labels: data.labels(at: idx)[...], context: &ctx) { layer, backward in
+            _ = net.trainStep(consume x, labels: data.labels(at: idx)[...], context: &ctx) { layer, backward in
                 line += " \(backward ? "b" : "f")\(layer):\(apt_heap_peak() - base)/\(apt_heap_current() - base)"
                 apt_heap_reset_peak()
             }

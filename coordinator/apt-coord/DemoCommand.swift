@@ -65,9 +65,9 @@ enum DemoCommand {
         let tools = try toolPaths()
         let boards = try fleet(count: count, model: model, steps: steps)
 
-        var children = ChildProcesses()
+        var fleet = LocalFleet(directory: dir, tools: tools, data: data)
         ShutdownSignal.install()
-        defer { children.stopAll() }
+        defer { fleet.stopAll() }
 
         var serveArgs = [
             "serve", "--bind", "tcp://127.0.0.1:*", "--ledger", dir + "/ledger.sqlite", "--model", modelName,
@@ -94,40 +94,18 @@ enum DemoCommand {
             }
             serveArgs += ["--curve-secret", dir + "/keys/coordinator.key", "--allow", dir + "/keys/allow.txt"]
         }
-        let serve = try children.start(tools.coord, serveArgs, log: dir + "/coordinator.log")
-        let coordinatorLog = LogFollower(path: dir + "/coordinator.log")
-        var endpoint: String? = nil
-        let deadline = Date().addingTimeInterval(30)
-        var early: [[String: Any]] = []
-        while endpoint == nil && Date() < deadline && serve.isRunning && !ShutdownSignal.requested {
-            for event in coordinatorLog.newEvents() {
-                if event["event"] as? String == "serving" {
-                    endpoint = event["endpoint"] as? String
-                } else {
-                    early.append(event)
-                }
-            }
-            usleep(20_000)
-        }
-        guard let endpoint else {
-            if ShutdownSignal.requested { throw CommandFailure("interrupted") }
-            throw CommandFailure("apt-coord serve did not start: \(coordinatorLog.tail())")
-        }
+        let (serve, endpoint, early) = try fleet.startCoordinator(serveArgs)
+        let coordinatorLog = fleet.coordinatorLog
         console.out(
             "APT Fleet demo: \(count) nodes, \(rounds) rounds of \(modelName) on Fashion-MNIST (\(partition)), "
                 + (args.flag("secure") ? "CURVE on" : "plain loopback") + "; coordinator at \(endpoint)\n")
         for (i, b) in boards.enumerated() {
-            var nodeArgs = [
-                "run", "--coordinator", endpoint, "--name", b.name, "--state-dir", "\(dir)/\(b.name)", "--data", data,
-                "--shard", "\(i)/\(count)", "--partition", partition, "--seed", String(seed), "--profile",
-                b.profile.name,
-                "--energy-budget", String(b.energyBudgetJ), "--memory-budget", String(b.memoryBudgetBytes),
-                "--log-format", "json",
-            ]
+            var extra: [String] = []
             if let key = nodeKeys[b.name] {
-                nodeArgs += ["--key", key, "--coordinator-key", dir + "/keys/coordinator.pub"]
+                extra = ["--key", key, "--coordinator-key", dir + "/keys/coordinator.pub"]
             }
-            _ = try children.start(tools.node, nodeArgs, log: "\(dir)/\(b.name).log")
+            try fleet.startNode(
+                b, shard: "\(i)/\(count)", endpoint: endpoint, partition: partition, seed: seed, extra: extra)
             console.out(
                 "  \(b.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(b.profile.name), "
                     + "\(String(format: "%.3g", b.energyBudgetJ)) J, \(b.memoryBudgetBytes / 1024) KiB — \(b.note)\n")
@@ -155,7 +133,7 @@ enum DemoCommand {
             throw CommandFailure(
                 "apt-coord serve exited with status \(serve.terminationStatus): \(coordinatorLog.tail())")
         }
-        children.waitForAll(seconds: 15)
+        fleet.waitForAll(seconds: 15)
         let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
         console.out("\n" + LedgerCommand.render(try ledger.fleet(), title: "nodes", format: "table"))
         console.out("\n" + LedgerCommand.render(try ledger.roundHistory(), title: "rounds", format: "table"))
@@ -254,80 +232,5 @@ enum DemoCommand {
             }
             return board
         }
-    }
-}
-
-/// The processes the demo started, stopped together: SIGTERM (each stops cleanly), SIGKILL after a grace period.
-struct ChildProcesses {
-    private(set) var processes: [Process] = []
-
-    /// Starts `tool` with `arguments`, standard error and output to `log`.
-    mutating func start(_ tool: String, _ arguments: [String], log: String) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: log) else { throw CommandFailure("cannot write \(log)") }
-        p.standardError = handle
-        p.standardOutput = handle
-        do {
-            try p.run()
-        } catch {
-            throw CommandFailure("cannot start \(tool): \(error.localizedDescription)")
-        }
-        processes.append(p)
-        return p
-    }
-
-    /// Waits up to `seconds` for every process to exit by itself.
-    func waitForAll(seconds: Double) {
-        let end = Date().addingTimeInterval(seconds)
-        while processes.contains(where: \.isRunning) && Date() < end { usleep(50_000) }
-    }
-
-    /// Stops every process still running and waits for each.
-    func stopAll() {
-        for p in processes where p.isRunning { p.terminate() }
-        let end = Date().addingTimeInterval(10)
-        while processes.contains(where: \.isRunning) && Date() < end { usleep(20_000) }
-        for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        for p in processes { p.waitUntilExit() }
-    }
-}
-
-/// Reads a growing JSON-lines log: each call returns the complete new lines parsed as objects.
-final class LogFollower {
-    let path: String
-    private var offset: UInt64 = 0
-    private var pending = Data()
-
-    init(path: String) { self.path = path }
-
-    func newEvents() -> [[String: Any]] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
-        do {
-            try handle.seek(toOffset: offset)
-        } catch {
-            return []
-        }
-        let data = handle.readDataToEndOfFile()
-        offset += UInt64(data.count)
-        pending.append(data)
-        var events: [[String: Any]] = []
-        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = pending[pending.startIndex..<newline]
-            pending.removeSubrange(pending.startIndex...newline)
-            if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] {
-                events.append(object)
-            }
-        }
-        return events
-    }
-
-    /// The last lines of the file, for an error message.
-    func tail() -> String {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").suffix(3).joined(separator: " | ")
     }
 }

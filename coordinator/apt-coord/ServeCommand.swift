@@ -28,6 +28,10 @@ enum ServeCommand {
                 "Select this fraction more nodes than the round needs and close it when enough are in, [0, 1].",
                 default: "0"),
             .value("steps", "n", "Local steps per round at most.", default: "50"),
+            .value("seed", "s", "Seed of the initial global model (a new ledger only).", default: "0"),
+            .value("uplink-bits", "b", "Bits per value of an APT node's delta, 1...16.", default: "8"),
+            .value(
+                "uplink-density", "f", "Fraction of each delta's values a node sends (top-k), (0, 1].", default: "1"),
             .value(
                 "aggregator", "rule", "fedavg, fedadam, median or trimmed-mean:BETA (0 ≤ BETA < 0.5).",
                 default: "fedavg"),
@@ -116,11 +120,20 @@ enum ServeCommand {
                     rounds: rounds, minNodes: minNodes, fraction: fraction, timeoutMs: UInt64(timeout * 1000),
                     overSelection: overSelection),
                 security: security, allowPlainOffLoopback: args.flag("force-plain"),
-                stepsPerRound: try args.int("steps", default: 50), evaluation: evaluation)
+                stepsPerRound: try args.int("steps", default: 50), evaluation: evaluation,
+                seed: UInt64(max(0, try args.int("seed", default: 0))))
             configuration.aggregation = aggregation
             configuration.clipNorm = clipNorm
             configuration.serverLearningRate = serverLR
             configuration.metricsPath = args["metrics"]
+            configuration.uplinkBits = try args.int("uplink-bits", default: 8)
+            guard (1...16).contains(configuration.uplinkBits) else {
+                throw UsageError("--uplink-bits must be in 1...16, got \(configuration.uplinkBits)")
+            }
+            configuration.uplinkDensity = try args.double("uplink-density", default: 1)
+            guard configuration.uplinkDensity > 0, configuration.uplinkDensity <= 1 else {
+                throw UsageError("--uplink-density must be in (0, 1], got \(configuration.uplinkDensity)")
+            }
             let waitFor = try args.int("wait-for", default: 0)
             guard waitFor >= 0 else { throw UsageError("--wait-for must be at least 0, got \(waitFor)") }
             configuration.rounds.startNodes = waitFor
@@ -133,6 +146,13 @@ enum ServeCommand {
                         [("model", .string(model.name)), ("endpoint", .string(server.endpoint))]))
                 ShutdownSignal.install()
                 try server.run(shouldStop: { ShutdownSignal.requested })
+                log(
+                    LogRecord(
+                        "exit",
+                        String(
+                            format: "exiting: peak RSS %.1f MiB, %.2f s of CPU",
+                            Double(ProcessMemory.peakResidentBytes()) / 1_048_576, ProcessCPU.seconds()),
+                        LogRecord.resourceFields))
             } catch let e as CommandFailure {
                 throw e
             } catch {

@@ -13,6 +13,7 @@ let rootSpec = CommandSpec(
         ("report", "Write the fleet ledger as one self-contained HTML report with charts."),
         ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
         ("benchmark-aggregation", "Measure how fast UPDATE bytes are decoded and folded into the global model."),
+        ("benchmark-fleet", "Run the same local fleet with APT and with float32 FedAvg and compare them."),
     ])
 
 let console = Console.standard
@@ -27,5 +28,5 @@ exit(
             "keygen": { KeygenCommand.run(tool: "apt-coord", defaultPrefix: "coordinator", $0, console: $1) },
             "demo": DemoCommand.run, "ledger": LedgerCommand.run, "report": ReportCommand.run,
             "serve": ServeCommand.run,
-            "benchmark-aggregation": BenchmarkCommand.run,
+            "benchmark-aggregation": BenchmarkCommand.run, "benchmark-fleet": FleetBenchmarkCommand.run,
         ]))

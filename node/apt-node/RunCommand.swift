@@ -25,6 +25,10 @@ enum RunCommand {
             .value("profile", "name|file", "Device profile: a built-in name or a JSON file.", default: "rpi4"),
             .value("key", "prefix", "This node's secret key file is PREFIX.key (from apt-node keygen): CURVE on."),
             .value("coordinator-key", "file", "The coordinator's public key file (with --key)."),
+            .value(
+                "precision", "apt|fp32",
+                "How this node trains: apt (fixed point, adaptive bits, quantised deltas) or fp32 (the float32 FedAvg "
+                    + "baseline: float32 model and deltas).", default: "apt"),
             .value("max-rounds", "n", "Leave the fleet (BYE) after training n rounds; default: until the run ends."),
             .value("log-format", "text|json", "One line per event as text or as a JSON object.", default: "text"),
             ConfigFile.option,
@@ -40,6 +44,8 @@ enum RunCommand {
             if let m = maxRounds, m < 1 { throw UsageError("--max-rounds must be at least 1, got \(m)") }
             let profile = try TrainCommand.profile(args.string("profile", default: "rpi4"))
             let json = try args.choice("log-format", among: ["text", "json"]) == "json"
+            let precision: PrecisionMode =
+                try args.choice("precision", among: ["apt", "fp32"]) == "fp32" ? .fp32 : .apt
             let log: (LogRecord) -> Void = { record in console.err((json ? record.json : record.message) + "\n") }
             let shard = try TrainCommand.shard(args)
             let partition: PartitionScheme
@@ -73,10 +79,11 @@ enum RunCommand {
             } catch {
                 throw CommandFailure("\(error)")
             }
-            let configuration = FleetNode.Configuration(
+            var configuration = FleetNode.Configuration(
                 coordinator: args.string("coordinator", default: ""), name: args.string("name", default: ""),
                 profile: profile, energyBudgetJ: energy, memoryBudgetBytes: memory,
                 stateDirectory: args.string("state-dir", default: ""), security: security, seed: seed)
+            configuration.precision = precision
             do {
                 let node = try FleetNode(configuration: configuration, data: data, context: try ZMQContext(), log: log)
                 ShutdownSignal.install()
@@ -84,14 +91,17 @@ enum RunCommand {
                     ShutdownSignal.requested || maxRounds.map { node.roundsTrained >= $0 } ?? false
                 })
                 if ShutdownSignal.requested {
-                    log(LogRecord("stopped", "stopped by a signal: \(rounds(node.roundsTrained)) trained, state saved"))
+                    log(
+                        LogRecord(
+                            "stopped", "stopped by a signal: \(rounds(node.roundsTrained)) trained, state saved",
+                            LogRecord.resourceFields))
                     return
                 }
                 switch ending {
                 case .done:
-                    log(LogRecord("done", "done: \(rounds(node.roundsTrained)) trained"))
+                    log(LogRecord("done", "done: \(rounds(node.roundsTrained)) trained", LogRecord.resourceFields))
                 case .budgetSpent:
-                    log(LogRecord("budget-spent", "energy budget spent: left the fleet"))
+                    log(LogRecord("budget-spent", "energy budget spent: left the fleet", LogRecord.resourceFields))
                 }
             } catch {
                 throw CommandFailure("\(error)")

@@ -74,9 +74,11 @@ public struct MemoryModel: Sendable {
             k += 1
         }
         let firstWeighted = weighted.first ?? 0
-        // The step: the float input batch, handed over to the network, lives until the first weighted layer has
-        // taken what it keeps (fp32 keeps the batch itself as its saved input).
-        let inputBatch = 4 * b * spec.input.reduce(1, *)
+        // The step: the input batch, handed over to the network, lives until the first weighted layer has taken
+        // what it keeps (fp32 keeps the float batch itself as its saved input). A fixed-point network whose first
+        // layer is weighted gets the batch as activation codes (`Dataset.codeBatch`) and keeps them as they are.
+        let codeInput = fixed && Network.firstLayerTakesCodes(spec)
+        let inputBatch = codeInput ? codes(b * spec.input.reduce(1, *), ab) : 4 * b * spec.input.reduce(1, *)
         var live = inputBatch
         var peak = live
         var saved = 0
@@ -116,14 +118,21 @@ public struct MemoryModel: Sendable {
             case .linear(let o):
                 let y = 4 * b * o  // Linear: float output
                 if fixed {
-                    let xq = codes(b * n, ab)  // quantizeDynamic: the input's codes, kept
+                    // quantizeDynamic: the input's codes, kept (the code batch itself for the first layer).
+                    let batchCodes = codeInput && i == firstWeighted
+                    let xq = batchCodes ? 0 : codes(b * n, ab)
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
                     note(xq + packed + y)
-                    let keep = ab < 8 ? packed : xq
-                    live += keep + y
+                    let keep = ab < 8 ? packed : codes(b * n, ab)
+                    if batchCodes && ab >= 8 {
+                        // The batch's codes are the saved input: nothing new, nothing freed.
+                        live += y
+                    } else {
+                        live += keep + y
+                        if !inFlightShared { live -= inFlight }
+                    }
                     saved += keep
                     savedSizes[i] = keep
-                    if !inFlightShared { live -= inFlight }
                     inFlightShared = false
                 } else {
                     note(y)
@@ -139,16 +148,21 @@ public struct MemoryModel: Sendable {
                 let patch = input[0] * kernel * kernel
                 let y = 4 * b * ch * oh * ow  // Conv2d: float output
                 if fixed {
-                    let xq = codes(b * n, ab)
+                    let batchCodes = codeInput && i == firstWeighted
+                    let xq = batchCodes ? 0 : codes(b * n, ab)
                     let cols = codes(patch * oh * ow, ab)  // one image's unfolded codes
                     let pairs = 2 * ((patch + 1) / 2) * ((oh * ow + 15) & ~15) * 2  // GEMM's K-pair panel
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
                     note(xq + y + cols + pairs + packed)
-                    let keep = ab < 8 ? packed : xq
-                    live += keep + y
+                    let keep = ab < 8 ? packed : codes(b * n, ab)
+                    if batchCodes && ab >= 8 {
+                        live += y
+                    } else {
+                        live += keep + y
+                        if !inFlightShared { live -= inFlight }
+                    }
                     saved += keep
                     savedSizes[i] = keep
-                    if !inFlightShared { live -= inFlight }
                     inFlightShared = false
                 } else {
                     let cols = 4 * patch * oh * ow
@@ -167,6 +181,10 @@ public struct MemoryModel: Sendable {
         note(logits)
         live += logits - (inFlightShared ? 0 : logits)
         var error = logits
+        // In a fixed-point network the weighted layers hand their input errors down as codes (`eb` bits), which
+        // ReLU masks and max pooling scatters as they are; the loss gradient and a convolution's input error are
+        // floats.
+        var errorIsCodes = false
         // Backward, top layer first.
         for i in spec.layers.indices.reversed() {
             let input = inputShapes[i]
@@ -179,23 +197,48 @@ public struct MemoryModel: Sendable {
                 note(0)  // in place on the error
                 live -= savedSizes[i]
             case .maxPool:
-                let dx = needsInput ? 4 * b * n : 0  // MaxPool2d: float input error
+                // MaxPool2d: the input error, codes scattered as they are or floats.
+                let dx = needsInput ? (errorIsCodes ? codes(b * n, eb) : 4 * b * n) : 0
                 note(dx)
                 live += dx - error - savedSizes[i]
                 error = dx
             case .linear(let o):
-                let dx = needsInput ? 4 * b * n : 0
                 let slice = 4 * min(o, Linear.gradientRows) * n
                 if fixed {
-                    let dq = codes(b * o, eb)  // the error's codes, and their transpose
+                    // The error's codes: the incoming codes themselves, or a float error quantised, then freed.
+                    let dq = codes(b * o, eb)
+                    let gb = 4 * o
+                    if !errorIsCodes {
+                        note(gb + dq)
+                        live += dq - error
+                    }
+                    live += gb
+                    // The input error: a float GEMM result (B packed a block of columns at a time, A in pairs),
+                    // then its codes, the floats freed.
+                    let dxCodes = needsInput ? codes(b * n, eb) : 0
+                    if needsInput {
+                        let pairsO = (o + 1) / 2
+                        note(4 * b * n + pairsO * GEMM.pairedColumnBlock * 4 + b * pairsO * 4)
+                        note(4 * b * n + dxCodes)
+                        live += dxCodes
+                    }
+                    // The saved input, unpacked when it was packed, is packed into K-pairs, then freed; the
+                    // gradient's slice and one slice of the error's transpose are made after.
                     let unpacked = ab < 8 ? b * n : 0  // SavedTensor.unpacked
                     let panel = 2 * ((b + 1) / 2) * ((n + 15) & ~15) * 2  // PairPanel of the saved input
-                    note(dx + 2 * dq + unpacked + panel + slice + 4 * o)
+                    note(unpacked + panel)
+                    live += panel - savedSizes[i]
+                    let rows = min(o, Linear.gradientRows)
+                    note(slice + codes(rows * b, eb) + rows * ((b + 1) / 2) * 4)
+                    live -= panel + dq + gb
+                    error = dxCodes
+                    errorIsCodes = true
                 } else {
+                    let dx = needsInput ? 4 * b * n : 0
                     note(dx + 4 * b * o + slice + 4 * o)  // dyT
+                    live += dx - error - savedSizes[i]
+                    error = dx
                 }
-                live += dx - error - savedSizes[i]
-                error = dx
             case .conv(let ch, let kernel, let stride, let pad):
                 let oh = (input[1] + 2 * pad - kernel) / stride + 1
                 let ow = (input[2] + 2 * pad - kernel) / stride + 1
@@ -204,16 +247,25 @@ public struct MemoryModel: Sendable {
                 let grad = 4 * (ch * patch + ch)
                 let dcols = 4 * patch * oh * ow
                 if fixed {
+                    // Buffers made on entry (input error, gradient, bias gradient, unfolded error), then the
+                    // error's codes (the incoming codes themselves, or the float error quantised, then freed).
                     let dq = codes(b * ch * oh * ow, eb)
+                    let entry = dx + grad + 4 * ch + dcols
+                    if !errorIsCodes {
+                        note(entry + dq)
+                        live += dq - error
+                    }
                     let wT = codes(ch * patch, 16)
                     let cols = codes(patch * oh * ow, ab)
                     let unpacked = ab < 8 ? b * n : 0
-                    note(dx + dq + wT + cols + grad + dcols + unpacked)
+                    note(entry + wT + cols + unpacked)
+                    live += dx - dq - savedSizes[i]
                 } else {
                     note(dx + 2 * 4 * patch * oh * ow + 4 * ch * patch + grad + dcols)  // cols, colsT, wT
+                    live += dx - error - savedSizes[i]
                 }
-                live += dx - error - savedSizes[i]
                 error = dx
+                errorIsCodes = false
             }
         }
         return MemoryFootprint(

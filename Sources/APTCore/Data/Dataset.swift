@@ -122,6 +122,58 @@ public struct Dataset: Sendable {
         throw DataError(path: "\(dir)/\(base).gz", reason: "missing (neither \(base).gz nor \(base) is in \(dir))")
     }
 
+    /// The samples at `indices` as activation codes of `bits` bits, shape `[1, rows, cols]`: the normalised values
+    /// of `batch(indices:)` quantised (with `rounding`) in the format that covers their largest magnitude — the
+    /// codes a fixed-point network's first layer would make of the float batch — computed one sample at a time,
+    /// so no float copy of the batch is ever held.
+    public func codeBatch(indices: [Int], bits: Int, rounding: RoundingMode, random: inout RandomSource) -> Batch {
+        let size = rows * cols
+        let scale = 1 / (255 * std)
+        let shift = -mean / std
+        // Normalisation is increasing in the pixel, so the largest magnitude comes from the darkest or the
+        // brightest pixel of the batch.
+        var lo = UInt8.max
+        var hi = UInt8.min
+        images.withUnsafeBufferPointer { src in
+            for i in indices {
+                for j in 0..<size {
+                    lo = min(lo, src[i * size + j])
+                    hi = max(hi, src[i * size + j])
+                }
+            }
+        }
+        let maxAbs = indices.isEmpty ? 0 : max(abs(Float(lo) * scale + shift), abs(Float(hi) * scale + shift))
+        let format = FixedPointFormat.covering(maxAbs: maxAbs, bits: bits)
+        var sample = [Float](repeating: 0, count: size)
+        func fill<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ out: inout [T]) {
+            images.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    sample.withUnsafeMutableBufferPointer { x in
+                        for (r, i) in indices.enumerated() {
+                            for j in 0..<size { x[j] = Float(src[i * size + j]) * scale + shift }
+                            _ = Quantizer.quantize(
+                                UnsafeBufferPointer(x),
+                                into: UnsafeMutableBufferPointer(rebasing: dst[(r * size)..<((r + 1) * size)]),
+                                format: format, rounding: rounding, random: &random)
+                        }
+                    }
+                }
+            }
+        }
+        let shape = [indices.count, 1, rows, cols]
+        let codes: FixedPointTensor
+        if format.bits <= 8 {
+            var out = [Int8](repeating: 0, count: indices.count * size)
+            fill(&out)
+            codes = FixedPointTensor(shape: shape, format: format, int8Codes: out)
+        } else {
+            var out = [Int16](repeating: 0, count: indices.count * size)
+            fill(&out)
+            codes = FixedPointTensor(shape: shape, format: format, int16Codes: out)
+        }
+        return Batch(codes: codes, count: indices.count, shape: [1, rows, cols])
+    }
+
     /// The samples at `indices` as a normalised float batch of shape `[1, rows, cols]`.
     public func batch(indices: [Int]) -> Batch {
         let size = rows * cols

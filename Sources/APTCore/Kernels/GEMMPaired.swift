@@ -18,13 +18,24 @@ extension GEMM {
         a: UnsafePointer<TA>, lda: Int, b: UnsafePointer<TB>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, chunk: Int
     ) {
-        let panel = packPairs(b, ldb: ldb, k: k, n: n)
-        panel.withUnsafeBufferPointer { pp in
-            pairedProduct(
-                m: m, n: n, k: k, a: a, lda: lda, panel: pp.baseAddress!, c: c, ldc: ldc, alpha: alpha,
-                chunk: chunk)
+        // B is packed a block of columns at a time, so the workspace stays small (a few KiB) whatever N is; each
+        // element of C sums the same products in the same order as with one panel of all of B.
+        let block = pairedColumnBlock
+        var j0 = 0
+        while j0 < n {
+            let nb = min(block, n - j0)
+            let panel = packPairs(b + j0, ldb: ldb, k: k, n: nb)
+            panel.withUnsafeBufferPointer { pp in
+                pairedProduct(
+                    m: m, n: nb, k: k, a: a, lda: lda, panel: pp.baseAddress!, c: c + j0, ldc: ldc, alpha: alpha,
+                    chunk: chunk)
+            }
+            j0 += nb
         }
     }
+
+    /// Columns of B packed at a time by `pairedKernel` (a multiple of 16).
+    static let pairedColumnBlock = 64
 
     /// Packs the K×N matrix `b` into K-pairs: `(k+1)/2` rows of `np = N` rounded up to 16 columns, each column
     /// two 16-bit codes side by side (zeros pad an odd K and the extra columns).

@@ -22,6 +22,27 @@ extension FixedPointStorage {
     }
 }
 
+extension FixedPointStorage {
+    /// Columns `columns` of a `rows×cols` matrix, transposed: a `columns.count × rows` matrix.
+    func transposedColumns(_ columns: Range<Int>, rows: Int, cols: Int) -> FixedPointStorage {
+        func pick<T: FixedWidthInteger>(_ a: [T]) -> [T] {
+            var out = [T](repeating: 0, count: columns.count * rows)
+            a.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { d in
+                    for (o, c) in columns.enumerated() {
+                        for r in 0..<rows { d[o * rows + r] = s[r * cols + c] }
+                    }
+                }
+            }
+            return out
+        }
+        switch self {
+        case .int8(let a): return .int8(pick(a))
+        case .int16(let a): return .int16(pick(a))
+        }
+    }
+}
+
 /// Work on the codes of two fixed-point storages, whatever their widths.
 protocol CodePairKernel {
     /// Runs on the base pointers of the two code arrays.

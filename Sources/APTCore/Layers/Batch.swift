@@ -1,7 +1,11 @@
-/// A batch of float values flowing between layers: `count` samples, each of `shape` (e.g. `[C, H, W]`).
+/// A batch flowing between layers: `count` samples, each of `shape` (e.g. `[C, H, W]`), held as float values
+/// or, for a fixed-point network's input, as activation codes (then `values` is empty).
 public struct Batch: Sendable {
-    /// Row-major values, sample after sample.
+    /// Row-major values, sample after sample (empty when the batch is held as `codes`).
     public var values: [Float]
+    /// The batch as activation codes, shape `[count] + shape`, when it is held that way (a fixed-point network's
+    /// input batch: its first layer takes the codes as they are, and no float copy of the batch exists).
+    public var codes: FixedPointTensor?
     /// Number of samples.
     public var count: Int
     /// Per-sample shape.
@@ -13,6 +17,16 @@ public struct Batch: Sendable {
         self.values = values
         self.count = count
         self.shape = shape
+        self.codes = nil
+    }
+
+    /// A batch held as activation codes (`codes.count == count · ∏shape`).
+    public init(codes: FixedPointTensor, count: Int, shape: [Int]) {
+        precondition(codes.count == count * shape.reduce(1, *), "batch codes do not match \(count)×\(shape)")
+        self.values = []
+        self.count = count
+        self.shape = shape
+        self.codes = codes.reshaped([count] + shape)
     }
 
     /// Elements per sample.

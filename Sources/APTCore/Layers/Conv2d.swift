@@ -90,9 +90,12 @@ public struct Conv2d: ParametricLayer {
             if context.training { saved = SavedTensor(float: x.values) }
         case .fixed(let w):
             let q = context.quantization
-            let xq = quantizeDynamic(
-                x.values, shape: [bsz] + x.shape, bits: q.activationBits,
-                rounding: q.activationRounding, random: &context.random)
+            // An input batch that arrives as codes is taken as it is.
+            let xq =
+                x.codes
+                ?? quantizeDynamic(
+                    x.values, shape: [bsz] + x.shape, bits: q.activationBits,
+                    rounding: q.activationRounding, random: &context.random)
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y.withUnsafeMutableBufferPointer { yp in
                 var cols = FixedPointStorage.int8([])
@@ -198,9 +201,13 @@ public struct Conv2d: ParametricLayer {
 
         case (.fixed(let w), .fixed(let xq)):
             let q = context.quantization
-            let dq = quantizeDynamic(
-                dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
-                random: &context.random)
+            // An error that arrives as codes is taken as it is; a float one is quantised and then freed.
+            let dq =
+                dy.codes?.reshaped([bsz, outSize])
+                ?? quantizeDynamic(
+                    dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
+                    random: &context.random)
+            _ = consume dy
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
             let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))

@@ -9,11 +9,13 @@ public struct Flatten: Layer {
     public mutating func releaseSaved() {}
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         inputShape = x.shape
+        if let codes = x.codes { return Batch(codes: codes, count: x.count, shape: [x.sampleSize]) }
         return Batch(values: x.values, count: x.count, shape: [x.sampleSize])
     }
     public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
     {
         guard needsInputGradient else { return nil }
+        if let codes = dy.codes { return Batch(codes: codes, count: dy.count, shape: inputShape) }
         return Batch(values: dy.values, count: dy.count, shape: inputShape)
     }
 }

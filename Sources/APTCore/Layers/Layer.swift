@@ -40,6 +40,44 @@ func initialParameters(
     rows: Int, fanIn: Int, mode: PrecisionMode, quantization: QuantizationSettings, random: inout RandomSource
 ) -> (weights: ParameterBlock, bias: ParameterBlock) {
     let bound = 1 / Float(fanIn).squareRoot()
+    if mode.isFixedPoint {
+        // Straight into codes, a row of floats at a time, so that no float copy of the weights is ever held: a
+        // first pass over a copy of the generator finds the range, a second draws the same values and quantises.
+        var probe = random
+        var maxAbs: Float = 0
+        for _ in 0..<(rows * fanIn) { maxAbs = max(maxAbs, abs((probe.nextUnitFloat() * 2 - 1) * bound)) }
+        let format = FixedPointFormat.covering(maxAbs: maxAbs, bits: quantization.initialWeightBits)
+        var row = [Float](repeating: 0, count: fanIn)
+        var unused = RandomSource(seed: 0)
+        func draw<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ codes: inout [T]) {
+            codes.withUnsafeMutableBufferPointer { dst in
+                row.withUnsafeMutableBufferPointer { x in
+                    for r in 0..<rows {
+                        for j in 0..<fanIn { x[j] = (random.nextUnitFloat() * 2 - 1) * bound }
+                        _ = Quantizer.quantize(
+                            UnsafeBufferPointer(x),
+                            into: UnsafeMutableBufferPointer(rebasing: dst[(r * fanIn)..<((r + 1) * fanIn)]),
+                            format: format, rounding: .nearest, random: &unused)
+                    }
+                }
+            }
+        }
+        let codes: FixedPointTensor
+        if format.bits <= 8 {
+            var a = [Int8](repeating: 0, count: rows * fanIn)
+            draw(&a)
+            codes = FixedPointTensor(shape: [rows, fanIn], format: format, int8Codes: a)
+        } else {
+            var a = [Int16](repeating: 0, count: rows * fanIn)
+            draw(&a)
+            codes = FixedPointTensor(shape: [rows, fanIn], format: format, int16Codes: a)
+        }
+        var b = [Float](repeating: 0, count: rows)
+        for i in b.indices { b[i] = (random.nextUnitFloat() * 2 - 1) * bound }
+        let bias = ParameterBlock(
+            shape: [rows], quantizing: b, bits: quantization.biasBits, settings: quantization, random: &random)
+        return (ParameterBlock(codes: codes, settings: quantization), bias)
+    }
     var w = [Float](repeating: 0, count: rows * fanIn)
     for i in w.indices { w[i] = (random.nextUnitFloat() * 2 - 1) * bound }
     var b = [Float](repeating: 0, count: rows)

@@ -64,9 +64,12 @@ public struct Linear: ParametricLayer {
             if context.training { saved = SavedTensor(float: x.values) }
         case .fixed(let w):
             let q = context.quantization
-            let xq = quantizeDynamic(
-                x.values, shape: [bsz, inputs], bits: q.activationBits,
-                rounding: q.activationRounding, random: &context.random)
+            // An input batch that arrives as codes is taken as it is.
+            let xq =
+                x.codes?.reshaped([bsz, inputs])
+                ?? quantizeDynamic(
+                    x.values, shape: [bsz, inputs], bits: q.activationBits,
+                    rounding: q.activationRounding, random: &context.random)
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y.withUnsafeMutableBufferPointer { yp in
                 integerGEMMNT(
@@ -97,13 +100,18 @@ public struct Linear: ParametricLayer {
         self.saved = nil
         let bsz = dy.count
         var dx: [Float]? = nil
+        var dxCodes: FixedPointTensor? = nil
         let hyper = context.hyper
-        var slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
+        // The weight gradient's slice buffer, made when a path needs it (after the input's codes are freed).
+        var slice: [Float] = []
         var gb = [Float](repeating: 0, count: outputs)
 
         // The weights are read (input error) in a scope of their own that ends before they are updated, so the
         // update mutates the one copy of them in place (a binding still alive would make it copy them whole).
-        switch saved.unpacked {
+        // Taken out of `saved` and switched on by value, so that the input's codes can be freed mid-way.
+        let input = saved.unpacked
+        _ = consume saved
+        switch consume input {
         case .float(let x):
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
@@ -133,6 +141,7 @@ public struct Linear: ParametricLayer {
                 let rows = min(Linear.gradientRows, outputs - r0)
                 dyT.withUnsafeBufferPointer { dp in
                     x.withUnsafeBufferPointer { xp in
+                        if slice.isEmpty { slice = [Float](repeating: 0, count: Linear.gradientRows * inputs) }
                         slice.withUnsafeMutableBufferPointer { sp in
                             GEMM.float(
                                 m: rows, n: inputs, k: bsz, a: dp.baseAddress! + r0 * bsz, lda: bsz,
@@ -151,9 +160,17 @@ public struct Linear: ParametricLayer {
 
         case .fixed(let xq):
             let q = context.quantization
-            let dq = quantizeDynamic(
-                dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
-                random: &context.random)
+            // An error that arrives as codes is taken as it is; a float one is quantised and then freed, before
+            // the gradient's workspaces are made.
+            let dq =
+                dy.codes?.reshaped([bsz, outputs])
+                ?? quantizeDynamic(
+                    dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
+                    random: &context.random)
+            _ = consume dy
+            let ds = dq.format.step / Float(bsz)
+            for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
+            for j in 0..<outputs { gb[j] *= ds }
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
                 if case .fixed(let w) = weights.values {
@@ -164,27 +181,36 @@ public struct Linear: ParametricLayer {
                             alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                     }
                 }
-                dx = out
+                // Handed down as error codes (what the layer below would make of it), the floats freed at once.
+                dxCodes = quantizeDynamic(
+                    out, shape: [bsz, inputs], bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
             }
-            let dqT = dq.storage.transposed(rows: bsz, cols: outputs)  // outputs × batch
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
+            let maxDq = dq.format.maxCode
             // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
             let panel =
-                GEMM.int32Suffices(maxA: dq.format.maxCode, maxB: xq.format.maxCode)
+                GEMM.int32Suffices(maxA: maxDq, maxB: xq.format.maxCode)
                 ? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
+            // The panel holds the saved input from here: the codes are freed before the slices' work.
+            let maxX = xq.format.maxCode
+            let unpaired: FixedPointStorage? = panel == nil ? xq.storage : nil
+            _ = consume xq
+            slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
             var r0 = 0
             while r0 < outputs {
                 let rows = min(Linear.gradientRows, outputs - r0)
+                // This slice's rows of the error's transpose (outputs × batch), made as needed: no whole copy.
+                let dqT = dq.storage.transposedColumns(r0..<(r0 + rows), rows: bsz, cols: outputs)
                 slice.withUnsafeMutableBufferPointer { sp in
                     // Short contraction (the batch), vectorised along the inputs.
                     if let panel {
                         integerGEMM(
-                            m: rows, a: dqT, aOffset: r0 * bsz, lda: bsz, maxA: dq.format.maxCode,
+                            m: rows, a: dqT, aOffset: 0, lda: bsz, maxA: maxDq,
                             panel: panel, c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
                     } else {
                         integerGEMM(
-                            m: rows, n: inputs, k: bsz, a: dqT, aOffset: r0 * bsz, lda: bsz,
-                            maxA: dq.format.maxCode, b: xq.storage, ldb: inputs, maxB: xq.format.maxCode,
+                            m: rows, n: inputs, k: bsz, a: dqT, aOffset: 0, lda: bsz,
+                            maxA: maxDq, b: unpaired ?? .int8([]), ldb: inputs, maxB: maxX,
                             c: sp.baseAddress!, ldc: inputs, alpha: alpha, accumulate: false)
                     }
                     weights.applyGradient(
@@ -193,9 +219,6 @@ public struct Linear: ParametricLayer {
                 }
                 r0 += rows
             }
-            let ds = dq.format.step / Float(bsz)
-            for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
-            for j in 0..<outputs { gb[j] *= ds }
 
         case .packed:
             preconditionFailure("SavedTensor.unpacked returned packed codes")
@@ -203,7 +226,9 @@ public struct Linear: ParametricLayer {
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)
         bias.endStep(random: &context.random)
+        let shape = inputShape.isEmpty ? [inputs] : inputShape
+        if let dxCodes { return Batch(codes: dxCodes, count: bsz, shape: shape) }
         guard let dx else { return nil }
-        return Batch(values: dx, count: bsz, shape: inputShape.isEmpty ? [inputs] : inputShape)
+        return Batch(values: dx, count: bsz, shape: shape)
     }
 }

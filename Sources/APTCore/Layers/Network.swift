@@ -123,6 +123,19 @@ public struct Network: Sendable {
             profile: profile)
     }
 
+    /// Whether a training step's input batch is handed over as activation codes (`Dataset.codeBatch`) rather than
+    /// floats: in a fixed-point network whose first layer (after any flatten) is linear or a convolution, which
+    /// takes the codes as they are.
+    public var takesInputCodes: Bool { mode.isFixedPoint && Self.firstLayerTakesCodes(spec) }
+
+    /// Whether `spec`'s first layer after any flatten is linear or a convolution.
+    static func firstLayerTakesCodes(_ spec: ModelSpec) -> Bool {
+        switch spec.layers.first(where: { if case .flatten = $0 { return false } else { return true } }) {
+        case .linear, .conv: return true
+        default: return false
+        }
+    }
+
     /// The weight bits of each weighted layer now (32 for fp32).
     public var weightBits: [Int] { precision.map(\.bits) }
 

@@ -113,6 +113,16 @@ public struct ParameterBlock: Sendable {
         self.updateRounding = settings.updateRounding
     }
 
+    /// A fixed-point block holding `codes` as they are.
+    init(codes: FixedPointTensor, settings: QuantizationSettings) {
+        self.shape = codes.shape
+        self.values = .fixed(codes)
+        self.momentumBits = settings.momentumBits
+        self.gradientBits = settings.gradientBits
+        self.gradientRounding = settings.gradientRounding
+        self.updateRounding = settings.updateRounding
+    }
+
     /// The weight format (nil for float blocks).
     public var format: FixedPointFormat? {
         if case .fixed(let t) = values { return t.format }

@@ -4,7 +4,8 @@
 /// than a byte (a 6-bit code takes six bits, not eight), and the wire codec uses the same bit order. Codes are
 /// stored in two's complement; at 1 bit the codes are ±1, stored as 0 for −1 and 1 for +1.
 public struct PackedCodes: Sendable, Hashable {
-    /// Bits per code, 1...16.
+    /// Bits per code, 1...16 (or 32 for raw 32-bit words wrapped by `init(bits:count:bytes:)`, such as the
+    /// wire's binary32 values).
     public let bits: Int
     /// Number of codes.
     public let count: Int
@@ -55,11 +56,12 @@ public struct PackedCodes: Sendable, Hashable {
         self.bytes = out
     }
 
-    /// Wraps bytes already packed (the caller has checked their length).
+    /// Wraps bytes already packed (the caller has checked their length); `bits` is 1...16, or 32 for raw
+    /// little-endian 32-bit words.
     @inlinable
     public init(bits: Int, count: Int, bytes: [UInt8]) {
         precondition(
-            (1...16).contains(bits) && bytes.count == PackedCodes.byteCount(count: count, bits: bits),
+            ((1...16).contains(bits) || bits == 32) && bytes.count == PackedCodes.byteCount(count: count, bits: bits),
             "PackedCodes: \(bytes.count) bytes cannot hold \(count) codes of \(bits) bits")
         self.bits = bits
         self.count = count
@@ -228,6 +230,7 @@ public struct PackedCodes: Sendable, Hashable {
         let first = bit >> 3
         let last = min(bytes.count - 1, (bit + bits - 1) >> 3)
         for (k, b) in (first...last).enumerated() { word |= UInt32(bytes[b]) << UInt32(8 * k) }
+        if bits == 32 { return Int32(bitPattern: word) }
         let raw = (word >> UInt32(bit & 7)) & ((1 << UInt32(bits)) - 1)
         if bits == 1 { return raw == 1 ? 1 : -1 }
         let shift = UInt32(32 - bits)

@@ -23,3 +23,21 @@ public enum ProcessMemory {
         return 0
     }
 }
+
+/// The CPU time the process has used, as the kernel accounts it.
+public enum ProcessCPU {
+    /// User plus system CPU time of this process so far (getrusage RUSAGE_SELF), seconds.
+    public static func seconds() -> Double {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
+    }
+}
+
+extension LogRecord {
+    /// The process's resource figures as log fields: peak resident set size and CPU seconds so far.
+    public static var resourceFields: [(name: String, value: Value)] {
+        [("peak_rss_bytes", .integer(ProcessMemory.peakResidentBytes())), ("cpu_s", .number(ProcessCPU.seconds()))]
+    }
+}

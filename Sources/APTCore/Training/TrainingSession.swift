@@ -129,7 +129,12 @@ public struct TrainingSession: Sendable {
         let hi = min(data.count, position + c.batchSize)
         let idx = Array(order[position..<hi])
         let n = idx.count
-        let x = data.batch(indices: idx)
+        let q = network.quantization
+        let x =
+            network.takesInputCodes
+            ? data.codeBatch(
+                indices: idx, bits: q.activationBits, rounding: q.activationRounding, random: &context.random)
+            : data.batch(indices: idx)
         let labels = data.labels(at: idx)
         let t0 = MonotonicClock.seconds()
         let stepSheets = sheets(batch: n)
@@ -239,6 +244,15 @@ public struct TrainingSession: Sendable {
     /// this node's precision), keeping the optimiser state, random streams and place in the data.
     public mutating func loadParameters(codes tensors: [FixedPointTensor]) throws(ConfigurationError) {
         try network.loadParameters(codes: tensors)
+        cachedSheets = nil
+        notePeakMemory()
+    }
+
+    /// Replaces the model with real values (a float32 node's global model), each tensor quantised into its
+    /// current format when the network is fixed point; keeps the optimiser state, random streams and place in
+    /// the data. A refused load (wrong count or size, a non-finite value) changes nothing.
+    public mutating func loadParameters(_ values: [[Float]]) throws(ConfigurationError) {
+        try network.loadParameters(values)
         cachedSheets = nil
         notePeakMemory()
     }

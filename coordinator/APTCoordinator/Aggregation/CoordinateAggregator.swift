@@ -51,7 +51,7 @@ public struct CoordinateAggregator: Sendable {
 
     /// The value of coordinate `i` of tensor `t` in `delta`.
     static func value(_ t: QuantizedTensor, _ i: Int) -> Float {
-        guard let indices = t.indices else { return Float(t.packedCodes.code(at: i)) * t.scale.value }
+        guard let indices = t.indices else { return t.storedValue(at: i) }
         // Sparse: binary search the sorted indices.
         var lo = 0
         var hi = indices.count
@@ -59,7 +59,7 @@ public struct CoordinateAggregator: Sendable {
             let mid = (lo + hi) / 2
             if Int(indices[mid]) < i { lo = mid + 1 } else { hi = mid }
         }
-        return lo < indices.count && Int(indices[lo]) == i ? Float(t.packedCodes.code(at: lo)) * t.scale.value : 0
+        return lo < indices.count && Int(indices[lo]) == i ? t.storedValue(at: lo) : 0
     }
 
     /// The aggregate, tensor by tensor (zeros when nothing was added).

@@ -26,7 +26,7 @@ public enum DeltaRejection: Error, Equatable, CustomStringConvertible, Sendable 
 
 /// The checks every UPDATE's delta passes before it is aggregated: the right round and attempt, one tensor per
 /// parameter tensor of the model in order with the right sizes, and a finite norm within a bound. Codes cannot
-/// be NaN and the decoder refuses non-finite scales, so a finite norm means finite values.
+/// be NaN, the decoder refuses non-finite scales and float32 values, so a finite norm means finite values.
 public struct DeltaCheck: Sendable {
     /// Element count of each parameter tensor, in wire order.
     public let tensorSizes: [Int]
@@ -43,6 +43,13 @@ public struct DeltaCheck: Sendable {
     public static func norm(_ delta: [QuantizedTensor]) -> Double {
         var sum = 0.0
         for t in delta {
+            if t.isFloat32 {
+                for i in 0..<t.packedCodes.count {
+                    let v = Double(t.storedValue(at: i))
+                    sum += v * v
+                }
+                continue
+            }
             let s = Double(t.scale.value)
             var codes = 0.0
             for i in 0..<t.packedCodes.count {

@@ -16,13 +16,13 @@ public struct EnergyAudit: Sendable {
     /// An audit for `model`.
     public init(model: ModelSpec) { self.model = model }
 
-    /// The energy `steps` steps over `samples` samples may cost under `policy` on `profile`, J.
-    public func predicted(policy: Policy, profile: DeviceProfile, steps: Int, samples: Int) throws -> ClosedRange<
-        Double
-    > {
-        let c = TrainingConfiguration(model: model, precision: .apt, tradeoff: policy.tradeoff)
+    /// The energy `steps` steps over `samples` samples may cost under `policy` on `profile` at `precision`, J.
+    public func predicted(
+        policy: Policy, profile: DeviceProfile, precision: PrecisionMode = .apt, steps: Int, samples: Int
+    ) throws -> ClosedRange<Double> {
+        let c = TrainingConfiguration(model: model, precision: precision, tradeoff: policy.tradeoff)
         let cost = try CostModel(
-            spec: model, mode: .apt, quantization: c.quantization, momentum: c.momentum, profile: profile)
+            spec: model, mode: precision, quantization: c.quantization, momentum: c.momentum, profile: profile)
         var ends: [Double] = []
         for bits in [policy.layerBits.map(\.min), policy.layerBits.map(\.max)] {
             let one = cost.stepJoules(batch: 1, weightBits: bits)
@@ -36,13 +36,15 @@ public struct EnergyAudit: Sendable {
     /// Why a report of `reportedJ` for `steps` steps over `samples` samples under `policy` is not credible, or
     /// nil when it is.
     public func disagreement(
-        reportedJ: Double, policy: Policy, profile: DeviceProfile, steps: Int, samples: Int
+        reportedJ: Double, policy: Policy, profile: DeviceProfile, precision: PrecisionMode = .apt, steps: Int,
+        samples: Int
     ) throws -> String? {
         guard reportedJ.isFinite, reportedJ >= 0 else { return "reported a non-finite or negative energy" }
         if policy.roundEnergyJ > 0, reportedJ > policy.roundEnergyJ * (1 + 1e-9) {
             return "reported \(reportedJ) J, more than the round's allowance of \(policy.roundEnergyJ) J"
         }
-        let range = try predicted(policy: policy, profile: profile, steps: steps, samples: samples)
+        let range = try predicted(
+            policy: policy, profile: profile, precision: precision, steps: steps, samples: samples)
         let low = range.lowerBound * (1 - Self.tolerance)
         let high = range.upperBound * (1 + Self.tolerance)
         guard reportedJ >= low, reportedJ <= high else {

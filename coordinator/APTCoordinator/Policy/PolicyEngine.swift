@@ -14,11 +14,16 @@ public struct NodeBudget: Hashable, Sendable {
     public var memoryBudgetBytes: Int
     /// Its local training samples.
     public var localSamples: Int
+    /// How it trains: `.apt` (a node announcing the APT capability) or `.fp32` (a float32 node, the FedAvg
+    /// baseline: float32 model down, float32 deltas up).
+    public var precision: PrecisionMode
 
     /// Creates a budget.
     public init(
-        profile: DeviceProfile, energyBudgetJ: Double, energySpentJ: Double, memoryBudgetBytes: Int, localSamples: Int
+        profile: DeviceProfile, energyBudgetJ: Double, energySpentJ: Double, memoryBudgetBytes: Int, localSamples: Int,
+        precision: PrecisionMode = .apt
     ) {
+        self.precision = precision
         self.profile = profile
         self.energyBudgetJ = energyBudgetJ
         self.energySpentJ = energySpentJ
@@ -52,7 +57,7 @@ public enum PolicyRefusal: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .memory(let n, let b):
-            return "memory budget \(b) bytes is below the \(n) bytes one step needs at 8 bits, batch 1"
+            return "memory budget \(b) bytes is below the \(n) bytes one step of batch 1 needs at its narrowest"
         case .energy(let c, let l): return "one step costs \(joules(c)), only \(joules(l)) left"
         }
     }
@@ -116,20 +121,24 @@ public struct PolicyEngine: Sendable {
         var memoryNeeded = Int.max
         // Paced first; a node whose paced share cannot pay one step at either knob trains one step a round while
         // its energy lasts, at the lean knob (rather than sitting out every round until the last few).
+        let mode = node.precision
+        // A float32 node has no knob and no weight bits to choose: one configuration, float32 deltas up.
+        let fp32 = mode == .fp32
         for (allowance, mostSteps, knobs) in [
-            (paced, stepsPerRound, [tradeoff, leanTradeoff]), (node.energyLeftJ, 1, [leanTradeoff, tradeoff]),
+            (paced, stepsPerRound, fp32 ? [tradeoff] : [tradeoff, leanTradeoff]),
+            (node.energyLeftJ, 1, fp32 ? [tradeoff] : [leanTradeoff, tradeoff]),
         ] {
             for knob in knobs {
-                let c = TrainingConfiguration(model: model, precision: .apt, tradeoff: knob)
-                let memory = try MemoryModel(spec: model, mode: .apt, quantization: c.quantization, momentum: momentum)
+                let c = TrainingConfiguration(model: model, precision: mode, tradeoff: knob)
+                let memory = try MemoryModel(spec: model, mode: mode, quantization: c.quantization, momentum: momentum)
                 let costs = try CostModel(
-                    spec: model, mode: .apt, quantization: c.quantization, momentum: momentum, profile: node.profile)
+                    spec: model, mode: mode, quantization: c.quantization, momentum: momentum, profile: node.profile)
                 let layers = memory.weightedLayerCount
                 // 1. Memory: the largest batch, at the widest bits, that fits.
                 var chosen: (bits: Int, batch: Int, bytes: Int)? = nil
                 var batch = max(1, min(batchSize, node.localSamples))
                 search: while batch >= 1 {
-                    for bits in Set([c.controller.maxBits, 8]).sorted(by: >) {
+                    for bits in fp32 ? [16] : Set([c.controller.maxBits, 8]).sorted(by: >) {
                         let bytes = memory.footprint(batch: batch, uniformWeightBits: bits).totalBytes
                         memoryNeeded = min(memoryNeeded, bytes)
                         if bytes <= node.memoryBudgetBytes {
@@ -145,17 +154,20 @@ public struct PolicyEngine: Sendable {
                 cheapest = min(cheapest, step)
                 let steps = min(mostSteps, Int((allowance / step).rounded(.down)))
                 guard steps >= 1 else { continue }
-                let low = min(c.controller.minBits, fit.bits)
+                // (A float32 node ignores the bit ranges; 16…16 says there is nothing to adapt.)
+                let low = fp32 ? fit.bits : min(c.controller.minBits, fit.bits)
                 let policy = Policy(
                     layerBits: [Policy.BitRange](repeating: .init(min: low, max: fit.bits), count: layers),
                     tradeoff: knob, localEpochs: 0, localSteps: steps, batchSize: fit.batch, learningRate: learningRate,
-                    uplinkBits: uplinkBits, uplinkDensity: uplinkDensity,
+                    uplinkBits: fp32 ? QuantizedTensor.float32Bits : uplinkBits, uplinkDensity: uplinkDensity,
                     // Half a step of headroom over the steps' price, so that rounding never costs the last step; it
                     // cannot buy another one, and never exceeds what the node has left.
                     roundEnergyJ: min(node.energyLeftJ, (Double(steps) + 0.5) * step))
                 return PlannedPolicy(
                     policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
-                    reason: "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): "
+                    reason: (fp32
+                        ? "\(steps) steps of batch \(fit.batch) in float32: "
+                        : "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): ")
                         + "\(joules(Double(steps) * step)) of the round's \(joules(allowance)) allowance "
                         + "(\(joules(node.energyLeftJ)) left over "
                         + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")

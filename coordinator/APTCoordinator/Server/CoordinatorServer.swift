@@ -33,6 +33,10 @@ public final class CoordinatorServer {
         public var serverLearningRate: Double?
         /// Where to write Prometheus metrics after every round (nil: none).
         public var metricsPath: String?
+        /// Bits per value of an APT node's delta (a float32 node always sends binary32).
+        public var uplinkBits = 8
+        /// Fraction of a delta's values sent (top-k); 1 sends them all.
+        public var uplinkDensity = 1.0
 
         /// Creates a configuration.
         public init(
@@ -99,7 +103,8 @@ public final class CoordinatorServer {
         check = try DeltaCheck(model: c.model)
         audit = EnergyAudit(model: c.model)
         tensorSizes = try c.model.parameterCounts()
-        policies = PolicyEngine(model: c.model, stepsPerRound: c.stepsPerRound)
+        policies = PolicyEngine(
+            model: c.model, stepsPerRound: c.stepsPerRound, uplinkBits: c.uplinkBits, uplinkDensity: c.uplinkDensity)
         aggregator = RoundAggregator(rule: c.aggregation, tensorSizes: tensorSizes, clipNorm: c.clipNorm)
         optimizer = ServerOptimizer(rule: c.aggregation, learningRate: c.serverLearningRate)
         if let (round, bytes) = try ledger.latestCheckpoint() {
@@ -140,6 +145,11 @@ public final class CoordinatorServer {
             let bits = i % 2 == 0 && i / 2 < weightBits.count ? weightBits[i / 2] : 16
             return QuantizedTensor.quantize(v, layer: UInt16(i), bits: bits, scaleKind: .powerOfTwo, random: &random)
         }
+    }
+
+    /// The global model as TASK tensors of binary32 values, for a float32 node.
+    static func encodeFloat32(_ model: [[Float]]) -> [QuantizedTensor] {
+        model.enumerated().map { i, v in QuantizedTensor(layer: UInt16(i), count: v.count, float32: v) }
     }
 
     static func encodeModel(_ tensors: [[Float]]) -> [UInt8] {
@@ -322,8 +332,11 @@ public final class CoordinatorServer {
             profile: p.hello.profile, energyBudgetJ: p.hello.energyBudgetJ,
             energySpentJ: try ledger.energySpent(identity: id),
             memoryBudgetBytes: Int(clamping: p.hello.memoryBudgetBytes),
-            localSamples: Int(clamping: p.hello.localSamples))
+            localSamples: Int(clamping: p.hello.localSamples), precision: Self.precision(of: p.hello))
     }
+
+    /// How a node trains: APT when its HELLO announces the capability, else float32 (the FedAvg baseline).
+    static func precision(of hello: Hello) -> PrecisionMode { hello.capabilities.contains(.apt) ? .apt : .fp32 }
 
     func perform(_ actions: [RoundMachine.Action]) throws {
         for action in actions {
@@ -333,7 +346,8 @@ public final class CoordinatorServer {
                     rule: configuration.aggregation, tensorSizes: tensorSizes, clipNorm: configuration.clipNorm)
                 participations = []
                 roundStarted = Self.now()
-                // The model goes to each node in its own format; nodes at the same bits share one encoding.
+                // The model goes to each node in its own format; nodes at the same bits share one encoding (a
+                // float32 node's is keyed by no bits at all).
                 var encoded: [[Int]: [QuantizedTensor]] = [:]
                 let roundsLeft = configuration.rounds.rounds - round + 1
                 var retiring: [(String, PolicyRefusal)] = []
@@ -344,8 +358,13 @@ public final class CoordinatorServer {
                         let start = TrainingConfiguration(
                             model: configuration.model, precision: .apt, tradeoff: plan.policy.tradeoff
                         ).quantization.initialWeightBits
-                        let bits = Self.taskBits(reported: reportedBits[id], policy: plan.policy, start: start)
-                        let tensors = encoded[bits] ?? Self.encode(global, weightBits: bits, round: round)
+                        let bits =
+                            b.precision == .fp32
+                            ? [] : Self.taskBits(reported: reportedBits[id], policy: plan.policy, start: start)
+                        let tensors =
+                            encoded[bits]
+                            ?? (bits.isEmpty
+                                ? Self.encodeFloat32(global) : Self.encode(global, weightBits: bits, round: round))
                         encoded[bits] = tensors
                         sentPolicies[id] = plan.policy
                         let task = Message.task(
@@ -518,8 +537,9 @@ public final class CoordinatorServer {
         }
         guard let policy = sentPolicies[node] else { return nil }
         return try audit.disagreement(
-            reportedJ: u.ledger.energyJ, policy: policy, profile: p.hello.profile, steps: Int(u.stepsDone),
-            samples: Int(clamping: u.samplesTrained)
+            reportedJ: u.ledger.energyJ, policy: policy, profile: p.hello.profile,
+            precision: Self.precision(of: p.hello),
+            steps: Int(u.stepsDone), samples: Int(clamping: u.samplesTrained)
         ).map { "energy report: \($0)" }
     }
 
@@ -544,13 +564,13 @@ public final class CoordinatorServer {
 
     /// The bytes the node's model occupies at the weight bits it reported (the engine's memory model: weights in
     /// their storage type, biases at their bits), or 0 when the report does not fit the model.
-    func parameterBytes(bits: [Int], policy: Policy?) -> Int {
+    func parameterBytes(bits: [Int], policy: Policy?, precision: PrecisionMode) -> Int {
         let c = TrainingConfiguration(
-            model: configuration.model, precision: .apt,
+            model: configuration.model, precision: precision,
             tradeoff: policy?.tradeoff ?? TrainingConfiguration.defaultTradeoff)
         guard
             let memory = try? MemoryModel(
-                spec: configuration.model, mode: .apt, quantization: c.quantization, momentum: c.momentum),
+                spec: configuration.model, mode: precision, quantization: c.quantization, momentum: c.momentum),
             bits.count == memory.weightedLayerCount, bits.allSatisfy({ (1...32).contains($0) })
         else { return 0 }
         return memory.footprint(batch: 1, weightBits: bits).parameterBytes
@@ -561,7 +581,9 @@ public final class CoordinatorServer {
         return ParticipationRecord(
             identity: node, status: status, reason: reason, energyJ: u.ledger.energyJ,
             cumulativeEnergyJ: spent + u.ledger.energyJ, peakMemoryBytes: Int(clamping: u.ledger.peakMemoryBytes),
-            parameterBytes: parameterBytes(bits: u.ledger.bits.map(Int.init), policy: sentPolicies[node]),
+            parameterBytes: parameterBytes(
+                bits: u.ledger.bits.map(Int.init), policy: sentPolicies[node],
+                precision: peers[node].map { Self.precision(of: $0.hello) } ?? .apt),
             bits: u.ledger.bits.map(Int.init), samples: Int(clamping: u.samplesTrained),
             stepsDone: Int(u.stepsDone), stepsAsked: Int(u.stepsAsked), loss: u.ledger.loss,
             accuracy: u.ledger.accuracy,

@@ -24,6 +24,10 @@ public final class FleetNode {
         public var security: Security
         /// Seed of its sampling and rounding.
         public var seed: UInt64
+        /// How it trains: `.apt` (fixed point, adaptive bits, quantised deltas) or `.fp32` (the float32 FedAvg
+        /// baseline: it does not announce the APT capability, so the coordinator sends it float32 models and
+        /// policies asking for float32 deltas).
+        public var precision: PrecisionMode = .apt
 
         /// Creates a configuration.
         public init(
@@ -91,7 +95,7 @@ public final class FleetNode {
             hello: Hello(
                 name: c.name, profile: c.profile, energyBudgetJ: max(0, c.energyBudgetJ - before),
                 memoryBudgetBytes: UInt64(c.memoryBudgetBytes),
-                localSamples: UInt64(data.count), capabilities: [.apt, .errorFeedback]),
+                localSamples: UInt64(data.count), capabilities: c.precision == .fp32 ? [] : [.apt, .errorFeedback]),
             security: c.security)
         if let old = rotatedFrom {
             log(
@@ -207,7 +211,7 @@ public final class FleetNode {
 
     /// The training configuration a policy asks for.
     func trainingConfiguration(_ p: Policy, model spec: ModelSpec) -> TrainingConfiguration {
-        var c = TrainingConfiguration(model: spec, precision: .apt, tradeoff: p.tradeoff)
+        var c = TrainingConfiguration(model: spec, precision: configuration.precision, tradeoff: p.tradeoff)
         c.batchSize = p.batchSize
         c.learningRate = Float(p.learningRate)
         c.profile = configuration.profile
@@ -227,7 +231,7 @@ public final class FleetNode {
         let c = trainingConfiguration(p, model: spec)
         do {
             let memory = try MemoryModel(
-                spec: spec, mode: .apt, quantization: c.quantization, momentum: c.momentum)
+                spec: spec, mode: c.precision, quantization: c.quantization, momentum: c.momentum)
             guard p.layerBits.count == memory.weightedLayerCount else {
                 return "the policy has \(p.layerBits.count) bit ranges for \(memory.weightedLayerCount) weighted layers"
             }
@@ -276,8 +280,13 @@ public final class FleetNode {
         // Taken out (not copied) so that training mutates the one copy of the model.
         guard var s = session.take() else { return nil }
         do {
-            let tensors = try t.tensors.enumerated().map { i, q in try WireTensors.fixedPoint(q, index: i) }
-            try s.loadParameters(codes: tensors)
+            if s.network.mode.isFixedPoint {
+                let tensors = try t.tensors.enumerated().map { i, q in try WireTensors.fixedPoint(q, index: i) }
+                try s.loadParameters(codes: tensors)
+            } else {
+                // A float32 node takes the model as reals, whatever form it came in.
+                try s.loadParameters(t.tensors.map { $0.dequantized() })
+            }
             try s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
         } catch {
             session = nil
@@ -316,12 +325,31 @@ public final class FleetNode {
         var random = RandomSource(seed: configuration.seed &+ UInt64(t.round))
         // The delta, one tensor at a time: what was trained, minus the TASK's codes folded straight from the
         // message (no float copy of the received model is kept through the round).
+        var diverged: Int? = nil
         let delta = s.parameterSnapshot.enumerated().map { i, trained in
             var d = trained.dequantized()
             d.withUnsafeMutableBufferPointer { t.tensors[i].accumulate(into: $0, weight: -1) }
-            return feedback.compress(
-                d, layer: UInt16(i), bits: p.uplinkBits, rounding: .stochastic, topK: p.topK(count: d.count),
-                random: &random)
+            guard p.uplinkBits == QuantizedTensor.float32Bits else {
+                return feedback.compress(
+                    d, layer: UInt16(i), bits: p.uplinkBits, rounding: .stochastic, topK: p.topK(count: d.count),
+                    random: &random)
+            }
+            // Float32 deltas (the FedAvg baseline) go as they are: no quantisation, so no residual to feed back.
+            if d.contains(where: { !$0.isFinite }) {
+                diverged = diverged ?? i
+                d = [Float](repeating: 0, count: d.count)
+            }
+            return QuantizedTensor.float32(d, layer: UInt16(i), topK: p.topK(count: d.count))
+        }
+        if let i = diverged {
+            // Float32 training that overflowed has nothing worth sending: say so, and start over from the next TASK.
+            session = nil
+            try? connection.send(
+                .error(code: .internalError, text: "round \(t.round): training diverged (tensor \(i) is not finite)"))
+            log(LogRecord("diverged", "round \(t.round): training diverged (tensor \(i) is not finite); nothing sent"))
+            state.settle(spentJ: min(spent, allowance))
+            try store.save(state)
+            return nil
         }
         let accuracy = outcome.samples > 0 ? Double(outcome.correct) / Double(outcome.samples) : 0
         let bits = s.network.precision.map(\.bits)

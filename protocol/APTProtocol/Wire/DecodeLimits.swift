@@ -35,10 +35,10 @@ public struct DecodeLimits: Hashable, Sendable {
     /// strings (HELLO: name, profile name and description), the fixed fields, and a POLICY or LEDGER block.
     static func overheadBytes(weightedLayers: Int) -> Int { 3 * 65_537 + 4096 + 16 * weightedLayers }
 
-    /// The largest encoding of one tensor of `count` elements: its 12-byte header, and either dense 16-bit
-    /// codes (2 bytes each) or a sparse form with `k ≤ count` (a 4-byte k, at most one varint byte per element
-    /// skipped or kept, 2 bytes per kept code) — at most `16 + 3·count` bytes.
-    static func maxTensorBytes(count: Int) -> Int { 16 + 3 * count }
+    /// The largest encoding of one tensor of `count` elements: its 12-byte header, and either dense values
+    /// (at most 4 bytes each, binary32) or a sparse form with `k ≤ count` (a 4-byte k, at most one varint byte
+    /// per element skipped or kept, at most 4 bytes per kept value) — at most `16 + 5·count` bytes.
+    static func maxTensorBytes(count: Int) -> Int { 16 + 5 * count }
 
     /// Limits for frames about `model`: no more tensors than it has, none larger than its largest, and no
     /// payload larger than the model's largest legal TASK or UPDATE.

@@ -13,7 +13,7 @@ public struct Policy: Hashable, Sendable, Codable {
     public var batchSize: Int
     /// SGD learning rate.
     public var learningRate: Double
-    /// Bits per value of the uplink delta (1…16).
+    /// Bits per value of the uplink delta: 1…16 for codes, 32 for binary32 values (a float32 node; protocol 2.1).
     public var uplinkBits: Int
     /// Fraction of the delta's values to send (top-k); 1 sends everything.
     public var uplinkDensity: Double
@@ -76,8 +76,9 @@ public struct Policy: Hashable, Sendable, Codable {
         guard learningRate.isFinite, learningRate > 0 else {
             throw WireError.invalidValue(field: "policy.learningRate", reason: "\(learningRate) is not positive")
         }
-        guard (1...16).contains(uplinkBits) else {
-            throw WireError.invalidValue(field: "policy.uplinkBits", reason: "\(uplinkBits) is outside 1...16")
+        guard (1...16).contains(uplinkBits) || uplinkBits == QuantizedTensor.float32Bits else {
+            throw WireError.invalidValue(
+                field: "policy.uplinkBits", reason: "\(uplinkBits) is neither in 1...16 nor 32")
         }
         guard uplinkDensity.isFinite, uplinkDensity > 0, uplinkDensity <= 1 else {
             throw WireError.invalidValue(field: "policy.uplinkDensity", reason: "\(uplinkDensity) is outside (0, 1]")

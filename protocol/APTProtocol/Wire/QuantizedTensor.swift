@@ -24,16 +24,18 @@ public enum ScaleKind: String, Sendable, Codable, CaseIterable {
     case powerOfTwo
 }
 
-/// One layer's tensor on the wire: symmetric codes of 1…16 bits, bit-packed, dense or top-k sparse.
+/// One layer's tensor on the wire: symmetric codes of 1…16 bits, bit-packed, or (since protocol 2.1) IEEE
+/// binary32 values (`bits == 32`, what a float32 node trains and sends); dense or top-k sparse.
 ///
 /// For `bits ≥ 2` codes lie in `[−(2^(b−1) − 1), 2^(b−1) − 1]`; for `bits == 1` a code is −1 or +1 (the
-/// stored bit 0 or 1). Sparse tensors carry the sorted indices of the values kept; the others are zero.
+/// stored bit 0 or 1). At 32 bits each stored word is a finite binary32 value, multiplied by the (float32)
+/// scale. Sparse tensors carry the sorted indices of the values kept; the others are zero.
 public struct QuantizedTensor: Hashable, Sendable {
     /// Index of the layer (parameter tensor) in the model description.
     public var layer: UInt16
     /// Dense element count.
     public var count: Int
-    /// Bits per code, 1…16.
+    /// Bits per code, 1…16, or 32 for binary32 values (`float32Bits`).
     public var bits: Int
     /// Code-to-real scale.
     public var scale: TensorScale
@@ -64,7 +66,38 @@ public struct QuantizedTensor: Hashable, Sendable {
         self.packedCodes = packedCodes
     }
 
-    /// The codes, unpacked (allocates four bytes per code: for tests and tools, not for aggregation).
+    /// The width that marks a tensor of binary32 values rather than integer codes.
+    public static let float32Bits = 32
+
+    /// Whether the stored values are binary32 numbers rather than integer codes.
+    public var isFloat32: Bool { bits == Self.float32Bits }
+
+    /// A tensor of binary32 values at scale 1, dense (`indices` nil: `values.count` elements) or sparse (`count`
+    /// elements of which `indices` are stored). Every value must be finite.
+    public init(layer: UInt16, count: Int, float32 values: [Float], indices: [UInt32]? = nil) {
+        precondition(values.count == (indices?.count ?? count), "value count does not match")
+        precondition(values.allSatisfy(\.isFinite), "float32 tensor values must be finite")
+        var bytes = [UInt8](repeating: 0, count: 4 * values.count)
+        bytes.withUnsafeMutableBytes { raw in
+            for (i, v) in values.enumerated() {
+                raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+            }
+        }
+        self.init(
+            layer: layer, count: count, bits: Self.float32Bits, scale: .float32(1), indices: indices,
+            packedCodes: PackedCodes(bits: Self.float32Bits, count: values.count, bytes: bytes))
+    }
+
+    /// Stored value `i` (of `indices.count` when sparse, else of `count`) as a real: `code · scale`, or the
+    /// binary32 value times the scale.
+    @inlinable
+    public func storedValue(at i: Int) -> Float {
+        let raw = packedCodes.code(at: i)
+        return (isFloat32 ? Float(bitPattern: UInt32(bitPattern: raw)) : Float(raw)) * scale.value
+    }
+
+    /// The codes, unpacked (allocates four bytes per code: for tests and tools, not for aggregation). At 32
+    /// bits these are the binary32 bit patterns.
     public var codes: [Int32] {
         var out = [Int32](repeating: 0, count: packedCodes.count)
         _ = packedCodes.forEachCode { i, c in out[i] = c }
@@ -88,7 +121,18 @@ public struct QuantizedTensor: Hashable, Sendable {
     public func accumulate(into output: UnsafeMutableBufferPointer<Float>, weight: Float) {
         precondition(output.count == count, "accumulate: output has \(output.count) elements, tensor \(count)")
         let factor = weight * scale.value
-        if let indices {
+        if isFloat32 {
+            let n = packedCodes.count
+            let positions = indices ?? []
+            packedCodes.bytes.withUnsafeBytes { raw in
+                positions.withUnsafeBufferPointer { ip in
+                    for i in 0..<n {
+                        let word = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                        output[ip.isEmpty ? i : Int(ip[i])] += Float(bitPattern: word) * factor
+                    }
+                }
+            }
+        } else if let indices {
             indices.withUnsafeBufferPointer { ip in
                 _ = packedCodes.forEachCode { i, c in output[Int(ip[i])] += Float(c) * factor }
             }
@@ -159,6 +203,17 @@ public struct QuantizedTensor: Hashable, Sendable {
         return QuantizedTensor(
             layer: layer, count: values.count, bits: bits, scale: scale, indices: indices,
             codes: codes)
+    }
+
+    /// A tensor of binary32 `values` (all finite), dense, or with `topK` only the `topK` largest magnitudes
+    /// (sparse). What a float32 node sends as its delta.
+    public static func float32(_ values: [Float], layer: UInt16, topK: Int? = nil) -> QuantizedTensor {
+        guard let k = topK, k < values.count else {
+            return QuantizedTensor(layer: layer, count: values.count, float32: values)
+        }
+        let chosen = largestMagnitudes(values, k: max(k, 0))
+        return QuantizedTensor(
+            layer: layer, count: values.count, float32: chosen.map { values[$0] }, indices: chosen.map { UInt32($0) })
     }
 
     /// Indices of the `k` largest |values| (ties to the lower index), ascending. Average O(n): the k-th
@@ -243,12 +298,16 @@ public struct QuantizedTensor: Hashable, Sendable {
             throw WireError.tooLarge(field: "tensor.count", declared: count, limit: maxElements)
         }
         let bits = Int(try r.u8("tensor.bits"))
-        guard (1...16).contains(bits) else {
-            throw WireError.invalidValue(field: "tensor.bits", reason: "\(bits) is outside 1...16")
+        guard (1...16).contains(bits) || bits == float32Bits else {
+            throw WireError.invalidValue(field: "tensor.bits", reason: "\(bits) is neither in 1...16 nor 32")
         }
         let flags = try r.u8("tensor.flags")
         guard flags & ~(flagPowerOfTwo | flagSparse) == 0 else {
             throw WireError.invalidValue(field: "tensor.flags", reason: "unknown flag bits \(flags)")
+        }
+        if bits == float32Bits && flags & flagPowerOfTwo != 0 {
+            throw WireError.invalidValue(
+                field: "tensor.flags", reason: "a float32 tensor (32 bits) has a float32 scale, not a power of two")
         }
         let scale: TensorScale
         if flags & flagPowerOfTwo != 0 {
@@ -300,6 +359,12 @@ public struct QuantizedTensor: Hashable, Sendable {
     /// Checks packed codes from the wire: the most negative two's-complement code (outside the symmetric
     /// range) and non-zero padding bits are errors. Nothing is allocated.
     static func validate(_ codes: PackedCodes) throws(WireError) {
+        if codes.bits == float32Bits {
+            for i in 0..<codes.count where !Float(bitPattern: UInt32(bitPattern: codes.code(at: i))).isFinite {
+                throw WireError.invalidValue(field: "tensor.values", reason: "value \(i) is not a finite number")
+            }
+            return
+        }
         let lowest = -maxCode(bits: codes.bits)
         var outOfRange: Int32? = nil
         let paddingIsZero = codes.forEachCode { _, c in
