@@ -160,37 +160,34 @@ struct GradientTests {
         }
     }
 
-    @Test("in fixed point, a linear layer hands its input error down as codes, which ReLU masks exactly")
-    func errorCodes() throws {
+    @Test(
+        "a fixed-point step on the batch as codes equals the step on the float batch, bit for bit",
+        arguments: ["mlp", "lenet"])
+    func codeInput(model: String) throws {
+        let spec = try #require(ModelSpec.builtIn[model])
         let q = TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5)
-        var random = RandomSource(seed: 4)
-        var linear = Linear(inputs: 24, outputs: 10, mode: .apt, quantization: q, random: &random)
-        var relu = ReLU()
-        var ctx = StepContext(
-            mode: .apt, quantization: q, hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
-            random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 2), training: true)
-        let x = Batch(values: (0..<(3 * 24)).map { _ in random.nextUnitFloat() * 2 - 1 }, count: 3, shape: [24])
-        let h = relu.forward(x, context: &ctx)
-        let passed = h.values.map { $0 > 0 }
-        _ = linear.forward(h, context: &ctx)
-        let dy = (0..<30).map { _ in random.nextUnitFloat() - 0.5 }
-        // The float error the codes stand for: dy · W, at the weights before the (zero-rate) update.
-        let w = linear.weights.values.dequantized()
-        var expected = [Float](repeating: 0, count: 3 * 24)
-        for r in 0..<3 {
-            for o in 0..<10 { for i in 0..<24 { expected[r * 24 + i] += dy[r * 10 + o] * w[o * 24 + i] } }
+        var random = RandomSource(seed: 8)
+        let pixels = (0..<(16 * 28 * 28)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        let data = Dataset(images: pixels, labels: (0..<16).map { UInt8($0 % 10) }, rows: 28, cols: 28)
+        var nets = [try Network(spec: spec, mode: .apt, quantization: q, seed: 3)]
+        nets.append(nets[0])
+        #expect(nets[0].takesInputCodes)
+        var losses: [Float] = []
+        for k in 0..<2 {
+            var ctx = StepContext(
+                mode: .apt, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.05, momentum: 0.9),
+                random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: spec.layers.count),
+                training: true)
+            let idx = Array(0..<16)
+            let x =
+                k == 0
+                ? data.codeBatch(
+                    indices: idx, bits: q.activationBits, rounding: q.activationRounding, random: &ctx.random)
+                : data.batch(indices: idx)
+            #expect((x.codes != nil) == (k == 0))
+            losses.append(nets[k].trainStep(x, labels: data.labels(at: idx)[...], context: &ctx))
         }
-        let dx = try #require(
-            linear.backward(Batch(values: dy, count: 3, shape: [10]), needsInputGradient: true, context: &ctx))
-        let codes = try #require(dx.codes, "the input error is not codes")
-        #expect(dx.values.isEmpty && codes.format.bits == q.errorBits)
-        // Two roundings (the error's codes on the way in, the input error's on the way out) bound the difference.
-        let scale = expected.map(abs).max() ?? 1
-        for (a, b) in zip(codes.dequantized(), expected) { #expect(abs(a - b) <= 0.05 * scale, "\(a) vs \(b)") }
-        let masked = try #require(relu.backward(dx, needsInputGradient: true, context: &ctx)?.codes)
-        #expect(masked.format == codes.format)
-        for (i, (before, after)) in zip(codes.dequantized(), masked.dequantized()).enumerated() {
-            #expect(after == (passed[i] ? before : 0), "element \(i)")
-        }
+        #expect(losses[0] == losses[1])
+        #expect(nets[0].parameterSnapshot == nets[1].parameterSnapshot)
     }
 }

@@ -21,6 +21,8 @@ enum DemoCommand {
                 "partition", "spec", "How the data is split: iid, labels:K or dirichlet:ALPHA.",
                 default: "dirichlet:0.5"),
             .value("steps", "n", "Local steps per round at most.", default: "20"),
+            .value(
+                "uplink-bits", "b", "Bits per value of the nodes' deltas (with error feedback), 1...16.", default: "3"),
             .value("seed", "s", "Seed of the split and the nodes' sampling.", default: "0"),
             .flag("secure", "Generate CURVE keys and run encrypted and authenticated end to end."),
             .value(
@@ -49,6 +51,10 @@ enum DemoCommand {
         let steps = try args.int("steps", default: 20)
         guard (2...64).contains(count) else { throw UsageError("--nodes must be in 2...64, got \(count)") }
         guard rounds >= 1, steps >= 1 else { throw UsageError("--rounds and --steps must be at least 1") }
+        let uplinkBits = try args.int("uplink-bits", default: 3)
+        guard (1...16).contains(uplinkBits) else {
+            throw UsageError("--uplink-bits must be in 1...16, got \(uplinkBits)")
+        }
         let modelName = args.string("model", default: "mlp")
         guard let model = ModelSpec.builtIn[modelName] else {
             throw UsageError("--model expects mlp or lenet, got '\(modelName)'")
@@ -75,7 +81,7 @@ enum DemoCommand {
             String(rounds), "--min-nodes",
             // Quorum half the fleet, but never more than the nodes left once the poor one retires.
             String(max(1, min(count - 2, count / 2))), "--wait-for", String(count), "--steps", String(steps),
-            "--round-timeout", "60",
+            "--round-timeout", "60", "--uplink-bits", String(uplinkBits),
             "--eval-data", data, "--eval-limit", "2000", "--log-format", "json",
         ]
         var nodeKeys: [String: String] = [:]

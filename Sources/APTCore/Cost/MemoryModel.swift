@@ -181,10 +181,6 @@ public struct MemoryModel: Sendable {
         note(logits)
         live += logits - (inFlightShared ? 0 : logits)
         var error = logits
-        // In a fixed-point network the weighted layers hand their input errors down as codes (`eb` bits), which
-        // ReLU masks and max pooling scatters as they are; the loss gradient and a convolution's input error are
-        // floats.
-        var errorIsCodes = false
         // Backward, top layer first.
         for i in spec.layers.indices.reversed() {
             let input = inputShapes[i]
@@ -197,30 +193,24 @@ public struct MemoryModel: Sendable {
                 note(0)  // in place on the error
                 live -= savedSizes[i]
             case .maxPool:
-                // MaxPool2d: the input error, codes scattered as they are or floats.
-                let dx = needsInput ? (errorIsCodes ? codes(b * n, eb) : 4 * b * n) : 0
+                let dx = needsInput ? 4 * b * n : 0  // MaxPool2d: float input error
                 note(dx)
                 live += dx - error - savedSizes[i]
                 error = dx
             case .linear(let o):
                 let slice = 4 * min(o, Linear.gradientRows) * n
                 if fixed {
-                    // The error's codes: the incoming codes themselves, or a float error quantised, then freed.
+                    // The error's codes (the float error freed once they are made), the bias gradient.
                     let dq = codes(b * o, eb)
                     let gb = 4 * o
-                    if !errorIsCodes {
-                        note(gb + dq)
-                        live += dq - error
-                    }
-                    live += gb
-                    // The input error: a float GEMM result (B packed a block of columns at a time, A in pairs),
-                    // then its codes, the floats freed.
-                    let dxCodes = needsInput ? codes(b * n, eb) : 0
+                    note(gb + dq)
+                    live += gb + dq - error
+                    // The input error: a float GEMM result (B packed a block of columns at a time, A in pairs).
+                    let dx = needsInput ? 4 * b * n : 0
                     if needsInput {
                         let pairsO = (o + 1) / 2
-                        note(4 * b * n + pairsO * GEMM.pairedColumnBlock * 4 + b * pairsO * 4)
-                        note(4 * b * n + dxCodes)
-                        live += dxCodes
+                        note(dx + pairsO * GEMM.pairedColumnBlock * 4 + b * pairsO * 4)
+                        live += dx
                     }
                     // The saved input, unpacked when it was packed, is packed into K-pairs, then freed; the
                     // gradient's slice and one slice of the error's transpose are made after.
@@ -231,8 +221,7 @@ public struct MemoryModel: Sendable {
                     let rows = min(o, Linear.gradientRows)
                     note(slice + codes(rows * b, eb) + rows * ((b + 1) / 2) * 4)
                     live -= panel + dq + gb
-                    error = dxCodes
-                    errorIsCodes = true
+                    error = dx
                 } else {
                     let dx = needsInput ? 4 * b * n : 0
                     note(dx + 4 * b * o + slice + 4 * o)  // dyT
@@ -248,13 +237,11 @@ public struct MemoryModel: Sendable {
                 let dcols = 4 * patch * oh * ow
                 if fixed {
                     // Buffers made on entry (input error, gradient, bias gradient, unfolded error), then the
-                    // error's codes (the incoming codes themselves, or the float error quantised, then freed).
+                    // error's codes (the float error freed once they are made).
                     let dq = codes(b * ch * oh * ow, eb)
                     let entry = dx + grad + 4 * ch + dcols
-                    if !errorIsCodes {
-                        note(entry + dq)
-                        live += dq - error
-                    }
+                    note(entry + dq)
+                    live += dq - error
                     let wT = codes(ch * patch, 16)
                     let cols = codes(patch * oh * ow, ab)
                     let unpacked = ab < 8 ? b * n : 0
@@ -265,7 +252,6 @@ public struct MemoryModel: Sendable {
                     live += dx - error - savedSizes[i]
                 }
                 error = dx
-                errorIsCodes = false
             }
         }
         return MemoryFootprint(

@@ -201,12 +201,10 @@ public struct Conv2d: ParametricLayer {
 
         case (.fixed(let w), .fixed(let xq)):
             let q = context.quantization
-            // An error that arrives as codes is taken as it is; a float one is quantised and then freed.
-            let dq =
-                dy.codes?.reshaped([bsz, outSize])
-                ?? quantizeDynamic(
-                    dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
-                    random: &context.random)
+            // The error's codes; the float error is freed at once.
+            let dq = quantizeDynamic(
+                dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
+                random: &context.random)
             _ = consume dy
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
             let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)

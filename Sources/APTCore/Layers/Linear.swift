@@ -100,7 +100,6 @@ public struct Linear: ParametricLayer {
         self.saved = nil
         let bsz = dy.count
         var dx: [Float]? = nil
-        var dxCodes: FixedPointTensor? = nil
         let hyper = context.hyper
         // The weight gradient's slice buffer, made when a path needs it (after the input's codes are freed).
         var slice: [Float] = []
@@ -160,13 +159,10 @@ public struct Linear: ParametricLayer {
 
         case .fixed(let xq):
             let q = context.quantization
-            // An error that arrives as codes is taken as it is; a float one is quantised and then freed, before
-            // the gradient's workspaces are made.
-            let dq =
-                dy.codes?.reshaped([bsz, outputs])
-                ?? quantizeDynamic(
-                    dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
-                    random: &context.random)
+            // The error's codes; the float error is freed at once, before the gradient's workspaces are made.
+            let dq = quantizeDynamic(
+                dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
+                random: &context.random)
             _ = consume dy
             let ds = dq.format.step / Float(bsz)
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
@@ -181,9 +177,7 @@ public struct Linear: ParametricLayer {
                             alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
                     }
                 }
-                // Handed down as error codes (what the layer below would make of it), the floats freed at once.
-                dxCodes = quantizeDynamic(
-                    out, shape: [bsz, inputs], bits: q.errorBits, rounding: q.errorRounding, random: &context.random)
+                dx = out
             }
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             let maxDq = dq.format.maxCode
@@ -226,9 +220,7 @@ public struct Linear: ParametricLayer {
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)
         bias.endStep(random: &context.random)
-        let shape = inputShape.isEmpty ? [inputs] : inputShape
-        if let dxCodes { return Batch(codes: dxCodes, count: bsz, shape: shape) }
         guard let dx else { return nil }
-        return Batch(values: dx, count: bsz, shape: shape)
+        return Batch(values: dx, count: bsz, shape: inputShape.isEmpty ? [inputs] : inputShape)
     }
 }

@@ -117,38 +117,9 @@ public struct MaxPool2d: Layer {
     {
         defer { argmax = [] }
         guard needsInputGradient else { return nil }
-        precondition(argmax.count == dy.count * dy.sampleSize, "MaxPool2d.backward without a matching forward pass")
+        precondition(argmax.count == dy.values.count, "MaxPool2d.backward without a matching forward pass")
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         let (oh, ow) = (dy.shape[1], dy.shape[2])
-        if let codes = dy.codes {
-            // Error codes go back to the winning positions as they are (each input takes at most one: the windows
-            // do not overlap), so the format is kept and nothing is re-scaled.
-            let count = dy.count
-            func scatter<T: FixedWidthInteger>(_ src: [T]) -> [T] {
-                var out = [T](repeating: 0, count: count * c * h * w)
-                var o = 0
-                for n in 0..<count {
-                    for ch in 0..<c {
-                        let base = (n * c + ch) * h * w
-                        for oy in 0..<oh {
-                            for ox in 0..<ow {
-                                let bi = Int(argmax[o])
-                                out[base + (oy * size + bi / size) * w + ox * size + bi % size] = src[o]
-                                o += 1
-                            }
-                        }
-                    }
-                }
-                return out
-            }
-            let shape = [count] + inputShape
-            let dx: FixedPointTensor
-            switch codes.storage {
-            case .int8(let a): dx = FixedPointTensor(shape: shape, format: codes.format, int8Codes: scatter(a))
-            case .int16(let a): dx = FixedPointTensor(shape: shape, format: codes.format, int16Codes: scatter(a))
-            }
-            return Batch(codes: dx, count: count, shape: inputShape)
-        }
         var dx = [Float](repeating: 0, count: dy.count * c * h * w)
         var o = 0
         for n in 0..<dy.count {

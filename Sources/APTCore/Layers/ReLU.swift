@@ -26,16 +26,8 @@ public struct ReLU: Layer {
     {
         defer { mask = [] }
         guard needsInputGradient else { return nil }
-        let n = dy.count * dy.sampleSize
-        precondition(mask.count == (n + 63) / 64, "ReLU.backward without a matching forward pass")
+        precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
-        if var codes = dx.codes {
-            // Error codes: zeroed in place where the forward pass clipped (exact: no re-scaling).
-            dx.codes = nil
-            mask.withUnsafeBufferPointer { m in codes.zeroCodes(whereMaskIsClear: m.baseAddress!) }
-            dx.codes = codes
-            return dx
-        }
         mask.withUnsafeBufferPointer { m in
             dx.values.withUnsafeMutableBufferPointer { v in
                 ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count)

@@ -76,25 +76,6 @@ public struct FixedPointTensor: Sendable, Equatable {
         self.storage = .int8(codes)
     }
 
-    /// Zeroes code `i` wherever bit `i` of `mask` (64 codes per word, LSB first) is clear, in place.
-    mutating func zeroCodes(whereMaskIsClear mask: UnsafePointer<UInt64>) {
-        func zero<T: FixedWidthInteger>(_ a: inout [T]) {
-            a.withUnsafeMutableBufferPointer { p in
-                for i in p.indices where (mask[i >> 6] >> UInt64(i & 63)) & 1 == 0 { p[i] = 0 }
-            }
-        }
-        switch storage {
-        case .int8(var a):
-            storage = .int8([])
-            zero(&a)
-            storage = .int8(a)
-        case .int16(var a):
-            storage = .int8([])
-            zero(&a)
-            storage = .int16(a)
-        }
-    }
-
     /// Wraps 16-bit codes that fit `format` (a format of 9 to 16 bits; the caller guarantees the range).
     init(shape: [Int], format: FixedPointFormat, int16Codes codes: [Int16]) {
         precondition(format.bits > 8 && shape.reduce(1, *) == codes.count, "codes do not match \(shape), \(format)")
