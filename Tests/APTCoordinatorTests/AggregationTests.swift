@@ -54,6 +54,29 @@ struct AggregationTests {
         }
     }
 
+    @Test("FedAvg's mean is the same bit for bit whatever order the updates arrive in (binary32 and coded deltas)")
+    func orderIndependent() throws {
+        var random = RandomSource(seed: 12)
+        var deltas: [([QuantizedTensor], Int)] = (1...6).map { k in
+            (Self.delta(Self.values(seed: UInt64(k))), 50 + 37 * k)
+        }
+        deltas += (7...9).map { k in
+            (
+                Self.values(seed: UInt64(k)).enumerated().map { i, v in
+                    QuantizedTensor.float32(v.map { $0 * 1.7 + 1e-3 }, layer: UInt16(i))
+                }, 10 * k
+            )
+        }
+        var means: [[[Float]]] = []
+        for _ in 0..<4 {
+            var acc = FedAvgAccumulator(tensorSizes: Self.sizes)
+            for (d, samples) in deltas { acc.add(d, samples: samples, norm: DeltaCheck.norm(d)) }
+            means.append(acc.mean())
+            deltas.shuffle(using: &random)
+        }
+        for m in means.dropFirst() { #expect(m.map { $0.map(\.bitPattern) } == means[0].map { $0.map(\.bitPattern) }) }
+    }
+
     @Test("clipping scales a delta down to the clip norm before it is averaged")
     func clipping() throws {
         let check = try DeltaCheck(model: Self.model)

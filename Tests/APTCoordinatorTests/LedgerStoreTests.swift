@@ -211,6 +211,7 @@ struct LedgerStoreTests {
         let summary = try FleetRunSummary(ledger: ledger)
         #expect(summary.rounds == 2 && summary.accuracies == [0.6, 0.82])
         #expect(summary.finalAccuracy == 0.82 && summary.bestAccuracy == 0.82)
+        #expect(abs(summary.meanAccuracy(lastRounds: 5) - 0.71) < 1e-12 && summary.meanAccuracy(lastRounds: 1) == 0.82)
         #expect(summary.roundsToReach(0.8) == 2 && summary.roundsToReach(0.5) == 1 && summary.roundsToReach(0.9) == nil)
         #expect(abs(summary.fleetEnergyJ - (0.5 + 0.25 + 0.25 + 0.125)) < 1e-12)
         #expect(summary.peakNodeMemoryBytes == 3000)

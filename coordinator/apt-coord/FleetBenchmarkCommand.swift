@@ -219,6 +219,10 @@ enum FleetBenchmarkCommand {
                 { a, f in String(format: "%+.2f pts", 100 * (mean(a) - mean(f))) }
             ),
             (
+                "mean accuracy, last 5 rounds", { $0.summary.meanAccuracy(lastRounds: 5) }, acc,
+                { a, f in String(format: "%+.2f pts", 100 * (mean(a) - mean(f))) }
+            ),
+            (
                 "best accuracy", { $0.summary.bestAccuracy }, acc,
                 { a, f in String(format: "%+.2f pts", 100 * (mean(a) - mean(f))) }
             ),

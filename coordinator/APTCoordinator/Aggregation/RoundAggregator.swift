@@ -37,13 +37,16 @@ public struct RoundAggregator: Sendable {
 
     /// Adds a checked delta (`norm` from `DeltaCheck`) trained on `samples` samples.
     public mutating func add(_ delta: [QuantizedTensor], samples: Int, norm: Double) {
-        switch store {
+        // The store is emptied while the aggregator is bound, so that the binding is the only reference to its
+        // sums and they are updated in place rather than copied whole on every update.
+        let taken = store
+        store = .running(FedAvgAccumulator(tensorSizes: []))
+        switch consume taken {
         case .running(var a):
             a.add(delta, samples: samples, norm: norm)
             store = .running(a)
         case .held(var a):
-            guard samples > 0 else { return }
-            a.add(delta, norm: norm)
+            if samples > 0 { a.add(delta, norm: norm) }
             store = .held(a)
         }
     }

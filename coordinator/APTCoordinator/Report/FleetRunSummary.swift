@@ -24,6 +24,13 @@ public struct FleetRunSummary: Sendable, Equatable, Codable {
     /// The best global accuracy of any round.
     public var bestAccuracy: Double { accuracies.max() ?? 0 }
 
+    /// The mean global accuracy of the last `rounds` evaluated rounds (all of them when there are fewer): steadier
+    /// than the last round's alone on a split where accuracy swings from round to round.
+    public func meanAccuracy(lastRounds rounds: Int) -> Double {
+        let tail = accuracies.suffix(max(1, rounds))
+        return tail.isEmpty ? 0 : tail.reduce(0, +) / Double(tail.count)
+    }
+
     /// The first round (1-based) whose global accuracy reached `target`, or nil.
     public func roundsToReach(_ target: Double) -> Int? {
         accuracies.firstIndex { $0 >= target }.map { $0 + 1 }

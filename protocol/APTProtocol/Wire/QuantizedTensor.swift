@@ -141,6 +141,23 @@ public struct QuantizedTensor: Hashable, Sendable {
         }
     }
 
+    /// Adds `weight · value` of every element to `output[i]` in binary64 (`output.count == count`): each term is
+    /// `Double(stored value) · (weight · scale)`, so a sum of several tensors differs with their order only in its
+    /// last bits, far below a binary32 step — what makes a fleet's aggregate the same whatever order its updates
+    /// arrive in, once rounded to binary32.
+    public func accumulate(into output: UnsafeMutableBufferPointer<Double>, weight: Double) {
+        precondition(output.count == count, "accumulate: output has \(output.count) elements, tensor \(count)")
+        let factor = weight * Double(scale.value)
+        let float32 = isFloat32
+        let positions = indices ?? []
+        positions.withUnsafeBufferPointer { ip in
+            _ = packedCodes.forEachCode { i, c in
+                let v = float32 ? Double(Float(bitPattern: UInt32(bitPattern: c))) : Double(c)
+                output[ip.isEmpty ? i : Int(ip[i])] += v * factor
+            }
+        }
+    }
+
     /// Quantises `values`: picks the scale from the range of the values kept, rounds each, and with `topK`
     /// keeps only the `topK` largest magnitudes.
     public static func quantize(
