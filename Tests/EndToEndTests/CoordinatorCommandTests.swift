@@ -175,7 +175,10 @@ struct CoordinatorCommandTests {
     func help() throws {
         let root = try run("apt-coord", ["--help"])
         #expect(root.status == 0)
-        for sub in ["serve", "ledger", "keygen", "benchmark-aggregation", "benchmark-fleet", "demo", "report"] {
+        for sub in [
+            "serve", "ledger", "keygen", "benchmark-aggregation", "benchmark-fleet", "benchmark-scale", "demo",
+            "report",
+        ] {
             #expect(root.stdout.contains("\n  \(sub) "), "apt-coord --help lacks \(sub)")
             let h = try run("apt-coord", [sub, "--help"])
             #expect(h.status == 0 && h.stdout.hasPrefix("OVERVIEW: ") && h.stdout.contains("USAGE: apt-coord \(sub)"))
@@ -221,6 +224,27 @@ struct CoordinatorCommandTests {
         #expect(FileManager.default.fileExists(atPath: dir + "/labels-2-seed1-fp32/ledger.sqlite"))
         let bad = try run("apt-coord", ["benchmark-fleet", "--uplink-bits", "0", "--dir", dir])
         #expect(bad.status == 64 && bad.stderr.contains("--uplink-bits must be in 1...16"), "\(bad.stderr)")
+    }
+
+    @Test("benchmark-scale runs a coordinator against a simulated fleet and reports its rounds")
+    func scaleBenchmark() throws {
+        let dir = NSTemporaryDirectory() + "apt-scale-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try run(
+            "apt-coord",
+            [
+                "benchmark-scale", "--counts", "4,12", "--rounds", "2", "--delay-ms", "10", "--dir", dir, "--format",
+                "json",
+            ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.map { $0["nodes"] as? Int } == [4, 12])
+        for row in rows {
+            #expect(row["roundsCompleted"] as? Int == 2 && row["problem"] == nil, "\(row)")
+            #expect((row["updatesPerSecond"] as? Double ?? 0) > 0 && (row["roundLatencyS"] as? Double ?? 0) > 0)
+            #expect((row["coordinatorPeakRSSBytes"] as? Int ?? 0) > 1 << 20)
+            #expect((row["simulatorPeakRSSBytes"] as? Int ?? 0) > 1 << 20)
+        }
     }
 
     @Test("benchmark-aggregation times the real UPDATE frames of the model and reports their size")

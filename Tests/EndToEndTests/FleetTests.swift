@@ -239,6 +239,45 @@ struct FleetTests {
         #expect(try ledger.rounds().last?.accuracy == nil)  // no --eval-data: no global accuracy
     }
 
+    @Test("apt-node simulate speaks for 30 nodes: every one takes part in every round, audited and recorded")
+    func simulatedFleet() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-sim-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(
+            dir, ["--rounds", "2", "--min-nodes", "30", "--wait-for", "30", "--uplink-bits", "4"])
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        // A simulator that expects another model refuses to go on, and says why.
+        let wrong = try start(
+            "apt-node",
+            ["simulate", "--coordinator", endpoint, "--count", "1", "--model", "lenet", "--name-prefix", "x"],
+            log: dir + "/wrong.log")
+        #expect(wait(wrong, seconds: 20) && wrong.terminationStatus == 1)
+        let wrongLog = (try? String(contentsOfFile: dir + "/wrong.log", encoding: .utf8)) ?? ""
+        #expect(wrongLog.contains("the coordinator serves model mlp, not lenet"), "\(wrongLog)")
+        let simulator = try start(
+            "apt-node",
+            ["simulate", "--coordinator", endpoint, "--count", "30", "--delay-ms", "20", "--log-format", "json"],
+            log: dir + "/simulate.log")
+        #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
+        #expect(wait(simulator, seconds: 20) && simulator.terminationStatus == 0)
+        let simLog = (try? String(contentsOfFile: dir + "/simulate.log", encoding: .utf8)) ?? ""
+        #expect(simLog.contains("\"welcomed\":30,\"tasks\":60,\"updates\":60"), "\(simLog)")
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let rows = try ledger.database.rows(
+            "SELECT status, bytes_up FROM participations WHERE node_id IN (SELECT id FROM nodes WHERE name LIKE 'sim-%')"
+        )
+        #expect(rows.count == 60 && rows.allSatisfy { $0["status"].string == "ok" }, "\(rows.prefix(3))")
+        // 4-bit codes of the mlp's 235,146 values, and the frame around them.
+        let values = try ModelSpec.mlp.parameterCounts().reduce(0, +)
+        #expect(
+            rows.allSatisfy { ($0["bytes_up"].int ?? 0) > values / 2 && ($0["bytes_up"].int ?? 0) < values / 2 + 1024 })
+        #expect(
+            try ledger.fleet().filter { ($0["name"].string ?? "").hasPrefix("sim-") }.allSatisfy {
+                $0["state"].string == "idle"
+            })
+    }
+
     @Test("a node killed mid-round and restarted with its state dir resumes its spending, never spends twice")
     func restartedNode() throws {
         let dir = NSTemporaryDirectory() + "apt-fleet-restart-\(UUID().uuidString)"

@@ -64,6 +64,11 @@ struct LocalFleet {
         _ = try children.start(tools.node, arguments, log: "\(directory)/\(board.name).log")
     }
 
+    /// Starts `apt-node` with `arguments` (any subcommand), logging to `DIR/LOG`.
+    mutating func startNodeTool(_ arguments: [String], log: String) throws -> Process {
+        try children.start(tools.node, arguments, log: "\(directory)/\(log)")
+    }
+
     /// Waits up to `seconds` for every process to exit by itself.
     func waitForAll(seconds: Double) { children.waitForAll(seconds: seconds) }
 

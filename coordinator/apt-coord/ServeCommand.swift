@@ -138,6 +138,7 @@ enum ServeCommand {
             guard waitFor >= 0 else { throw UsageError("--wait-for must be at least 0, got \(waitFor)") }
             configuration.rounds.startNodes = waitFor
             do {
+                FileDescriptorLimit.raiseToHardLimit()
                 let server = try CoordinatorServer(
                     configuration: configuration, context: try ZMQContext(), log: log)
                 log(

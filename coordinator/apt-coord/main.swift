@@ -14,6 +14,7 @@ let rootSpec = CommandSpec(
         ("keygen", "Write a CURVE key pair (for the coordinator or for a node)."),
         ("benchmark-aggregation", "Measure how fast UPDATE bytes are decoded and folded into the global model."),
         ("benchmark-fleet", "Run the same local fleet with APT and with float32 FedAvg and compare them."),
+        ("benchmark-scale", "Measure how many simulated nodes one coordinator carries, round by round."),
     ])
 
 let console = Console.standard
@@ -29,4 +30,5 @@ exit(
             "demo": DemoCommand.run, "ledger": LedgerCommand.run, "report": ReportCommand.run,
             "serve": ServeCommand.run,
             "benchmark-aggregation": BenchmarkCommand.run, "benchmark-fleet": FleetBenchmarkCommand.run,
+            "benchmark-scale": ScaleBenchmarkCommand.run,
         ]))

@@ -9,6 +9,7 @@ let rootSpec = CommandSpec(
     subcommands: [
         ("run", "Join a coordinator and train the rounds it asks for (the fleet agent)."),
         ("train", "Train locally (no coordinator) and report accuracy, energy and memory."),
+        ("simulate", "Simulate many nodes from one process, to load a coordinator at scale."),
         ("benchmark", "Run the engine benchmark grid and print the results table."),
         ("benchmark-codec", "Measure the wire codec on real weight deltas."),
         ("profiles", "List the built-in device profiles."),
@@ -26,6 +27,7 @@ exit(
         to: [
             "run": RunCommand.run,
             "train": TrainCommand.run,
+            "simulate": SimulateCommand.run,
             "benchmark": BenchmarkCommand.run,
             "benchmark-codec": CodecBenchmarkCommand.run,
             "profiles": ProfilesCommand.run,

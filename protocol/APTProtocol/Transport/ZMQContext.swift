@@ -13,10 +13,14 @@ public final class ZMQContext: @unchecked Sendable {
     // @unchecked: a zmq context is thread-safe by libzmq's contract; the pointer is immutable.
     let handle: UnsafeMutableRawPointer
 
-    /// Creates a context.
-    public init() throws(ZMQError) {
+    /// Creates a context; `maxSockets` raises libzmq's limit of sockets it may hold (1,023 by default), as a
+    /// process speaking for many nodes needs.
+    public init(maxSockets: Int? = nil) throws(ZMQError) {
         guard let h = zmq_ctx_new() else { throw ZMQError("zmq_ctx_new") }
         handle = h
+        if let n = maxSockets, zmq_ctx_set(h, ZMQ_MAX_SOCKETS, Int32(clamping: n)) != 0 {
+            throw ZMQError("zmq_ctx_set(ZMQ_MAX_SOCKETS, \(n))")
+        }
     }
 
     deinit {
