@@ -130,8 +130,14 @@ enum ScaleBenchmarkCommand {
         while serve.isRunning {
             if ShutdownSignal.requested { throw CommandFailure("interrupted") }
             for e in fleet.coordinatorLog.newEvents() where e["event"] as? String == "exit" { exitEvent = e }
-            if !simulator.isRunning && serve.isRunning {
-                problem = "the simulator exited (status \(simulator.terminationStatus)); see \(dir)/simulate.log"
+            if !simulator.isRunning {
+                // After the last round the simulator leaves as soon as it is told BYE; the coordinator is then
+                // finishing. A coordinator still running 10 s later lost its nodes.
+                let grace = Date().addingTimeInterval(10)
+                while serve.isRunning && Date() < grace { usleep(50_000) }
+                if serve.isRunning {
+                    problem = "the simulator exited (status \(simulator.terminationStatus)); see \(dir)/simulate.log"
+                }
                 break
             }
             if Date() > deadline {

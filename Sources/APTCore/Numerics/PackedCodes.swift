@@ -168,6 +168,17 @@ public struct PackedCodes: Sendable, Hashable {
     /// from one or two unaligned word loads: how the wire codec folds a node's delta into an aggregate without
     /// unpacking it.
     public func accumulate(into output: UnsafeMutableBufferPointer<Float>, factor: Float) {
+        accumulateCodes(into: output, factor: factor)
+    }
+
+    /// `accumulate(into:factor:)` into binary64 sums: `Double(code) · factor` (how a coordinator keeps its FedAvg
+    /// sums independent of the order updates arrive in).
+    public func accumulate(into output: UnsafeMutableBufferPointer<Double>, factor: Double) {
+        accumulateCodes(into: output, factor: factor)
+    }
+
+    @inline(__always)
+    func accumulateCodes<T: BinaryFloatingPoint>(into output: UnsafeMutableBufferPointer<T>, factor: T) {
         precondition(output.count == count, "accumulate: output has \(output.count) elements, codes \(count)")
         let bits = self.bits
         let groups = count / 8
@@ -179,7 +190,7 @@ public struct PackedCodes: Sendable, Hashable {
             if bits == 1 {
                 while g < groups {
                     let byte = bp[g]
-                    for j in 0..<8 { out[g * 8 + j] += Float(Int32((byte >> UInt8(j)) & 1) * 2 - 1) * factor }
+                    for j in 0..<8 { out[g * 8 + j] += T(Int32((byte >> UInt8(j)) & 1) * 2 - 1) * factor }
                     g += 1
                 }
             } else if bits <= 8 {
@@ -188,7 +199,7 @@ public struct PackedCodes: Sendable, Hashable {
                     let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
                     for j in 0..<8 {
                         let code = Int64(bitPattern: word << UInt64(64 - (j + 1) * bits)) >> shift
-                        out[g * 8 + j] += Float(code) * factor
+                        out[g * 8 + j] += T(code) * factor
                     }
                     g += 1
                 }
@@ -208,7 +219,7 @@ public struct PackedCodes: Sendable, Hashable {
                             field = (lo >> UInt64(offset)) | (hi << UInt64(64 - offset))
                         }
                         let code = Int64(bitPattern: field << shift) >> shift
-                        out[g * 8 + j] += Float(code) * factor
+                        out[g * 8 + j] += T(code) * factor
                     }
                     g += 1
                 }
@@ -218,7 +229,53 @@ public struct PackedCodes: Sendable, Hashable {
         // The last few codes (whose word loads would pass the end of the bytes) one at a time.
         let tail = PackedCodes(bits: bits, count: count - g * 8, bytes: Array(bytes[(g * bits)...]))
         let first = g * 8
-        _ = tail.forEachCode { i, c in output[first + i] += Float(c) * factor }
+        _ = tail.forEachCode { i, c in output[first + i] += T(c) * factor }
+    }
+
+    /// Calls `body(i, code)` for every code in order, sign-extended (±1 at 1 bit): `forEachCode` eight codes at a
+    /// time from word loads, for the passes a coordinator makes over every update (validation, norms).
+    @inline(__always)
+    public func forEachCodeQuickly(_ body: (Int, Int64) -> Void) {
+        let bits = self.bits
+        guard bits >= 2 && bits <= 16 else {
+            _ = forEachCode { i, c in body(i, Int64(c)) }
+            return
+        }
+        let groups = count / 8
+        var g = 0
+        bytes.withUnsafeBufferPointer { bp in
+            guard let base = bp.baseAddress else { return }
+            let raw = UnsafeRawPointer(base)
+            let shift = UInt64(64 - bits)
+            while g < groups && g * bits + 16 <= bp.count {
+                let lo = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
+                let hi = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits + 8, as: UInt64.self))
+                for j in 0..<8 {
+                    let offset = j * bits
+                    let field: UInt64
+                    if offset + bits <= 64 {
+                        field = lo >> UInt64(offset)
+                    } else if offset >= 64 {
+                        field = hi >> UInt64(offset - 64)
+                    } else {
+                        field = (lo >> UInt64(offset)) | (hi << UInt64(64 - offset))
+                    }
+                    body(g * 8 + j, Int64(bitPattern: field << shift) >> shift)
+                }
+                g += 1
+            }
+        }
+        guard g * 8 < count else { return }
+        let tail = PackedCodes(bits: bits, count: count - g * 8, bytes: Array(bytes[(g * bits)...]))
+        let first = g * 8
+        _ = tail.forEachCode { i, c in body(first + i, Int64(c)) }
+    }
+
+    /// Whether the padding bits after the last code (in the last byte) are zero.
+    public var paddingIsZero: Bool {
+        let used = (count * bits) % 8
+        guard used != 0, let last = bytes.last else { return true }
+        return last >> UInt8(used) == 0
     }
 
     /// Code `i`, sign-extended (±1 at 1 bit): random access for the coordinate-wise aggregators.

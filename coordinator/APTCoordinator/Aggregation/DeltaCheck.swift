@@ -51,12 +51,10 @@ public struct DeltaCheck: Sendable {
                 continue
             }
             let s = Double(t.scale.value)
-            var codes = 0.0
-            for i in 0..<t.packedCodes.count {
-                let c = Double(t.packedCodes.code(at: i))
-                codes += c * c
-            }
-            sum += codes * s * s
+            // Squares of codes summed exactly in 64-bit integers (each at most 2^30), one pass over the packed codes.
+            var codes: Int64 = 0
+            t.packedCodes.forEachCodeQuickly { _, c in codes &+= c * c }
+            sum += Double(codes) * s * s
         }
         return sum.squareRoot()
     }

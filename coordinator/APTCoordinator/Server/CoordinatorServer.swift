@@ -69,6 +69,8 @@ public final class CoordinatorServer {
     var optimizer: ServerOptimizer
     var participations: [ParticipationRecord] = []
     var pendingUpdates: [String: Update] = [:]
+    /// The wire size of each pending UPDATE, as received.
+    var pendingUpdateBytes: [String: Int] = [:]
     var taskBytes: [String: Int] = [:]
     /// Per node, the weight bits per layer it last reported (the format its TASK model is sent in).
     var reportedBits: [String: [Int]] = [:]
@@ -249,10 +251,12 @@ public final class CoordinatorServer {
                 try perform(machine.nodeJoined(id, at: now))
             case .update(let u):
                 pendingUpdates[id] = u
+                pendingUpdateBytes[id] = router.lastFrameBytes
                 try perform(
                     machine.update(
                         from: id, round: Int(u.round), attempt: Int(u.attempt), partial: u.isPartial, at: now))
                 pendingUpdates[id] = nil
+                pendingUpdateBytes[id] = nil
             case .error(let code, let text):
                 log(LogRecord("node-error", "node \(peers[id]?.hello.name ?? id) says \(code): \(text)"))
                 // A node that cannot do this round's task answers for it now instead of at the deadline.
@@ -587,6 +591,7 @@ public final class CoordinatorServer {
             bits: u.ledger.bits.map(Int.init), samples: Int(clamping: u.samplesTrained),
             stepsDone: Int(u.stepsDone), stepsAsked: Int(u.stepsAsked), loss: u.ledger.loss,
             accuracy: u.ledger.accuracy,
-            bytesUp: Frame.encode(.update(u)).count, bytesDown: taskBytes[node] ?? 0, durationS: u.ledger.durationS)
+            bytesUp: pendingUpdateBytes[node] ?? Frame.encode(.update(u)).count, bytesDown: taskBytes[node] ?? 0,
+            durationS: u.ledger.durationS)
     }
 }

@@ -62,6 +62,7 @@ public final class RouterEndpoint {
     public func receive(timeoutMs: Int32) throws(ZMQError) -> Incoming? {
         guard let received = try socket.receiveMessage(timeoutMs: timeoutMs) else { return nil }
         let frames = received.frames
+        lastFrameBytes = frames.count == 2 ? frames[1].count : 0
         let peer = PeerAddress(routingId: frames.first ?? [], publicKey: received.userId)
         if let key = received.userId, frames.first != Array(key.utf8) {
             return .malformed(
@@ -82,6 +83,9 @@ public final class RouterEndpoint {
             return .malformed(from: peer, error)
         }
     }
+
+    /// Bytes of the message frame `receive` returned last (what the peer sent, as it came off the wire).
+    public private(set) var lastFrameBytes = 0
 
     /// Sends `message` to `peer`. A peer that is not connected throws `ZMQError.hostUnreachable`; a peer whose
     /// queue is full, `ZMQError.again`.

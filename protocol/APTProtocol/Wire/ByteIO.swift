@@ -181,19 +181,48 @@ public struct ByteReader: Sendable {
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by iSCSI and ext4.
 public enum CRC32C {
-    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
-    }
+    /// Eight 256-entry tables for slicing-by-8: `tables[0]` is the bytewise table, `tables[k][i]` the CRC of byte
+    /// `i` followed by `k` zero bytes. Eight bytes are folded per step (several times faster than one at a time).
+    static let tables: [UInt32] = {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+            t[i] = c
+        }
+        for k in 1..<8 {
+            for i in 0..<256 {
+                let previous = t[(k - 1) * 256 + i]
+                t[k * 256 + i] = t[Int(previous & 0xFF)] ^ (previous >> 8)
+            }
+        }
+        return t
+    }()
 
     /// The checksum of `bytes[range]`. `CRC32C.checksum(Array("123456789".utf8)) == 0xE3069283`.
     public static func checksum(_ bytes: [UInt8], from start: Int = 0, to end: Int? = nil) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         let e = end ?? bytes.count
-        table.withUnsafeBufferPointer { t in
+        tables.withUnsafeBufferPointer { t in
             bytes.withUnsafeBufferPointer { b in
-                for i in start..<e { c = t[Int((c ^ UInt32(b[i])) & 0xFF)] ^ (c >> 8) }
+                guard let base = b.baseAddress else { return }
+                let raw = UnsafeRawPointer(base)
+                var i = start
+                while i + 8 <= e {
+                    let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                    let lo = UInt32(truncatingIfNeeded: word) ^ c
+                    let hi = UInt32(truncatingIfNeeded: word >> 32)
+                    c =
+                        t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
+                        ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
+                        ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                        ^ t[256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+                    i += 8
+                }
+                while i < e {
+                    c = t[Int((c ^ UInt32(b[i])) & 0xFF)] ^ (c >> 8)
+                    i += 1
+                }
             }
         }
         return c ^ 0xFFFF_FFFF

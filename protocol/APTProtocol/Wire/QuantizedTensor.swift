@@ -149,6 +149,10 @@ public struct QuantizedTensor: Hashable, Sendable {
         precondition(output.count == count, "accumulate: output has \(output.count) elements, tensor \(count)")
         let factor = weight * Double(scale.value)
         let float32 = isFloat32
+        if indices == nil && !float32 {
+            packedCodes.accumulate(into: output, factor: factor)
+            return
+        }
         let positions = indices ?? []
         positions.withUnsafeBufferPointer { ip in
             _ = packedCodes.forEachCode { i, c in
@@ -382,11 +386,12 @@ public struct QuantizedTensor: Hashable, Sendable {
             }
             return
         }
-        let lowest = -maxCode(bits: codes.bits)
-        var outOfRange: Int32? = nil
-        let paddingIsZero = codes.forEachCode { _, c in
+        let lowest = Int64(-maxCode(bits: codes.bits))
+        var outOfRange: Int64? = nil
+        codes.forEachCodeQuickly { _, c in
             if c < lowest, outOfRange == nil { outOfRange = c }
         }
+        let paddingIsZero = codes.paddingIsZero
         if let v = outOfRange {
             throw WireError.invalidValue(
                 field: "tensor.values", reason: "code \(v) outside the symmetric \(codes.bits)-bit range")
