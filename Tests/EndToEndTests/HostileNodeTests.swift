@@ -1,0 +1,151 @@
+import APTCoordinator
+import APTCore
+import APTProtocol
+import Foundation
+import Testing
+
+/// A real `apt-coord serve` with honest simulated nodes, and hostile ones speaking the protocol by hand: every
+/// broken, replayed, misdirected or lying message is refused and recorded, and the fleet goes on.
+extension FleetTests {
+    /// The next message of `type` on `dealer` within `seconds` (others are skipped).
+    func next(_ type: MessageType, on dealer: DealerEndpoint, seconds: Double = 20) throws -> Message? {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if let m = try dealer.receive(timeoutMs: 100), m.type == type { return m }
+        }
+        return nil
+    }
+
+    static func update(round: UInt32, delta: [QuantizedTensor], energyJ: Double = 0) -> Message {
+        .update(
+            Update(
+                round: round, attempt: 0, samplesTrained: 64, stepsDone: 1, stepsAsked: 1, delta: delta,
+                ledger: LedgerEntry(
+                    energyJ: energyJ, peakMemoryBytes: 1000, bits: [10, 10, 10], loss: 1, accuracy: 0.1,
+                    durationS: 0.1)))
+    }
+
+    @Test(
+        "random bytes, truncated and mis-checksummed frames, NaN, wrong shapes, replays, strangers and a liar: all refused, recorded, and the rounds complete"
+    )
+    func hostileNodes() throws {
+        let dir = NSTemporaryDirectory() + "apt-hostile-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, serveLog) = try serve(
+            dir,
+            [
+                "--rounds", "3", "--min-nodes", "3", "--wait-for", "4", "--steps", "5", "--round-timeout", "30",
+                "--log-format", "json",
+            ])
+        defer { stop(server) }
+        try #require(!endpoint.isEmpty, "no endpoint: \(serveLog())")
+        let honest = try start(
+            "apt-node", ["simulate", "--coordinator", endpoint, "--count", "3", "--delay-ms", "600"],
+            log: dir + "/simulate.log")
+        defer { stop(honest) }
+        let context = try ZMQContext()
+        let mallory = try DealerEndpoint(context: context, connect: endpoint, identity: Array("mallory".utf8))
+        try mallory.send(
+            .hello(
+                Hello(
+                    name: "mallory", profile: .raspberryPi4, energyBudgetJ: 1000, memoryBudgetBytes: 64 << 20,
+                    localSamples: 600, capabilities: [.apt])))
+        guard case .task(let task) = try #require(try next(.task, on: mallory)) else { return }
+        #expect(task.round == 1)
+        let sizes = try ModelSpec.mlp.parameterCounts()
+        let zeros = sizes.enumerated().map { i, n in
+            QuantizedTensor(
+                layer: UInt16(i), count: n, bits: 4, scale: .float32(0), indices: nil,
+                codes: [Int32](repeating: 0, count: n))
+        }
+        // 1. Frames that do not decode: each answered with ERROR malformed.
+        var random = RandomSource(seed: 3)
+        let noise = (0..<200).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        let valid = Frame.encode(Self.update(round: 1, delta: zeros))
+        var badCRC = valid
+        badCRC[12] ^= 0xFF
+        var nan = Frame.encode(
+            Self.update(
+                round: 1,
+                delta: sizes.enumerated().map { i, n in
+                    QuantizedTensor.float32([Float](repeating: 0, count: n), layer: UInt16(i))
+                }
+            ))
+        // The first binary32 value: after the frame header (16), the UPDATE's fixed fields (27) and tensor 0's
+        // header (12). It becomes a quiet NaN, and the checksum is made right again.
+        nan.replaceSubrange(55..<59, with: [0x00, 0x00, 0xC0, 0x7F])
+        let crc = CRC32C.checksum(nan, from: 16)
+        nan.replaceSubrange(12..<16, with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        for frame in [noise, Array(valid.prefix(40)), badCRC, nan] {
+            try mallory.sendRaw(frame)
+            guard case .error(let code, _) = try #require(try next(.error, on: mallory)) else { return }
+            #expect(code == .malformed)
+        }
+        // 2. A wrong-shaped delta answers the round (rejected); the same frame again is a replay; round 99 has not
+        // started.
+        let wrongShape = Frame.encode(Self.update(round: 1, delta: Array(zeros.prefix(2))))
+        try mallory.sendRaw(wrongShape)
+        try mallory.sendRaw(wrongShape)
+        try mallory.send(Self.update(round: 99, delta: zeros))
+        // 3. A node that joined after round 1 began was not selected for it.
+        let eve = try DealerEndpoint(context: context, connect: endpoint, identity: Array("eve".utf8))
+        try eve.send(
+            .hello(
+                Hello(
+                    name: "eve", profile: .raspberryPi4, energyBudgetJ: 1000, memoryBudgetBytes: 64 << 20,
+                    localSamples: 600, capabilities: [.apt])))
+        _ = try #require(try next(.welcome, on: eve))
+        try eve.send(Self.update(round: 1, delta: zeros))
+        usleep(200_000)
+        try eve.send(.bye(reason: .shutdown, text: "leaving"))
+        // 4. Round 2: a well-formed update whose energy report is far above what its policy allows.
+        guard case .task(let second) = try #require(try next(.task, on: mallory)) else { return }
+        #expect(second.round == 2)
+        try mallory.send(Self.update(round: 2, delta: zeros, energyJ: 999))
+        guard case .bye(let reason, let text) = try #require(try next(.bye, on: mallory)) else { return }
+        #expect(reason == .failure && text.contains("distrusted"), "\(text)")
+        // The rounds go on with the honest nodes and the run ends.
+        let end = Date().addingTimeInterval(60)
+        while server.isRunning && Date() < end { usleep(50_000) }
+        #expect(!server.isRunning && server.terminationStatus == 0, "\(serveLog())")
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try ledger.rounds().map(\.status) == ["completed", "completed", "completed"])
+        let sims = try ledger.database.rows(
+            """
+            SELECT n.name, COUNT(*) AS ok, SUM(p.energy_j) AS spent, MAX(p.cumulative_energy_j) AS cumulative
+            FROM participations p JOIN nodes n ON n.id = p.node_id
+            WHERE n.name LIKE 'sim-%' AND p.status = 'ok' GROUP BY n.name
+            """)
+        #expect(sims.count == 3 && sims.allSatisfy { $0["ok"].int == 3 }, "\(sims)")
+        // Energy counted once: each honest node's running total is the sum of its rounds.
+        for s in sims {
+            #expect(abs((s["spent"].double ?? 0) - (s["cumulative"].double ?? -1)) < 1e-12, "\(s)")
+        }
+        let rows = try ledger.participations(node: "mallory")
+        #expect(rows.map { $0["status"].string } == ["rejected", "rejected"], "\(rows)")
+        #expect(rows.first?["reason"].string == "2 tensors, the model has 6")
+        #expect(rows.last?["reason"].string?.contains("energy report") == true, "\(rows)")
+        let events = try ledger.database.rows(
+            "SELECT n.name, e.kind, e.detail FROM events e JOIN nodes n ON n.id = e.node_id ORDER BY e.id")
+        let of = { (name: String) in events.filter { $0["name"].string == name } }
+        #expect(of("mallory").filter { $0["kind"].string == "malformed" }.count == 4, "\(events)")
+        let details = of("mallory").compactMap { $0["detail"].string }
+        #expect(details.contains { $0.contains("checksum") } && details.contains { $0.contains("not a finite number") })
+        #expect(details.contains { $0.contains("duplicate") } && details.contains { $0.contains("not started") })
+        #expect(of("mallory").contains { $0["kind"].string == "distrusted" })
+        #expect(of("eve").contains { ($0["detail"].string ?? "").contains("not selected") }, "\(events)")
+        #expect(try ledger.state(identity: "mallory") == "distrusted")
+        // The global model stayed finite: every value of the last checkpoint is a number.
+        let checkpoint = try #require(try ledger.latestCheckpoint())
+        #expect(checkpoint.round == 3)
+        let floats = stride(from: 0, to: checkpoint.model.count, by: 4).map { i in
+            Float(
+                bitPattern: UInt32(checkpoint.model[i]) | UInt32(checkpoint.model[i + 1]) << 8
+                    | UInt32(checkpoint.model[i + 2]) << 16 | UInt32(checkpoint.model[i + 3]) << 24)
+        }
+        #expect(floats.count == sizes.reduce(0, +) && floats.allSatisfy(\.isFinite))
+        mallory.close()
+        eve.close()
+    }
+}
