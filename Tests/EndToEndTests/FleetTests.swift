@@ -6,11 +6,16 @@ import Testing
 /// A real fleet on loopback: `apt-coord serve` and three `apt-node run` processes, CURVE on, several rounds.
 @Suite("A fleet on loopback", .serialized)
 struct FleetTests {
-    /// Starts `tool` with `arguments`, its output going to files in `dir`.
-    func start(_ tool: String, _ arguments: [String], log: String) throws -> Process {
+    /// Starts `tool` with `arguments` (and `environment` added to this process's), its output going to `log`.
+    func start(_ tool: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws
+        -> Process
+    {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent(tool)
         p.arguments = arguments
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         p.standardOutput = FileHandle.nullDevice
@@ -133,10 +138,12 @@ struct FleetTests {
     }
 
     /// Starts `apt-coord serve` on a free loopback port with `arguments`; returns it, its endpoint and its log.
-    func serve(_ dir: String, _ arguments: [String]) throws -> (Process, String, () -> String) {
+    func serve(_ dir: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (
+        Process, String, () -> String
+    ) {
         let server = try start(
             "apt-coord", ["serve", "--bind", "tcp://127.0.0.1:*", "--ledger", dir + "/ledger.sqlite"] + arguments,
-            log: dir + "/serve.log")
+            log: dir + "/serve.log", environment: environment)
         let log = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
         var endpoint = ""
         let deadline = Date().addingTimeInterval(20)

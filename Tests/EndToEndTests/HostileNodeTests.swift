@@ -148,4 +148,56 @@ extension FleetTests {
         mallory.close()
         eve.close()
     }
+
+    @Test(
+        "a coordinator killed (SIGKILL) while collecting, aggregating, committing or just after commit resumes on its ledger: no round lost or counted twice",
+        arguments: CrashPoint.Stage.allCases)
+    func killedCoordinator(at stage: CrashPoint.Stage) throws {
+        let dir = NSTemporaryDirectory() + "apt-crash-\(stage.rawValue)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rounds = ["--rounds", "3", "--min-nodes", "2", "--wait-for", "2", "--steps", "3", "--round-timeout", "20"]
+        let (first, endpoint, firstLog) = try serve(
+            dir, rounds + ["--log-format", "json"], environment: ["APT_COORD_CRASH_AT": "\(stage.rawValue):2"])
+        defer { stop(first) }
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(firstLog())")
+        let nodes = try (0..<2).map { i in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", "10", "--shard", "\(i)/2", "--train-limit", "640",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        defer { for n in nodes { stop(n) } }
+        #expect(wait(first, seconds: 60))
+        #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL, "\(firstLog())")
+        #expect(firstLog().contains("crash point \(stage.rawValue):2 reached"))
+        // What the ledger holds after the kill: round 1, and round 2 only once its transaction committed.
+        let kept = stage == .committed ? [1, 2] : [1]
+        let before = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try before.rounds().filter { $0.status == "completed" }.map(\.number) == kept)
+        #expect(try before.latestCheckpoint()?.round == kept.last)
+        before.database.close()
+        // Started again on the same endpoint and ledger: the nodes come back and the run finishes.
+        let second = try start(
+            "apt-coord", ["serve", "--bind", endpoint, "--ledger", dir + "/ledger.sqlite"] + rounds,
+            log: dir + "/serve-again.log")
+        let secondLog = { (try? String(contentsOfFile: dir + "/serve-again.log", encoding: .utf8)) ?? "" }
+        #expect(wait(second, seconds: 90) && second.terminationStatus == 0, "\(secondLog())")
+        #expect(secondLog().contains("resuming after round \(kept.last ?? 0)"), "\(secondLog())")
+        for n in nodes { #expect(wait(n, seconds: 15) && n.terminationStatus == 0) }
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try ledger.rounds().filter { $0.status == "completed" }.map(\.number) == [1, 2, 3])
+        // Each node answered each completed round once, and its running energy total is the sum of what the ledger
+        // holds for it (nothing counted twice).
+        let rows = try ledger.database.rows(
+            """
+            SELECT n.name, p.round, COUNT(*) AS answers FROM participations p JOIN nodes n ON n.id = p.node_id
+            JOIN rounds r ON r.number = p.round AND r.attempt = p.attempt AND r.status = 'completed'
+            WHERE p.status IN ('ok', 'partial') GROUP BY n.name, p.round
+            """)
+        #expect(rows.count == 6 && rows.allSatisfy { $0["answers"].int == 1 }, "\(rows)")
+        #expect(try ledger.latestCheckpoint()?.round == 3)
+    }
 }

@@ -126,6 +126,14 @@ enum ServeCommand {
             configuration.clipNorm = clipNorm
             configuration.serverLearningRate = serverLR
             configuration.metricsPath = args["metrics"]
+            if let text = ProcessInfo.processInfo.environment["APT_COORD_CRASH_AT"] {
+                guard let point = CrashPoint(parsing: text) else {
+                    let stages = CrashPoint.Stage.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw UsageError(
+                        "APT_COORD_CRASH_AT expects STAGE:ROUND with STAGE one of \(stages), got '\(text)'")
+                }
+                configuration.crashPoint = point
+            }
             configuration.uplinkBits = try args.int("uplink-bits", default: 8)
             guard (1...16).contains(configuration.uplinkBits) else {
                 throw UsageError("--uplink-bits must be in 1...16, got \(configuration.uplinkBits)")

@@ -228,9 +228,11 @@ public final class LedgerStore {
     /// Records a whole round attempt — the round, every participation, and the checkpoint of the global model
     /// after it — in **one transaction**: a crash or a refused value leaves none of it stored.
     public func recordRound(
-        _ round: RoundRecord, participations: [ParticipationRecord], checkpoint: [UInt8]? = nil
+        _ round: RoundRecord, participations: [ParticipationRecord], checkpoint: [UInt8]? = nil,
+        beforeCommit: () -> Void = {}
     ) throws {
         try database.transaction {
+            defer { beforeCommit() }
             let energy = participations.reduce(0) { $0 + $1.energyJ }
             try database.run(
                 """

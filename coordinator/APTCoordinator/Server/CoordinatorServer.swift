@@ -37,6 +37,8 @@ public final class CoordinatorServer {
         public var uplinkBits = 8
         /// Fraction of a delta's values sent (top-k); 1 sends them all.
         public var uplinkDensity = 1.0
+        /// Where to kill this process with SIGKILL, for crash tests (`APT_COORD_CRASH_AT`; nil: nowhere).
+        public var crashPoint: CrashPoint?
 
         /// Creates a configuration.
         public init(
@@ -126,6 +128,14 @@ public final class CoordinatorServer {
             global = network.parameterSnapshot.map { $0.dequantized() }
             machine = RoundMachine(configuration: c.rounds)
         }
+    }
+
+    /// Kills the process with SIGKILL when the run reaches `stage` of the crash point's round: what a power cut or
+    /// the OOM killer does, at a chosen place, for tests of what the ledger keeps.
+    func crash(at stage: CrashPoint.Stage, round: Int) {
+        guard let p = configuration.crashPoint, p.stage == stage, p.round == round else { return }
+        log(LogRecord("crash", "crash point \(stage.rawValue):\(round) reached: SIGKILL"))
+        kill(getpid(), SIGKILL)
     }
 
     /// The weight bits of a node's TASK, layer by layer: what it last reported, held inside its policy's range;
@@ -388,6 +398,7 @@ public final class CoordinatorServer {
                 }
                 // A node that cannot pay for one step (or hold one) leaves the fleet, told why; the round goes on.
                 for (id, refusal) in retiring { try retire(id, refusal) }
+                crash(at: .collecting, round: round)
             case .accept(let node, _):
                 if let why = declined[node] {
                     participations.append(declinedRecord(node: node, reason: "declined: \(why)"))
@@ -431,6 +442,7 @@ public final class CoordinatorServer {
                 }
             case .completeRound(let round, let attempt, _, let missing):
                 optimizer.apply(aggregator.aggregate(), to: &global)
+                crash(at: .aggregating, round: round)
                 var accuracy: Double? = nil
                 var loss: Double? = nil
                 if let test = configuration.evaluation {
@@ -454,7 +466,9 @@ public final class CoordinatorServer {
                         number: round, attempt: attempt, status: "completed", startedAt: roundStarted,
                         endedAt: Self.now(),
                         accuracy: accuracy, loss: loss),
-                    participations: participations, checkpoint: Self.encodeModel(global))
+                    participations: participations, checkpoint: Self.encodeModel(global),
+                    beforeCommit: { crash(at: .committing, round: round) })
+                crash(at: .committed, round: round)
                 if round < configuration.rounds.rounds { try pushChangedPolicies(nextRound: round + 1) }
                 writeMetrics()
                 log(roundRecord(round: round, accuracy: accuracy, loss: loss))
