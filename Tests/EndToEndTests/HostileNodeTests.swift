@@ -200,4 +200,70 @@ extension FleetTests {
         #expect(rows.count == 6 && rows.allSatisfy { $0["answers"].int == 1 }, "\(rows)")
         #expect(try ledger.latestCheckpoint()?.round == 3)
     }
+
+    @Test(
+        "a ledger that cannot grow (its file-size limit reached) stops the coordinator cleanly; the ledger stays whole and resumes"
+    )
+    func ledgerFull() throws {
+        let dir = NSTemporaryDirectory() + "apt-full-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rounds = ["--rounds", "4", "--min-nodes", "2", "--wait-for", "2", "--steps", "3", "--round-timeout", "20"]
+        // A 2.5 MB file-size limit (ulimit -f counts 512-byte blocks): each round's checkpoint adds about 1 MB to the
+        // ledger's write-ahead log, so a write fails with EFBIG in round 3, as it would on a full disk.
+        let coord = productsDirectory.appendingPathComponent("apt-coord").path
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: "/bin/sh")
+        first.arguments =
+            [
+                "-c", "ulimit -f 4883; exec \"$0\" \"$@\"", coord, "serve", "--bind", "tcp://127.0.0.1:*", "--ledger",
+                dir + "/ledger.sqlite",
+            ] + rounds
+        _ = FileManager.default.createFile(atPath: dir + "/serve.log", contents: nil)
+        first.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/serve.log"))
+        first.standardOutput = FileHandle.nullDevice
+        try first.run()
+        defer { stop(first) }
+        let firstLog = { (try? String(contentsOfFile: dir + "/serve.log", encoding: .utf8)) ?? "" }
+        var endpoint = ""
+        let by = Date().addingTimeInterval(20)
+        while endpoint.isEmpty && Date() < by {
+            if let line = firstLog().split(separator: "\n").first(where: { $0.hasPrefix("serving ") }) {
+                endpoint = String(line.split(separator: " ").last ?? "")
+            }
+            usleep(20_000)
+        }
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(firstLog())")
+        let nodes = try (0..<2).map { i in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", "10", "--shard", "\(i)/2", "--train-limit", "640",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        defer { for n in nodes { stop(n) } }
+        #expect(wait(first, seconds: 60) && first.terminationStatus == 1, "\(firstLog())")
+        #expect(firstLog().contains("stopped on an error") && firstLog().contains("I/O error"), "\(firstLog())")
+        // Whole and consistent: every completed round with its checkpoint, nothing of the round that failed.
+        let before = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try before.database.rows("PRAGMA integrity_check").first?["integrity_check"].string == "ok")
+        let kept = try before.rounds().map(\.number)
+        #expect(!kept.isEmpty && kept.count < 4 && kept == Array(1...kept.count), "\(kept)")
+        #expect(try before.latestCheckpoint()?.round == kept.last)
+        before.database.close()
+        // The nodes were told the coordinator is going down: they wait for it. Without the limit it resumes.
+        for i in 0..<2 {
+            let text = (try? String(contentsOfFile: "\(dir)/node-\(i).log", encoding: .utf8)) ?? ""
+            #expect(text.contains("coordinator shutting down"), "\(text)")
+        }
+        let second = try start(
+            "apt-coord", ["serve", "--bind", endpoint, "--ledger", dir + "/ledger.sqlite"] + rounds,
+            log: dir + "/serve-again.log")
+        let secondLog = { (try? String(contentsOfFile: dir + "/serve-again.log", encoding: .utf8)) ?? "" }
+        #expect(wait(second, seconds: 90) && second.terminationStatus == 0, "\(secondLog())")
+        for n in nodes { #expect(wait(n, seconds: 15) && n.terminationStatus == 0) }
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try ledger.rounds().filter { $0.status == "completed" }.map(\.number) == [1, 2, 3, 4])
+    }
 }

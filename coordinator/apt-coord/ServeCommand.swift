@@ -147,6 +147,9 @@ enum ServeCommand {
             configuration.rounds.startNodes = waitFor
             do {
                 FileDescriptorLimit.raiseToHardLimit()
+                // A file-size limit (RLIMIT_FSIZE) reached makes a write fail with EFBIG, which the ledger reports,
+                // rather than killing the process mid-transaction.
+                signal(SIGXFSZ, SIG_IGN)
                 let server = try CoordinatorServer(
                     configuration: configuration, context: try ZMQContext(), log: log)
                 log(

@@ -181,10 +181,27 @@ public final class CoordinatorServer {
     /// shutting down (they wait and reconnect); the round in progress is not recorded, and a restart on the same
     /// ledger runs it again.
     public func run(shouldStop: () -> Bool = { false }) throws {
-        while machine.state != .finished && !shouldStop() {
-            if let incoming = try router.receive(timeoutMs: 20) { try handle(incoming) }
-            try perform(machine.tick(at: MonotonicClock.milliseconds()))
-            heartbeat()
+        do {
+            while machine.state != .finished && !shouldStop() {
+                if let incoming = try router.receive(timeoutMs: 20) { try handle(incoming) }
+                try perform(machine.tick(at: MonotonicClock.milliseconds()))
+                heartbeat()
+            }
+        } catch {
+            // A ledger that cannot be written (disk full, read-only, I/O error) or a dead socket: the round in
+            // progress is not recorded (its transaction rolled back), the nodes are told the coordinator is going
+            // down (they keep their state and wait for it), and the error is what the operator sees.
+            for (_, p) in peers {
+                try? router.send(
+                    .bye(reason: .shutdown, text: "coordinator stopping on an error; it resumes from its ledger"),
+                    to: p.address)
+            }
+            log(
+                LogRecord(
+                    "stopped",
+                    "stopped on an error: \(error); the ledger holds every completed round, and a restart resumes after "
+                        + "the last one"))
+            throw error
         }
         let finished = machine.state == .finished
         for (id, p) in peers {
