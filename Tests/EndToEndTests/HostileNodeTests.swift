@@ -266,4 +266,40 @@ extension FleetTests {
         let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
         #expect(try ledger.rounds().filter { $0.status == "completed" }.map(\.number) == [1, 2, 3, 4])
     }
+
+    @Test("a simulated fleet that churns, corrupts frames and lies: the run completes and the ledger accounts for each")
+    func misbehavingSimulation() throws {
+        let dir = NSTemporaryDirectory() + "apt-soak-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(
+            dir,
+            ["--rounds", "6", "--min-nodes", "2", "--wait-for", "8", "--round-timeout", "10", "--log-format", "json"])
+        defer { stop(server) }
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        let simulator = try start(
+            "apt-node",
+            [
+                "simulate", "--coordinator", endpoint, "--count", "8", "--churn", "0.3", "--liars", "0.25",
+                "--corrupt", "0.5", "--delay-ms", "50", "--seed", "4", "--log-format", "json",
+            ], log: dir + "/simulate.log")
+        defer { stop(simulator) }
+        #expect(wait(server, seconds: 90) && server.terminationStatus == 0, "\(log())")
+        #expect(wait(simulator, seconds: 20) && simulator.terminationStatus == 0)
+        let lines = ((try? String(contentsOfFile: dir + "/simulate.log", encoding: .utf8)) ?? "").split(separator: "\n")
+        let events = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let done = try #require(events.last { $0["event"] as? String == "done" })
+        let liars = Set(events.filter { $0["event"] as? String == "liar" }.compactMap { $0["node"] as? String })
+        let corrupted = try #require(done["corrupted"] as? Int)
+        let lies = try #require(done["lies"] as? Int)
+        #expect(corrupted > 0 && lies > 0 && (done["left"] as? Int ?? 0) > 0, "\(done)")
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        #expect(try ledger.rounds().filter { $0.status == "completed" }.count == 6)
+        // Every corrupted frame was refused and recorded; the nodes distrusted are liars, and no honest node is.
+        let malformed = try ledger.database.rows("SELECT COUNT(*) AS n FROM events WHERE kind = 'malformed'")
+        #expect(malformed.first?["n"].int == corrupted)
+        let distrusted = Set(
+            try ledger.fleet().filter { $0["state"].string == "distrusted" }.compactMap { $0["name"].string })
+        #expect(!distrusted.isEmpty && distrusted.isSubset(of: liars), "distrusted \(distrusted), liars \(liars)")
+    }
 }

@@ -22,6 +22,12 @@ enum SimulateCommand {
             .value("memory-budget", "bytes", "Every node's memory budget (k/M/G suffixes).", default: "64M"),
             .value("samples", "n", "Training samples each node says it has.", default: "6000"),
             .value("delay-ms", "ms", "Mean delay from TASK to UPDATE (each drawn from 0.5× to 1.5×).", default: "200"),
+            .value(
+                "churn", "p", "Chance a node leaves after an UPDATE and comes back 1–5 s later, [0, 1].", default: "0"),
+            .value("liars", "f", "Fraction of nodes reporting ten times their energy, [0, 1].", default: "0"),
+            .value(
+                "corrupt", "p", "Chance an UPDATE is first sent with a flipped byte, then as it should be, [0, 1].",
+                default: "0"),
             .value("duration", "seconds", "Stop after this long (default: when every node has been told BYE)."),
             .value("seed", "s", "Seed of the delays and the deltas.", default: "0"),
             .value("log-format", "text|json", "One line per event as text or as a JSON object.", default: "text"),
@@ -48,6 +54,13 @@ enum SimulateCommand {
                 throw UsageError("--samples must be at least 1; --delay-ms and --memory-budget at least 0")
             }
             c.seed = UInt64(max(0, try args.int("seed", default: 0)))
+            c.churn = try args.double("churn", default: 0)
+            c.liars = try args.double("liars", default: 0)
+            c.corrupt = try args.double("corrupt", default: 0)
+            for (name, v) in [("churn", c.churn), ("liars", c.liars), ("corrupt", c.corrupt)] where !(0...1).contains(v)
+            {
+                throw UsageError("--\(name) must be in [0, 1], got \(v)")
+            }
             if let name = args["model"] {
                 do throws(ModelSpecError) {
                     c.expectedModel = try ModelSpec.load(name)
@@ -84,12 +97,14 @@ enum SimulateCommand {
                 LogRecord(
                     "done",
                     "done: \(t.welcomed) welcomed, \(t.tasks) tasks, \(t.updates) updates (\(t.bytesUp) B up, "
-                        + "\(t.bytesDown) B down), \(t.byes) told BYE, \(t.errors) errors",
+                        + "\(t.bytesDown) B down), \(t.byes) told BYE, \(t.errors) errors; \(t.left) left and "
+                        + "\(t.rejoined) came back, \(t.corrupted) corrupted frames, \(t.lies) inflated energy reports",
                     [
                         ("welcomed", .integer(t.welcomed)), ("tasks", .integer(t.tasks)),
                         ("updates", .integer(t.updates)), ("bytes_up", .integer(t.bytesUp)),
                         ("bytes_down", .integer(t.bytesDown)), ("byes", .integer(t.byes)),
-                        ("errors", .integer(t.errors)),
+                        ("errors", .integer(t.errors)), ("left", .integer(t.left)), ("rejoined", .integer(t.rejoined)),
+                        ("corrupted", .integer(t.corrupted)), ("lies", .integer(t.lies)),
                     ] + LogRecord.resourceFields))
             if let problem = simulator.mismatch { throw CommandFailure(problem) }
         }

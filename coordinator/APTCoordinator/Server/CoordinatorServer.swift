@@ -230,8 +230,10 @@ public final class CoordinatorServer {
         case .malformed(let peer, let error):
             log(LogRecord("malformed", "refused a frame from \(peer): \(error)"))
             try? router.send(Message.errorReply(for: error), to: peer)
-            // A known node's broken frame (a NaN scale, a bad CRC, codes out of range) is kept in the ledger.
-            if peers[peer.identity] != nil {
+            // A known node's broken frame (a NaN scale, a bad CRC, codes out of range) is kept in the ledger, also
+            // from a node that has left or is no longer trusted.
+            let known = try peers[peer.identity] != nil || ledger.state(identity: peer.identity) != nil
+            if known {
                 try ledger.recordEvent(
                     round: currentRound, identity: peer.identity, kind: "malformed", detail: "\(error)")
             }
@@ -555,6 +557,7 @@ public final class CoordinatorServer {
         ]
         if let accuracy { fields.append(("accuracy", .number(accuracy))) }
         if let loss { fields.append(("loss", .number(loss))) }
+        fields.append(("rss_bytes", .integer(ProcessMemory.residentBytes())))
         return LogRecord(
             "round",
             "round \(round): \(count("ok")) ok, \(count("partial")) partial, \(count("rejected")) rejected, "

@@ -31,6 +31,14 @@ public final class FleetSimulator {
         public var seed: UInt64 = 0
         /// The model the coordinator is expected to serve (nil: whatever its WELCOME says).
         public var expectedModel: ModelSpec?
+        /// Chance that a node leaves (BYE) after sending an UPDATE; it says HELLO again 1–5 s later.
+        public var churn = 0.0
+        /// Fraction of nodes that report ten times the energy their policy prices (the coordinator should stop
+        /// trusting them).
+        public var liars = 0.0
+        /// Chance that an UPDATE is first sent with one byte flipped (a frame the coordinator must refuse), then
+        /// as it should be.
+        public var corrupt = 0.0
 
         /// A fleet of `count` nodes for `coordinator`.
         public init(coordinator: String, count: Int) {
@@ -55,6 +63,14 @@ public final class FleetSimulator {
         public var byes = 0
         /// Frames from the coordinator that did not decode, or ERROR messages it sent.
         public var errors = 0
+        /// Times a node left (churn).
+        public var left = 0
+        /// Times a node came back after leaving.
+        public var rejoined = 0
+        /// Corrupted frames sent.
+        public var corrupted = 0
+        /// Energy reports inflated by lying nodes.
+        public var lies = 0
     }
 
     struct SimulatedNode {
@@ -62,6 +78,11 @@ public final class FleetSimulator {
         let endpoint: DealerEndpoint
         var pending: (task: TrainingTask, dueMs: UInt64)? = nil
         var done = false
+        /// When a node that left says HELLO again.
+        var backAtMs: UInt64? = nil
+        /// Whether it inflates its energy reports.
+        let liar: Bool
+        let hello: Hello
     }
 
     let configuration: Configuration
@@ -88,13 +109,16 @@ public final class FleetSimulator {
         for i in 1...c.count {
             let name = "\(c.namePrefix)-\(String(repeating: "0", count: max(0, 4 - String(i).count)))\(i)"
             let endpoint = try DealerEndpoint(context: context, connect: c.coordinator, identity: Array(name.utf8))
-            try endpoint.send(
-                .hello(
-                    Hello(
-                        name: name, profile: c.profile, energyBudgetJ: c.energyBudgetJ,
-                        memoryBudgetBytes: UInt64(c.memoryBudgetBytes), localSamples: UInt64(c.localSamples),
-                        capabilities: [.apt, .errorFeedback])))
-            nodes.append(SimulatedNode(name: name, endpoint: endpoint))
+            let hello = Hello(
+                name: name, profile: c.profile, energyBudgetJ: c.energyBudgetJ,
+                memoryBudgetBytes: UInt64(c.memoryBudgetBytes), localSamples: UInt64(c.localSamples),
+                capabilities: [.apt, .errorFeedback])
+            try endpoint.send(.hello(hello))
+            let liar = c.liars > 0 && random.nextUnitDouble() < c.liars
+            if liar {
+                log(LogRecord("liar", "\(name) will report ten times its energy", [("node", .string(name))]))
+            }
+            nodes.append(SimulatedNode(name: name, endpoint: endpoint, liar: liar, hello: hello))
         }
     }
 
@@ -104,7 +128,9 @@ public final class FleetSimulator {
         let sockets = nodes.map(\.endpoint.socket)
         var lastBeat = MonotonicClock.milliseconds()
         var sequence: UInt64 = 0
-        while !shouldStop() && mismatch == nil && nodes.contains(where: { !$0.done }) {
+        // Once the coordinator has said its run is over, a node that left is not waited for.
+        var over = false
+        while !shouldStop() && mismatch == nil && nodes.contains(where: { !$0.done && !(over && $0.backAtMs != nil) }) {
             let now = MonotonicClock.milliseconds()
             let nextDue = nodes.compactMap { $0.pending?.dueMs }.min()
             let wait = nextDue.map { $0 > now ? min(Int32($0 - now), 100) : 0 } ?? 100
@@ -112,10 +138,17 @@ public final class FleetSimulator {
             for i in ready.readable {
                 while let frames = try nodes[i].endpoint.socket.receive(timeoutMs: 0) {
                     totals.bytesDown += frames.reduce(0) { $0 + $1.count }
-                    handle(frames, node: i)
+                    if handle(frames, node: i) { over = true }
                 }
             }
             let t = MonotonicClock.milliseconds()
+            for i in nodes.indices {
+                if let back = nodes[i].backAtMs, back <= t, !over {
+                    nodes[i].backAtMs = nil
+                    try nodes[i].endpoint.send(.hello(nodes[i].hello))
+                    totals.rejoined += 1
+                }
+            }
             for i in nodes.indices {
                 if let p = nodes[i].pending, p.dueMs <= t {
                     nodes[i].pending = nil
@@ -125,31 +158,32 @@ public final class FleetSimulator {
             if t - lastBeat >= 1000 {
                 lastBeat = t
                 sequence += 1
-                for n in nodes where !n.done {
+                for n in nodes where !n.done && n.backAtMs == nil {
                     try? n.endpoint.send(.heartbeat(sequence: sequence, timestampMs: t))
                 }
             }
         }
-        for n in nodes where !n.done {
+        for n in nodes where !n.done && n.backAtMs == nil {
             try? n.endpoint.send(.bye(reason: .shutdown, text: "simulator stopping"))
         }
         for n in nodes { n.endpoint.close() }
     }
 
-    func handle(_ frames: [[UInt8]], node i: Int) {
+    /// Handles what node `i` received; returns whether it says the run is over (BYE normal).
+    func handle(_ frames: [[UInt8]], node i: Int) -> Bool {
         let message: Message
         do {
             message = try nodes[i].endpoint.message(from: frames)
         } catch {
             totals.errors += 1
             log(LogRecord("malformed", "\(nodes[i].name): malformed frame from the coordinator: \(error)"))
-            return
+            return false
         }
         switch message {
         case .welcome(let w):
             if let expected = configuration.expectedModel, expected != w.model {
                 mismatch = "the coordinator serves model \(w.model.name), not \(expected.name)"
-                return
+                return false
             }
             model = model ?? w.model
             totals.welcomed += 1
@@ -162,12 +196,14 @@ public final class FleetSimulator {
             totals.byes += 1
             nodes[i].done = true
             if reason != .normal { log(LogRecord("bye", "\(nodes[i].name): coordinator said BYE \(reason): \(text)")) }
+            return reason == .normal
         case .error(let code, let text):
             totals.errors += 1
             log(LogRecord("refused", "\(nodes[i].name): coordinator refused: \(code): \(text)"))
         default:
             break
         }
+        return false
     }
 
     /// Sends node `i`'s UPDATE for `task`.
@@ -175,16 +211,31 @@ public final class FleetSimulator {
         guard let spec = model else { return }
         let p = task.policy
         let delta = try self.delta(for: p, model: spec)
-        let priced = try entry(for: p, model: spec)
+        var priced = try entry(for: p, model: spec)
+        if nodes[i].liar {
+            priced.entry.energyJ *= 10
+            totals.lies += 1
+        }
         let update = Update(
             round: task.round, attempt: task.attempt, samplesTrained: UInt64(priced.samples),
             stepsDone: UInt32(clamping: priced.steps), stepsAsked: UInt32(clamping: priced.steps),
             stopReason: .completed,
             delta: delta, ledger: priced.entry)
         let frame = Frame.encode(.update(update))
+        if configuration.corrupt > 0 && random.nextUnitDouble() < configuration.corrupt {
+            var broken = frame
+            broken[Frame.headerSize + Int(random.next() % UInt64(frame.count - Frame.headerSize))] ^= 0x5A
+            try nodes[i].endpoint.sendRaw(broken)
+            totals.corrupted += 1
+        }
         try nodes[i].endpoint.sendRaw(frame)
         totals.updates += 1
         totals.bytesUp += frame.count
+        if configuration.churn > 0 && random.nextUnitDouble() < configuration.churn {
+            try nodes[i].endpoint.send(.bye(reason: .normal, text: "leaving for a while"))
+            nodes[i].backAtMs = MonotonicClock.milliseconds() + 1000 + random.next() % 4001
+            totals.left += 1
+        }
     }
 
     /// The shared delta at `p`'s uplink bits and density: small random values (a plausible SGD delta's size).
