@@ -302,4 +302,48 @@ extension FleetTests {
             try ledger.fleet().filter { $0["state"].string == "distrusted" }.compactMap { $0["name"].string })
         #expect(!distrusted.isEmpty && distrusted.isSubset(of: liars), "distrusted \(distrusted), liars \(liars)")
     }
+
+    @Test("a node killed between writing its round's allowance and sending its UPDATE resumes, never spending it twice")
+    func nodeKilledBeforeUpdate() throws {
+        let dir = NSTemporaryDirectory() + "apt-node-crash-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (server, endpoint, log) = try serve(
+            dir, ["--rounds", "3", "--min-nodes", "1", "--wait-for", "2", "--steps", "3", "--round-timeout", "4"])
+        defer { stop(server) }
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        func node(_ i: Int, log suffix: String = "", environment: [String: String] = [:]) throws -> Process {
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", "10", "--shard", "\(i)/2", "--train-limit", "640",
+                ], log: "\(dir)/node-\(i)\(suffix).log", environment: environment)
+        }
+        let steady = try node(0)
+        defer { stop(steady) }
+        let crashing = try node(1, environment: ["APT_NODE_CRASH_AT": "before-update:2"])
+        #expect(wait(crashing, seconds: 60))
+        #expect(crashing.terminationReason == .uncaughtSignal && crashing.terminationStatus == SIGKILL)
+        let atKill = try nodeState(dir + "/state-1")
+        let committed = try #require(atKill["committedJ"] as? Double)
+        let spentBefore = try #require(atKill["spentJ"] as? Double)
+        #expect(committed > 0 && atKill["committedRound"] as? Int == 2, "\(atKill)")
+        // Started again on its state dir, it takes part in round 3.
+        let again = try node(1, log: "-again")
+        defer { stop(again) }
+        #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
+        #expect(wait(steady, seconds: 10) && wait(again, seconds: 10) && again.terminationStatus == 0)
+        let end = try nodeState(dir + "/state-1")
+        // The allowance of the round whose UPDATE never left stays charged: spent, not refunded, not re-spent.
+        #expect(end["committedJ"] as? Double == 0)
+        let spent = try #require(end["spentJ"] as? Double)
+        #expect(spent >= spentBefore + committed - 1e-12, "\(end)")
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let rows = try ledger.participations(node: "pi-1")
+        #expect(rows.map { $0["status"].string } == ["ok", "dropped", "ok"], "\(rows)")
+        // The ledger counts only what arrived: rounds 1 and 3, within what the node charged itself.
+        let reported = rows.compactMap { $0["energy_j"].double }.reduce(0, +)
+        #expect(reported > 0 && reported <= spent + 1e-12, "ledger \(reported) J, node \(spent) J")
+    }
 }

@@ -84,6 +84,13 @@ enum RunCommand {
                 profile: profile, energyBudgetJ: energy, memoryBudgetBytes: memory,
                 stateDirectory: args.string("state-dir", default: ""), security: security, seed: seed)
             configuration.precision = precision
+            if let text = ProcessInfo.processInfo.environment["APT_NODE_CRASH_AT"] {
+                let parts = text.split(separator: ":")
+                guard parts.count == 2, parts[0] == "before-update", let round = Int(parts[1]), round >= 1 else {
+                    throw UsageError("APT_NODE_CRASH_AT expects before-update:ROUND, got '\(text)'")
+                }
+                configuration.crashBeforeUpdateRound = round
+            }
             do {
                 let node = try FleetNode(configuration: configuration, data: data, context: try ZMQContext(), log: log)
                 ShutdownSignal.install()

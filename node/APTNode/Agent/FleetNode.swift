@@ -28,6 +28,9 @@ public final class FleetNode {
         /// baseline: it does not announce the APT capability, so the coordinator sends it float32 models and
         /// policies asking for float32 deltas).
         public var precision: PrecisionMode = .apt
+        /// The round before whose UPDATE this process kills itself with SIGKILL, for crash tests
+        /// (`APT_NODE_CRASH_AT=before-update:ROUND`; nil: never).
+        public var crashBeforeUpdateRound: Int?
 
         /// Creates a configuration.
         public init(
@@ -362,6 +365,11 @@ public final class FleetNode {
                 bits: bits.map { UInt8(clamping: $0) }, loss: s.lastEpochLoss, accuracy: accuracy,
                 durationS: Double(MonotonicClock.milliseconds() - start) / 1000))
         let frame = Frame.encode(.update(update))
+        if configuration.crashBeforeUpdateRound == Int(t.round) {
+            // A crash test's power cut: the allowance is committed in the state dir, the UPDATE never leaves.
+            log(LogRecord("crash", "crash point before-update:\(t.round) reached: SIGKILL"))
+            kill(getpid(), SIGKILL)
+        }
         try connection.send(frame: frame)
         state.settle(spentJ: min(spent, allowance))
         state.modelRound = Int(t.round)
