@@ -91,6 +91,20 @@ public struct MemoryModel: Sendable {
             peak = max(peak, live + transient)
             largestWorkspace = max(largestWorkspace, transient)
         }
+        /// A weighted layer's forward pass keeps `keep` bytes of its input for the backward pass and hands `output`
+        /// on. The code batch's codes, when the first layer takes them unpacked, are themselves what it keeps
+        /// (nothing new, nothing freed); otherwise the tensor it was handed is freed unless something else holds it.
+        func keepInput(_ i: Int, keep: Int, batchCodes: Bool, output: Int) {
+            if batchCodes && ab >= 8 {
+                live += output
+            } else {
+                live += keep + output
+                if !inFlightShared { live -= inFlight }
+            }
+            saved += keep
+            savedSizes[i] = keep
+            inFlightShared = false
+        }
         // Forward.
         for (i, layer) in spec.layers.enumerated() {
             let input = inputShapes[i]
@@ -123,17 +137,7 @@ public struct MemoryModel: Sendable {
                     let xq = batchCodes ? 0 : codes(b * n, ab)
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
                     note(xq + packed + y)
-                    let keep = ab < 8 ? packed : codes(b * n, ab)
-                    if batchCodes && ab >= 8 {
-                        // The batch's codes are the saved input: nothing new, nothing freed.
-                        live += y
-                    } else {
-                        live += keep + y
-                        if !inFlightShared { live -= inFlight }
-                    }
-                    saved += keep
-                    savedSizes[i] = keep
-                    inFlightShared = false
+                    keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), batchCodes: batchCodes, output: y)
                 } else {
                     note(y)
                     live += y
@@ -154,16 +158,7 @@ public struct MemoryModel: Sendable {
                     let pairs = 2 * ((patch + 1) / 2) * ((oh * ow + 15) & ~15) * 2  // GEMM's K-pair panel
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
                     note(xq + y + cols + pairs + packed)
-                    let keep = ab < 8 ? packed : codes(b * n, ab)
-                    if batchCodes && ab >= 8 {
-                        live += y
-                    } else {
-                        live += keep + y
-                        if !inFlightShared { live -= inFlight }
-                    }
-                    saved += keep
-                    savedSizes[i] = keep
-                    inFlightShared = false
+                    keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), batchCodes: batchCodes, output: y)
                 } else {
                     let cols = 4 * patch * oh * ow
                     note(y + cols)

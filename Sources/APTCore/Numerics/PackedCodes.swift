@@ -209,16 +209,7 @@ public struct PackedCodes: Sendable, Hashable {
                     let lo = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
                     let hi = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits + 8, as: UInt64.self))
                     for j in 0..<8 {
-                        let offset = j * bits
-                        let field: UInt64
-                        if offset + bits <= 64 {
-                            field = lo >> UInt64(offset)
-                        } else if offset >= 64 {
-                            field = hi >> UInt64(offset - 64)
-                        } else {
-                            field = (lo >> UInt64(offset)) | (hi << UInt64(64 - offset))
-                        }
-                        let code = Int64(bitPattern: field << shift) >> shift
+                        let code = Int64(bitPattern: PackedCodes.field(j, lo, hi, bits: bits) << shift) >> shift
                         out[g * 8 + j] += T(code) * factor
                     }
                     g += 1
@@ -251,16 +242,7 @@ public struct PackedCodes: Sendable, Hashable {
                 let lo = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
                 let hi = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits + 8, as: UInt64.self))
                 for j in 0..<8 {
-                    let offset = j * bits
-                    let field: UInt64
-                    if offset + bits <= 64 {
-                        field = lo >> UInt64(offset)
-                    } else if offset >= 64 {
-                        field = hi >> UInt64(offset - 64)
-                    } else {
-                        field = (lo >> UInt64(offset)) | (hi << UInt64(64 - offset))
-                    }
-                    body(g * 8 + j, Int64(bitPattern: field << shift) >> shift)
+                    body(g * 8 + j, Int64(bitPattern: PackedCodes.field(j, lo, hi, bits: bits) << shift) >> shift)
                 }
                 g += 1
             }
@@ -269,6 +251,16 @@ public struct PackedCodes: Sendable, Hashable {
         let tail = PackedCodes(bits: bits, count: count - g * 8, bytes: Array(bytes[(g * bits)...]))
         let first = g * 8
         _ = tail.forEachCode { i, c in body(first + i, Int64(c)) }
+    }
+
+    /// Code `j` (0...7) of a group of eight `bits`-bit codes (9...16 bits, or fewer) held in two little-endian
+    /// words `lo`, `hi`, in the low bits of the result (not sign-extended, higher bits unspecified).
+    @inline(__always)
+    static func field(_ j: Int, _ lo: UInt64, _ hi: UInt64, bits: Int) -> UInt64 {
+        let offset = j * bits
+        if offset + bits <= 64 { return lo >> UInt64(offset) }
+        if offset >= 64 { return hi >> UInt64(offset - 64) }
+        return (lo >> UInt64(offset)) | (hi << UInt64(64 - offset))
     }
 
     /// Whether the padding bits after the last code (in the last byte) are zero.
