@@ -204,7 +204,9 @@ public struct MemoryModel: Sendable {
                     let dx = needsInput ? 4 * b * n : 0
                     if needsInput {
                         let pairsO = (o + 1) / 2
-                        note(dx + pairsO * GEMM.pairedColumnBlock * 4 + b * pairsO * 4)
+                        let whole = GEMM.pairedPanelBytes(k: o, n: n)
+                        let panel = whole > GEMM.pairedPanelLimit ? GEMM.pairedPanelBytes(k: o, n: 64) : whole
+                        note(dx + panel + b * pairsO * 4)
                         live += dx
                     }
                     // The saved input, unpacked when it was packed, is packed into K-pairs, then freed; the

@@ -132,17 +132,32 @@ public struct Dataset: Sendable {
         let shift = -mean / std
         // Normalisation is increasing in the pixel, so the largest magnitude comes from the darkest or the
         // brightest pixel of the batch.
-        var lo = UInt8.max
-        var hi = UInt8.min
+        var lo = SIMD16<UInt8>(repeating: .max)
+        var hi = SIMD16<UInt8>(repeating: .min)
+        var loTail = UInt8.max
+        var hiTail = UInt8.min
         images.withUnsafeBufferPointer { src in
+            guard let base = src.baseAddress else { return }
+            let raw = UnsafeRawPointer(base)
             for i in indices {
-                for j in 0..<size {
-                    lo = min(lo, src[i * size + j])
-                    hi = max(hi, src[i * size + j])
+                var j = 0
+                while j + 16 <= size {
+                    let v = raw.loadUnaligned(fromByteOffset: i * size + j, as: SIMD16<UInt8>.self)
+                    lo = pointwiseMin(lo, v)
+                    hi = pointwiseMax(hi, v)
+                    j += 16
+                }
+                while j < size {
+                    loTail = min(loTail, src[i * size + j])
+                    hiTail = max(hiTail, src[i * size + j])
+                    j += 1
                 }
             }
         }
-        let maxAbs = indices.isEmpty ? 0 : max(abs(Float(lo) * scale + shift), abs(Float(hi) * scale + shift))
+        let lowest = min(lo.min(), loTail)
+        let highest = max(hi.max(), hiTail)
+        let maxAbs =
+            indices.isEmpty ? 0 : max(abs(Float(lowest) * scale + shift), abs(Float(highest) * scale + shift))
         let format = FixedPointFormat.covering(maxAbs: maxAbs, bits: bits)
         var sample = [Float](repeating: 0, count: size)
         func fill<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ out: inout [T]) {

@@ -18,9 +18,10 @@ extension GEMM {
         a: UnsafePointer<TA>, lda: Int, b: UnsafePointer<TB>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, chunk: Int
     ) {
-        // B is packed a block of columns at a time, so the workspace stays small (a few KiB) whatever N is; each
-        // element of C sums the same products in the same order as with one panel of all of B.
-        let block = pairedColumnBlock
+        // A large B is packed a block of columns at a time, so the workspace stays small (16 KiB for K = 128)
+        // whatever N is; each element of C sums the same products in the same order as with one panel of all of B.
+        // A small B (a convolution's per-image product) is packed whole, which is faster.
+        let block = pairedPanelBytes(k: k, n: n) > pairedPanelLimit ? pairedColumnBlock : n
         var j0 = 0
         while j0 < n {
             let nb = min(block, n - j0)
@@ -34,8 +35,15 @@ extension GEMM {
         }
     }
 
-    /// Columns of B packed at a time by `pairedKernel` (a multiple of 16).
+    /// Columns of B packed at a time by `pairedKernel` when its whole panel would pass `pairedPanelLimit` (a
+    /// multiple of 16).
     static let pairedColumnBlock = 64
+
+    /// Panel size above which `pairedKernel` packs B a block of columns at a time, bytes.
+    static let pairedPanelLimit = 48 << 10
+
+    /// Bytes of the K-pair panel of a K×N matrix: `(K+1)/2` pairs of rows, N rounded up to 16, two 16-bit codes.
+    static func pairedPanelBytes(k: Int, n: Int) -> Int { (k + 1) / 2 * ((n + 15) & ~15) * 4 }
 
     /// Packs the K×N matrix `b` into K-pairs: `(k+1)/2` rows of `np = N` rounded up to 16 columns, each column
     /// two 16-bit codes side by side (zeros pad an odd K and the extra columns).
