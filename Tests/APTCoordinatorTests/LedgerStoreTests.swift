@@ -219,5 +219,9 @@ struct LedgerStoreTests {
         #expect(abs(summary.bytesUpPerNodeRound - 700.0 / 3) < 1e-9)
         #expect(summary.bytesDownPerNodeRound == 200)
         #expect(abs(summary.wallPerRoundS - 2.5) < 1e-9)
+        // Each round's own latency, and what the completed rounds folded in.
+        #expect(summary.roundSeconds.count == 2 && abs(summary.roundSeconds[0] - 2) < 1e-9)
+        #expect(abs(summary.roundSeconds[1] - 2.5) < 1e-9)
+        #expect(summary.updates == 3 && summary.bytesUp == 700)
     }
 }

@@ -150,38 +150,19 @@ enum ScaleBenchmarkCommand {
         fleet.waitForAll(seconds: 30)
         let simDone = LogFollower(path: dir + "/simulate.log").newEvents().last { $0["event"] as? String == "done" }
         let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
-        let completed = try ledger.database.rows(
-            """
-            SELECT r.number, r.started_at, r.ended_at, r.bytes_up,
-                   (SELECT COUNT(*) FROM participations p WHERE p.round = r.number AND p.attempt = r.attempt
-                    AND p.status IN ('ok', 'partial')) AS updates
-            FROM rounds r WHERE r.status = 'completed' ORDER BY r.number
-            """)
-        let parse = ISO8601DateFormatter()
-        parse.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        var latencies: [Double] = []
-        var updates = 0
-        var bytes = 0
-        for r in completed {
-            if let a = r["started_at"].string.flatMap(parse.date(from:)),
-                let b = r["ended_at"].string.flatMap(parse.date(from:))
-            {
-                latencies.append(b.timeIntervalSince(a))
-            }
-            updates += r["updates"].int ?? 0
-            bytes += r["bytes_up"].int ?? 0
-        }
+        let summary = try FleetRunSummary(ledger: ledger)
+        let latencies = summary.roundSeconds
         let busy = latencies.reduce(0, +)
-        if problem == nil && (serve.terminationStatus != 0 || completed.count < rounds) {
-            problem = "apt-coord serve exited with status \(serve.terminationStatus) after \(completed.count) rounds"
+        if problem == nil && (serve.terminationStatus != 0 || summary.rounds < rounds) {
+            problem = "apt-coord serve exited with status \(serve.terminationStatus) after \(summary.rounds) rounds"
         }
         return Row(
-            nodes: n, roundsCompleted: completed.count,
+            nodes: n, roundsCompleted: summary.rounds,
             roundLatencyS: latencies.sorted().dropFirst(latencies.count / 2).first ?? 0,
-            updatesPerSecond: busy > 0 ? Double(updates) / busy : 0,
-            deltaMBPerSecond: busy > 0 ? Double(bytes) / busy / 1e6 : 0,
-            updateBytes: updates > 0 ? Double(bytes) / Double(updates) : 0,
-            coordinatorCPUSecondsPerRound: (exitEvent?["cpu_s"] as? Double ?? 0) / Double(max(1, completed.count)),
+            updatesPerSecond: busy > 0 ? Double(summary.updates) / busy : 0,
+            deltaMBPerSecond: busy > 0 ? Double(summary.bytesUp) / busy / 1e6 : 0,
+            updateBytes: summary.updates > 0 ? Double(summary.bytesUp) / Double(summary.updates) : 0,
+            coordinatorCPUSecondsPerRound: (exitEvent?["cpu_s"] as? Double ?? 0) / Double(max(1, summary.rounds)),
             coordinatorPeakRSSBytes: exitEvent?["peak_rss_bytes"] as? Int ?? 0,
             simulatorPeakRSSBytes: simDone?["peak_rss_bytes"] as? Int ?? 0, problem: problem)
     }

@@ -138,6 +138,14 @@ public struct CostModel: Sendable {
         stepSheets(batch: batch, weightBits: weightBits).reduce(0) { $0 + $1.joules }
     }
 
+    /// The energy of `steps` steps over `samples` samples in all, J, however the samples were split into batches:
+    /// a step's price is affine in its batch (`a + b·n`), so the round costs `steps·a + samples·b`.
+    public func roundJoules(steps: Int, samples: Int, weightBits: [Int]) -> Double {
+        let one = stepJoules(batch: 1, weightBits: weightBits)
+        let perSample = stepJoules(batch: 2, weightBits: weightBits) - one
+        return Double(steps) * (one - perSample) + Double(samples) * perSample
+    }
+
     /// Width of element-wise work on activations: nil (fp32) in an fp32 run.
     var activationBits: Int? { mode.isFixedPoint ? quantization.activationBits : nil }
     /// Width of element-wise work on errors: nil (fp32) in an fp32 run.

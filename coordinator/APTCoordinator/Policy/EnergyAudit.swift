@@ -23,12 +23,8 @@ public struct EnergyAudit: Sendable {
         let c = TrainingConfiguration(model: model, precision: precision, tradeoff: policy.tradeoff)
         let cost = try CostModel(
             spec: model, mode: precision, quantization: c.quantization, momentum: c.momentum, profile: profile)
-        var ends: [Double] = []
-        for bits in [policy.layerBits.map(\.min), policy.layerBits.map(\.max)] {
-            let one = cost.stepJoules(batch: 1, weightBits: bits)
-            let perSample = cost.stepJoules(batch: 2, weightBits: bits) - one
-            let perStep = one - perSample
-            ends.append(Double(steps) * perStep + Double(samples) * perSample)
+        let ends = [policy.layerBits.map(\.min), policy.layerBits.map(\.max)].map { bits in
+            cost.roundJoules(steps: steps, samples: samples, weightBits: bits)
         }
         return (ends.min() ?? 0)...(ends.max() ?? 0)
     }

@@ -18,6 +18,12 @@ public struct FleetRunSummary: Sendable, Equatable, Codable {
     public var bytesDownPerNodeRound: Double
     /// Wall time from the first round's start to the last round's end, divided by the rounds, seconds.
     public var wallPerRoundS: Double
+    /// Each completed round's latency, from its start (TASKs going out) to its commit, seconds.
+    public var roundSeconds: [Double]
+    /// Updates (ok or partial) the completed rounds folded in.
+    public var updates: Int
+    /// UPDATE bytes the completed rounds received.
+    public var bytesUp: Int
 
     /// Global accuracy after the last round (0 when none was evaluated).
     public var finalAccuracy: Double { accuracies.last ?? 0 }
@@ -36,27 +42,20 @@ public struct FleetRunSummary: Sendable, Equatable, Codable {
         accuracies.firstIndex { $0 >= target }.map { $0 + 1 }
     }
 
-    /// Creates a summary from its figures.
-    public init(
-        rounds: Int, accuracies: [Double], fleetEnergyJ: Double, peakNodeMemoryBytes: Int,
-        bytesUpPerNodeRound: Double, bytesDownPerNodeRound: Double, wallPerRoundS: Double
-    ) {
-        self.rounds = rounds
-        self.accuracies = accuracies
-        self.fleetEnergyJ = fleetEnergyJ
-        self.peakNodeMemoryBytes = peakNodeMemoryBytes
-        self.bytesUpPerNodeRound = bytesUpPerNodeRound
-        self.bytesDownPerNodeRound = bytesDownPerNodeRound
-        self.wallPerRoundS = wallPerRoundS
-    }
-
     /// The summary of the ledger `store` holds.
     public init(ledger store: LedgerStore) throws {
         let db = store.database
         let completed = try db.rows(
-            "SELECT number, accuracy, started_at, ended_at FROM rounds WHERE status = 'completed' ORDER BY number")
+            """
+            SELECT r.number, r.accuracy, r.started_at, r.ended_at, r.bytes_up,
+                   (SELECT COUNT(*) FROM participations p WHERE p.round = r.number AND p.attempt = r.attempt
+                    AND p.status IN ('ok', 'partial')) AS updates
+            FROM rounds r WHERE r.status = 'completed' ORDER BY r.number
+            """)
         rounds = completed.count
         accuracies = completed.compactMap { $0["accuracy"].double }
+        updates = completed.reduce(0) { $0 + ($1["updates"].int ?? 0) }
+        bytesUp = completed.reduce(0) { $0 + ($1["bytes_up"].int ?? 0) }
         let energy = try db.rows(
             """
             SELECT (SELECT COALESCE(SUM(energy_j), 0) FROM participations)
@@ -75,6 +74,12 @@ public struct FleetRunSummary: Sendable, Equatable, Codable {
         bytesDownPerNodeRound = traffic.first?["down"].double ?? 0
         let parse = ISO8601DateFormatter()
         parse.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        roundSeconds = completed.compactMap { r in
+            guard let a = r["started_at"].string.flatMap(parse.date(from:)),
+                let b = r["ended_at"].string.flatMap(parse.date(from:))
+            else { return nil }
+            return b.timeIntervalSince(a)
+        }
         if let first = completed.first?["started_at"].string.flatMap(parse.date(from:)),
             let last = completed.last?["ended_at"].string.flatMap(parse.date(from:)), rounds > 0
         {

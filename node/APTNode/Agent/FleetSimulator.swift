@@ -266,7 +266,7 @@ public final class FleetSimulator {
         let batch = min(p.batchSize, configuration.localSamples)
         let steps =
             p.localSteps > 0 ? p.localSteps : p.localEpochs * ((configuration.localSamples + batch - 1) / batch)
-        let energy = Double(steps) * cost.stepJoules(batch: batch, weightBits: bits)
+        let energy = cost.roundJoules(steps: steps, samples: steps * batch, weightBits: bits)
         let e = LedgerEntry(
             energyJ: min(energy, p.roundEnergyJ > 0 ? p.roundEnergyJ : energy),
             peakMemoryBytes: UInt64(memory.footprint(batch: batch, weightBits: bits).totalBytes),

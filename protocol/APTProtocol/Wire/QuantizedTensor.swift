@@ -121,23 +121,10 @@ public struct QuantizedTensor: Hashable, Sendable {
     public func accumulate(into output: UnsafeMutableBufferPointer<Float>, weight: Float) {
         precondition(output.count == count, "accumulate: output has \(output.count) elements, tensor \(count)")
         let factor = weight * scale.value
-        if isFloat32 {
-            let n = packedCodes.count
-            let positions = indices ?? []
-            packedCodes.bytes.withUnsafeBytes { raw in
-                positions.withUnsafeBufferPointer { ip in
-                    for i in 0..<n {
-                        let word = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-                        output[ip.isEmpty ? i : Int(ip[i])] += Float(bitPattern: word) * factor
-                    }
-                }
-            }
-        } else if let indices {
-            indices.withUnsafeBufferPointer { ip in
-                _ = packedCodes.forEachCode { i, c in output[Int(ip[i])] += Float(c) * factor }
-            }
-        } else {
+        if indices == nil && !isFloat32 {
             packedCodes.accumulate(into: output, factor: factor)
+        } else {
+            accumulateEach(into: output, factor: factor)
         }
     }
 
@@ -148,15 +135,21 @@ public struct QuantizedTensor: Hashable, Sendable {
     public func accumulate(into output: UnsafeMutableBufferPointer<Double>, weight: Double) {
         precondition(output.count == count, "accumulate: output has \(output.count) elements, tensor \(count)")
         let factor = weight * Double(scale.value)
-        let float32 = isFloat32
-        if indices == nil && !float32 {
+        if indices == nil && !isFloat32 {
             packedCodes.accumulate(into: output, factor: factor)
-            return
+        } else {
+            accumulateEach(into: output, factor: factor)
         }
+    }
+
+    /// The sparse and binary32 forms of `accumulate`: one stored value at a time, to its index.
+    @inline(__always)
+    func accumulateEach<T: BinaryFloatingPoint>(into output: UnsafeMutableBufferPointer<T>, factor: T) {
+        let float32 = isFloat32
         let positions = indices ?? []
         positions.withUnsafeBufferPointer { ip in
             _ = packedCodes.forEachCode { i, c in
-                let v = float32 ? Double(Float(bitPattern: UInt32(bitPattern: c))) : Double(c)
+                let v = float32 ? T(Float(bitPattern: UInt32(bitPattern: c))) : T(c)
                 output[ip.isEmpty ? i : Int(ip[i])] += v * factor
             }
         }
