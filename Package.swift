@@ -33,11 +33,13 @@ let package = Package(
         .systemLibrary(name: "CZmq", path: "Sources/CZmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
-        // glibc's malloc statistics (no library to link): heap figures checked against the process.
+        // glibc's malloc statistics and thresholds (no library to link): heap figures checked against the process.
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // The shared core: the APT training engine.
-        .target(name: "APTCore", dependencies: ["CZlib"], path: "Sources/APTCore", swiftSettings: strict + vectorISA),
+        .target(
+            name: "APTCore", dependencies: ["CZlib", "CMalloc"], path: "Sources/APTCore",
+            swiftSettings: strict + vectorISA),
         // Command-line plumbing shared by the two executables (parsing, help, errors, logging).
         .target(name: "APTCommandLine", path: "Sources/APTCommandLine", swiftSettings: strict),
 

@@ -190,4 +190,52 @@ struct GradientTests {
         #expect(losses[0] == losses[1])
         #expect(nets[0].parameterSnapshot == nets[1].parameterSnapshot)
     }
+
+    /// A spec that pools before its ReLU, pools over 3 × 3 with a remainder row and column, and stacks two ReLUs.
+    static let oddSpec = ModelSpec(
+        name: "odd", input: [1, 17, 17], classes: 10,
+        layers: [
+            .conv(outChannels: 4, kernel: 3, stride: 1, padding: 1), .maxPool(size: 2), .relu,
+            .conv(outChannels: 8, kernel: 3, stride: 1, padding: 0), .relu, .relu, .maxPool(size: 3), .flatten,
+            .linear(outputs: 10),
+        ])
+
+    @Test(
+        "activations and errors handed between layers as codes give the float hand-over's steps, bit for bit",
+        arguments: [
+            ("lenet", "apt", 0.5), ("lenet", "apt", 1.0), ("mlp", "apt", 0.5), ("odd", "apt", 0.5),
+            ("odd", "apt", 1.0), ("lenet", "fixed:10", 0.5),
+        ])
+    func codesBetweenLayers(model: String, precision: String, tradeoff: Double) throws {
+        let spec = try #require(model == "odd" ? Self.oddSpec : ModelSpec.builtIn[model])
+        let mode = try PrecisionMode(parsing: precision)
+        let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: tradeoff)
+        let side = spec.input[1]
+        let batch = 12
+        var nets = [try Network(spec: spec, mode: mode, quantization: q, seed: 5)]
+        nets.append(nets[0])
+        var losses: [[Float]] = [[], []]
+        for k in 0..<2 {
+            var ctx = StepContext(
+                mode: mode, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.05, momentum: 0.9),
+                random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: spec.layers.count),
+                training: true)
+            ctx.codesBetweenLayers = k == 0
+            var data = RandomSource(seed: 2)
+            for _ in 0..<4 {
+                let x = Batch(
+                    values: (0..<(batch * side * side)).map { _ in data.nextUnitFloat() },
+                    count: batch, shape: spec.input)
+                let labels = (0..<batch).map { _ in UInt8(truncatingIfNeeded: data.next() % 10) }
+                losses[k].append(nets[k].trainStep(x, labels: labels[...], context: &ctx))
+            }
+        }
+        #expect(losses[0] == losses[1])
+        #expect(nets[0].parameterSnapshot == nets[1].parameterSnapshot)
+        // The code path was taken: every weighted layer but the last handed on codes in every step.
+        for (i, layer) in nets[0].parametricLayers.dropLast() {
+            if let conv = layer as? Conv2d { #expect(conv.codePasses.batches == 4, "layer \(i)") }
+        }
+        #expect(losses[0].allSatisfy { $0.isFinite })
+    }
 }

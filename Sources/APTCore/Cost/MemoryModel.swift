@@ -1,8 +1,9 @@
 /// The heap a training step holds, phase by phase, from a description alone (the model spec, the precision,
-/// the weight bits, the batch size): parameters and momentum, the float input batch (until the first weighted
+/// the weight bits, the batch size): parameters and momentum, the input batch (until the first weighted
 /// layer has taken what it keeps), what each layer keeps for
-/// its backward pass, the tensor in flight between layers, and every buffer a layer's pass allocates while it
-/// runs. Its peak is `peak_train_bytes`; `apt-heap-probe` measures the real heap of the same steps, and a test
+/// its backward pass, the tensor in flight between layers (floats, or in fixed point the activation codes a
+/// weighted layer hands on and the error codes a pooling layer hands back), and every buffer a layer's pass
+/// allocates while it runs. Its peak is `peak_train_bytes`; `apt-heap-probe` measures the real heap of the same steps, and a test
 /// holds the two within 10%. Each term is the size of an allocation the layer code makes (named beside it),
 /// so a change to a layer's buffers must change its term here.
 public struct MemoryModel: Sendable {
@@ -85,17 +86,19 @@ public struct MemoryModel: Sendable {
         var peakSaved = 0
         var largestWorkspace = 0
         var inFlight = inputBatch  // bytes of the tensor handed to the next layer
+        var inFlightCodes = codeInput  // whether it is activation codes
         var inFlightShared = false  // whether something else keeps the tensor in flight (then it is not freed)
+        let lastWeighted = weighted.last ?? -1
         var savedSizes = [Int](repeating: 0, count: spec.layers.count)
         func note(_ transient: Int) {
             peak = max(peak, live + transient)
             largestWorkspace = max(largestWorkspace, transient)
         }
         /// A weighted layer's forward pass keeps `keep` bytes of its input for the backward pass and hands `output`
-        /// on. The code batch's codes, when the first layer takes them unpacked, are themselves what it keeps
-        /// (nothing new, nothing freed); otherwise the tensor it was handed is freed unless something else holds it.
-        func keepInput(_ i: Int, keep: Int, batchCodes: Bool, output: Int) {
-            if batchCodes && ab >= 8 {
+        /// on. Codes it was handed, when it keeps them unpacked, are themselves what it keeps (nothing new, nothing
+        /// freed); otherwise the tensor it was handed is freed unless something else holds it.
+        func keepInput(_ i: Int, keep: Int, inputCodes: Bool, output: Int) {
+            if inputCodes && ab >= 8 {
                 live += output
             } else {
                 live += keep + output
@@ -120,8 +123,9 @@ public struct MemoryModel: Sendable {
                 note(0)
             case .maxPool(let s):
                 let out = input[0] * (input[1] / s) * (input[2] / s)
-                let y = 4 * b * out  // MaxPool2d: float output
-                let argmax = b * out  // one byte per output, kept
+                // MaxPool2d: float output, or codes of the input's width with a sign bit per output, kept.
+                let y = inFlightCodes ? codes(b * out, ab) : 4 * b * out
+                let argmax = b * out + (inFlightCodes ? (b * out + 63) / 64 * 8 : 0)  // one byte per output, kept
                 note(y + argmax)
                 live += y + argmax
                 saved += argmax
@@ -132,12 +136,24 @@ public struct MemoryModel: Sendable {
             case .linear(let o):
                 let y = 4 * b * o  // Linear: float output
                 if fixed {
-                    // quantizeDynamic: the input's codes, kept (the code batch itself for the first layer).
-                    let batchCodes = codeInput && i == firstWeighted
-                    let xq = batchCodes ? 0 : codes(b * n, ab)
+                    // quantizeDynamic: the input's codes, kept (codes it was handed are taken as they are).
+                    let xq = inFlightCodes ? 0 : codes(b * n, ab)
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
                     note(xq + packed + y)
-                    keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), batchCodes: batchCodes, output: y)
+                    keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), inputCodes: inFlightCodes, output: y)
+                    inFlight = y
+                    inFlightCodes = false
+                    if i != lastWeighted {
+                        // Handed on as activation codes; the float output is freed once they are made.
+                        let yq = codes(b * o, ab)
+                        note(yq)
+                        live += yq - y
+                        inFlight = yq
+                        inFlightCodes = true
+                    }
+                    inFlightShared = false
+                    peakSaved = max(peakSaved, saved)
+                    continue
                 } else {
                     note(y)
                     live += y
@@ -150,15 +166,24 @@ public struct MemoryModel: Sendable {
                 let oh = (input[1] + 2 * pad - kernel) / stride + 1
                 let ow = (input[2] + 2 * pad - kernel) / stride + 1
                 let patch = input[0] * kernel * kernel
-                let y = 4 * b * ch * oh * ow  // Conv2d: float output
+                // Conv2d: float output, or (handing on codes) the batch's codes made an image at a time in a float
+                // buffer of one image.
+                let codesOut = fixed && i != lastWeighted
+                let y = codesOut ? codes(b * ch * oh * ow, ab) : 4 * b * ch * oh * ow
                 if fixed {
-                    let batchCodes = codeInput && i == firstWeighted
-                    let xq = batchCodes ? 0 : codes(b * n, ab)
+                    let xq = inFlightCodes ? 0 : codes(b * n, ab)
                     let cols = codes(patch * oh * ow, ab)  // one image's unfolded codes
                     let pairs = 2 * ((patch + 1) / 2) * ((oh * ow + 15) & ~15) * 2  // GEMM's K-pair panel
+                    let image = codesOut ? 4 * ch * oh * ow : 0
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
-                    note(xq + y + cols + pairs + packed)
-                    keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), batchCodes: batchCodes, output: y)
+                    note(xq + y + image + cols + pairs)
+                    note(xq + y + packed)
+                    keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), inputCodes: inFlightCodes, output: y)
+                    inFlight = y
+                    inFlightCodes = codesOut
+                    inFlightShared = false
+                    peakSaved = max(peakSaved, saved)
+                    continue
                 } else {
                     let cols = 4 * patch * oh * ow
                     note(y + cols)
@@ -176,6 +201,7 @@ public struct MemoryModel: Sendable {
         note(logits)
         live += logits - (inFlightShared ? 0 : logits)
         var error = logits
+        var errorCodes = false  // whether the error in flight is codes
         // Backward, top layer first.
         for i in spec.layers.indices.reversed() {
             let input = inputShapes[i]
@@ -188,17 +214,21 @@ public struct MemoryModel: Sendable {
                 note(0)  // in place on the error
                 live -= savedSizes[i]
             case .maxPool:
-                let dx = needsInput ? 4 * b * n : 0  // MaxPool2d: float input error
-                note(dx)
+                // MaxPool2d: the float input error, or its codes made a chunk at a time through a float buffer.
+                let toCodes = fixed && Network.poolErrorPath(spec.layers, below: i).codes
+                let dx = needsInput ? (toCodes ? codes(b * n, eb) : 4 * b * n) : 0
+                let chunk = needsInput && toCodes ? 4 * min(MaxPool2d.scatterChunk, b * n) : 0
+                note(dx + chunk)
                 live += dx - error - savedSizes[i]
                 error = dx
+                errorCodes = toCodes
             case .linear(let o):
                 let slice = 4 * min(o, Linear.gradientRows) * n
                 if fixed {
-                    // The error's codes (the float error freed once they are made), the bias gradient.
-                    let dq = codes(b * o, eb)
+                    // The error's codes (as handed on, or made here and the float error freed), the bias gradient.
+                    let dq = errorCodes ? error : codes(b * o, eb)
                     let gb = 4 * o
-                    note(gb + dq)
+                    note(gb + (errorCodes ? 0 : dq))
                     live += gb + dq - error
                     // The input error: a float GEMM result (B packed a block of columns at a time, A in pairs).
                     let dx = needsInput ? 4 * b * n : 0
@@ -219,6 +249,7 @@ public struct MemoryModel: Sendable {
                     note(slice + codes(rows * b, eb) + rows * ((b + 1) / 2) * 4)
                     live -= panel + dq + gb
                     error = dx
+                    errorCodes = false
                 } else {
                     let dx = needsInput ? 4 * b * n : 0
                     note(dx + 4 * b * o + slice + 4 * o)  // dyT
@@ -231,13 +262,13 @@ public struct MemoryModel: Sendable {
                 let patch = input[0] * kernel * kernel
                 let dx = needsInput ? 4 * b * n : 0
                 let grad = 4 * (ch * patch + ch)
-                let dcols = 4 * patch * oh * ow
+                let dcols = needsInput ? 4 * patch * oh * ow : 0
                 if fixed {
                     // Buffers made on entry (input error, gradient, bias gradient, unfolded error), then the
-                    // error's codes (the float error freed once they are made).
-                    let dq = codes(b * ch * oh * ow, eb)
+                    // error's codes (as handed on, or made here and the float error freed).
+                    let dq = errorCodes ? error : codes(b * ch * oh * ow, eb)
                     let entry = dx + grad + 4 * ch + dcols
-                    note(entry + dq)
+                    note(entry + (errorCodes ? 0 : dq))
                     live += dq - error
                     let wT = codes(ch * patch, 16)
                     let cols = codes(patch * oh * ow, ab)
@@ -249,6 +280,7 @@ public struct MemoryModel: Sendable {
                     live += dx - error - savedSizes[i]
                 }
                 error = dx
+                errorCodes = false
             }
         }
         return MemoryFootprint(

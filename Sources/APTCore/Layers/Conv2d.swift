@@ -17,6 +17,10 @@ public struct Conv2d: ParametricLayer {
     public var bias: ParameterBlock
     private var saved: SavedTensor?
     private var savedGeometry: ConvGeometry?
+    /// The format the last batch's output codes took (see `forwardCodes`).
+    private var outputFormatHint: FixedPointFormat?
+    /// Training forward passes that handed on codes, and how many of them had to make their output twice.
+    private(set) var codePasses = (batches: 0, remade: 0)
 
     /// Creates a layer with PyTorch's default initialisation, U(±1/√fanIn), in `mode`.
     public init(
@@ -68,9 +72,10 @@ public struct Conv2d: ParametricLayer {
         let inSize = x.sampleSize
         let p = g.positions
         let outSize = outChannels * p
-        var y = [Float](repeating: 0, count: bsz * outSize)
+        var y: [Float] = []
         switch weights.values {
         case .float(let w):
+            y = [Float](repeating: 0, count: bsz * outSize)
             var cols = [Float](repeating: 0, count: g.patch * p)
             x.values.withUnsafeBufferPointer { xp in
                 w.withUnsafeBufferPointer { wp in
@@ -96,7 +101,17 @@ public struct Conv2d: ParametricLayer {
                 ?? quantizeDynamic(
                     x.values, shape: [bsz] + x.shape, bits: q.activationBits,
                     rounding: q.activationRounding, random: &context.random)
+            _ = consume x
+            if context.quantizeOutput && context.codesBetweenLayers {
+                let yq = forwardCodes(xq, weights: w, geometry: g, context: &context)
+                if context.training {
+                    saved = SavedTensor(fixed: xq)
+                    savedGeometry = g
+                }
+                return Batch(codes: yq, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
+            }
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
+            y = [Float](repeating: 0, count: bsz * outSize)
             y.withUnsafeMutableBufferPointer { yp in
                 var cols = FixedPointStorage.int8([])
                 for n in 0..<bsz {
@@ -140,7 +155,7 @@ public struct Conv2d: ParametricLayer {
         var grad = [Float](repeating: 0, count: outChannels * g.patch)
         var gb = [Float](repeating: 0, count: outChannels)
         var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
-        var dcols = [Float](repeating: 0, count: g.patch * p)
+        var dcols = [Float](repeating: 0, count: needsInputGradient ? g.patch * p : 0)
 
         switch (weights.values, saved.unpacked) {
         case (.float(let w), .float(let x)):
@@ -201,10 +216,12 @@ public struct Conv2d: ParametricLayer {
 
         case (.fixed(let w), .fixed(let xq)):
             let q = context.quantization
-            // The error's codes; the float error is freed at once.
-            let dq = quantizeDynamic(
-                dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
-                random: &context.random)
+            // The error's codes (as handed on, or made here; the float error is freed at once).
+            let dq =
+                dy.codes?.reshaped([bsz, outSize])
+                ?? quantizeDynamic(
+                    dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
+                    random: &context.random)
             _ = consume dy
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
             let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
@@ -249,6 +266,82 @@ public struct Conv2d: ParametricLayer {
         bias.endStep(random: &context.random)
         guard let dx else { return nil }
         return Batch(values: dx, count: bsz, shape: [g.channels, g.height, g.width])
+    }
+}
+
+extension Conv2d {
+    /// The forward pass of a fixed-point layer that hands on activation codes. Each image's outputs are made in a
+    /// float buffer of one image, biased and quantised (nearest) into the batch's codes, so the batch's float
+    /// output is never held. The format must cover the whole batch's largest output, known only once every image
+    /// is made: the images are quantised at the format of the last batch's output, and made a second time in a
+    /// batch where that format no longer fits. The codes are those of quantising the whole float output at once.
+    mutating func forwardCodes(
+        _ xq: FixedPointTensor, weights w: FixedPointTensor, geometry g: ConvGeometry, context: inout StepContext
+    ) -> FixedPointTensor {
+        let bsz = xq.shape[0]
+        let p = g.positions
+        let outSize = outChannels * p
+        let inSize = g.channels * g.height * g.width
+        let bits = context.quantization.activationBits
+        let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
+        let b = bias.values.dequantized()
+        var image = [Float](repeating: 0, count: outSize)
+        var cols = FixedPointStorage.int8([])
+        var unused = RandomSource(seed: 0)
+        let outChannels = self.outChannels
+        /// Makes every image's outputs; quantises them into `out` at `format` when given. Returns the largest
+        /// magnitude.
+        func makeOutputs<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
+            _ format: FixedPointFormat?, into out: UnsafeMutableBufferPointer<T>
+        ) -> Float {
+            var largest: Float = 0
+            image.withUnsafeMutableBufferPointer { yp in
+                for n in 0..<bsz {
+                    xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
+                    integerGEMM(
+                        m: outChannels, n: p, k: g.patch, a: w.storage, lda: g.patch, maxA: w.format.maxCode,
+                        b: cols, ldb: p, maxB: xq.format.maxCode, c: yp.baseAddress!, ldc: p, alpha: alpha,
+                        accumulate: false)
+                    for c in 0..<outChannels {
+                        let bc = b[c]
+                        for i in (c * p)..<((c + 1) * p) { yp[i] += bc }
+                    }
+                    largest = max(largest, Quantizer.maxAbs(UnsafeBufferPointer(yp)))
+                    if let format {
+                        _ = Quantizer.quantize(
+                            UnsafeBufferPointer(yp),
+                            into: UnsafeMutableBufferPointer(rebasing: out[(n * outSize)..<((n + 1) * outSize)]),
+                            format: format, rounding: .nearest, random: &unused)
+                    }
+                }
+            }
+            return largest
+        }
+        func run<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ codes: inout [T]) -> FixedPointFormat {
+            codes.withUnsafeMutableBufferPointer { out in
+                let hint = outputFormatHint.flatMap { $0.bits == bits ? $0 : nil }
+                let format = FixedPointFormat.covering(maxAbs: makeOutputs(hint, into: out), bits: bits)
+                if format != hint {
+                    _ = makeOutputs(format, into: out)
+                    if context.training { codePasses.remade += 1 }
+                }
+                return format
+            }
+        }
+        let format: FixedPointFormat
+        let storage: FixedPointStorage
+        if bits <= 8 {
+            var a = [Int8](repeating: 0, count: bsz * outSize)
+            format = run(&a)
+            storage = .int8(a)
+        } else {
+            var a = [Int16](repeating: 0, count: bsz * outSize)
+            format = run(&a)
+            storage = .int16(a)
+        }
+        outputFormatHint = format
+        if context.training { codePasses.batches += 1 }
+        return FixedPointTensor(shape: [bsz, outChannels, g.outHeight, g.outWidth], format: format, storage: storage)
     }
 }
 

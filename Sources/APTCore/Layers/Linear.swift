@@ -88,6 +88,14 @@ public struct Linear: ParametricLayer {
             }
         }
         if context.quantizeOutput && context.mode.isFixedPoint {
+            if context.codesBetweenLayers {
+                // Handed on as activation codes; the float output is freed once they are made.
+                var unused = RandomSource(seed: 0)
+                let yq = quantizeDynamic(
+                    y, shape: [bsz, outputs], bits: context.quantization.activationBits, rounding: .nearest,
+                    random: &unused)
+                return Batch(codes: yq, count: bsz, shape: [outputs])
+            }
             requantizeOutput(&y, bits: context.quantization.activationBits)
         }
         return Batch(values: y, count: bsz, shape: [outputs])
@@ -160,9 +168,11 @@ public struct Linear: ParametricLayer {
         case .fixed(let xq):
             let q = context.quantization
             // The error's codes; the float error is freed at once, before the gradient's workspaces are made.
-            let dq = quantizeDynamic(
-                dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
-                random: &context.random)
+            let dq =
+                dy.codes?.reshaped([bsz, outputs])
+                ?? quantizeDynamic(
+                    dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
+                    random: &context.random)
             _ = consume dy
             let ds = dq.format.step / Float(bsz)
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }

@@ -1,8 +1,16 @@
-/// Max pooling with a square window and stride equal to the window. Keeps the arg-max (one byte) per output.
+/// Max pooling with a square window and stride equal to the window, on float values or on activation codes.
+/// Keeps the arg-max (one byte) per output, and on codes one bit per output that says whether it was positive.
+///
+/// In a fixed-point network whose error goes from here to a weighted layer below through ReLUs only, the
+/// backward pass hands the input error on as error-bit codes (`StepContext.quantizeInputError`): the scale is
+/// found from the pooled errors, so the full-size float error is never made. A ReLU below masks exactly the
+/// arg-max positions whose pooled output was not positive, so the mask is applied here, before the scale is
+/// chosen: the codes are the ones the ReLU's masked float error would have been quantised to.
 public struct MaxPool2d: Layer {
     /// Window size and stride.
     public let size: Int
     private var argmax: [UInt8] = []
+    private var positive: [UInt64] = []
     private var inputShape: [Int] = []
 
     /// Creates a pooling layer with a `size × size` window (1...15).
@@ -40,9 +48,13 @@ public struct MaxPool2d: Layer {
             "MaxPool2d(\(size)) expects [C, H, W] with H, W ≥ \(size), got \(input)")
         return [input[0], input[1] / size, input[2] / size]
     }
-    public var savedBytes: Int { argmax.count }
-    public mutating func releaseSaved() { argmax = [] }
+    public var savedBytes: Int { argmax.count + positive.count * 8 }
+    public mutating func releaseSaved() {
+        argmax = []
+        positive = []
+    }
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
+        if x.codes != nil { return forwardCodes(x, context: &context) }
         let os = outputShape(for: x.shape)
         let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = (os[1], os[2])
@@ -115,25 +127,223 @@ public struct MaxPool2d: Layer {
 
     public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
     {
-        defer { argmax = [] }
+        defer { releaseSaved() }
         guard needsInputGradient else { return nil }
-        precondition(argmax.count == dy.values.count, "MaxPool2d.backward without a matching forward pass")
+        let outputs = dy.count * dy.sampleSize
+        precondition(argmax.count == outputs, "MaxPool2d.backward without a matching forward pass")
+        let e = dy.codes?.dequantized() ?? dy.values
+        _ = consume dy
+        if context.quantizeInputError { return scatterCodes(consume e, context: &context) }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
-        let (oh, ow) = (dy.shape[1], dy.shape[2])
-        var dx = [Float](repeating: 0, count: dy.count * c * h * w)
+        let (oh, ow) = (h / size, w / size)
+        let count = outputs / (c * oh * ow)
+        var dx = [Float](repeating: 0, count: count * c * h * w)
         var o = 0
-        for n in 0..<dy.count {
+        for n in 0..<count {
             for ch in 0..<c {
                 let base = (n * c + ch) * h * w
                 for oy in 0..<oh {
                     for ox in 0..<ow {
                         let bi = Int(argmax[o])
-                        dx[base + (oy * size + bi / size) * w + ox * size + bi % size] += dy.values[o]
+                        dx[base + (oy * size + bi / size) * w + ox * size + bi % size] += e[o]
                         o += 1
                     }
                 }
             }
         }
-        return Batch(values: dx, count: dy.count, shape: inputShape)
+        return Batch(values: dx, count: count, shape: inputShape)
+    }
+}
+
+extension MaxPool2d {
+    /// Elements quantised at a time by `scatterCodes` (a multiple of 16, so that stochastic rounding draws its
+    /// random numbers exactly as one pass over the whole tensor would).
+    static let scatterChunk = 4096
+
+    /// The forward pass on activation codes: the output has the input's format and storage type.
+    mutating func forwardCodes(_ x: consuming Batch, context: inout StepContext) -> Batch {
+        guard let xq = x.codes else { preconditionFailure("MaxPool2d.forwardCodes without codes") }
+        let os = outputShape(for: x.shape)
+        let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let bsz = x.count
+        let planes = bsz * c
+        let outputs = planes * os[1] * os[2]
+        var am = [UInt8](repeating: 0, count: outputs)
+        var pos = [UInt64](repeating: 0, count: context.training ? (outputs + 63) / 64 : 0)
+        let size = self.size
+        func pool<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ a: [T]) -> [T] {
+            var y = [T](repeating: 0, count: outputs)
+            a.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    am.withUnsafeMutableBufferPointer { ap in
+                        MaxPool2d.pool(
+                            xp.baseAddress!, yp.baseAddress!, argmax: ap.baseAddress!, planes: planes, height: h,
+                            width: w, size: size)
+                    }
+                    pos.withUnsafeMutableBufferPointer { pp in
+                        if !pp.isEmpty {
+                            MaxPool2d.positiveBits(yp.baseAddress!, count: outputs, into: pp.baseAddress!)
+                        }
+                    }
+                }
+            }
+            return y
+        }
+        let storage: FixedPointStorage
+        switch xq.storage {
+        case .int8(let a): storage = .int8(pool(a))
+        case .int16(let a): storage = .int16(pool(a))
+        }
+        if context.training {
+            argmax = am
+            positive = pos
+            inputShape = x.shape
+        }
+        let y = FixedPointTensor(shape: [bsz] + os, format: xq.format, storage: storage)
+        return Batch(codes: y, count: bsz, shape: os)
+    }
+
+    /// Max over each window of `planes` planes of `height × width` codes, ties to the first, with its arg-max.
+    static func pool<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
+        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, argmax: UnsafeMutablePointer<UInt8>, planes: Int,
+        height h: Int, width w: Int, size: Int
+    ) {
+        let (oh, ow) = (h / size, w / size)
+        var o = 0
+        for plane in 0..<planes {
+            let base = x + plane * h * w
+            for oy in 0..<oh {
+                let r0 = base + size * oy * w
+                if size == 2 {
+                    // Branch-free: which element wins is data-dependent and unpredictable.
+                    let r1 = r0 + w
+                    for ox in 0..<ow {
+                        var best = Int64(r0[2 * ox])
+                        var bi: Int64 = 0
+                        keepLarger(&best, &bi, Int64(r0[2 * ox + 1]), 1)
+                        keepLarger(&best, &bi, Int64(r1[2 * ox]), 2)
+                        keepLarger(&best, &bi, Int64(r1[2 * ox + 1]), 3)
+                        y[o] = T(truncatingIfNeeded: best)
+                        argmax[o] = UInt8(truncatingIfNeeded: bi)
+                        o += 1
+                    }
+                } else {
+                    for ox in 0..<ow {
+                        var best = Int64(r0[ox * size])
+                        var bi: Int64 = 0
+                        for dy in 0..<size {
+                            for dx in 0..<size where dy + dx > 0 {
+                                keepLarger(&best, &bi, Int64(r0[dy * w + ox * size + dx]), Int64(dy * size + dx))
+                            }
+                        }
+                        y[o] = T(truncatingIfNeeded: best)
+                        argmax[o] = UInt8(truncatingIfNeeded: bi)
+                        o += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// One bit per code, set where it is positive, 16 codes at a time.
+    static func positiveBits<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
+        _ p: UnsafePointer<T>, count n: Int, into mask: UnsafeMutablePointer<UInt64>
+    ) {
+        let full = n / 16
+        for chunk in 0..<full {
+            let bits = nonZeroMask16(relu16(loadInts16(p + chunk * 16))) & ReLU.laneBits
+            mask[chunk >> 2] |= UInt64(truncatingIfNeeded: bits.wrappedSum()) << UInt64(16 * (chunk & 3))
+        }
+        for i in (full * 16)..<n where p[i] > 0 { mask[i >> 6] |= 1 << UInt64(i & 63) }
+    }
+
+    /// The input error as error-bit codes, from the pooled errors `e`: each goes to its arg-max (dropped, when a
+    /// ReLU lies below, where the pooled output was not positive), the scale is the one that covers what
+    /// survives, and the full-size error is quantised a chunk at a time through a small float buffer — the same
+    /// codes, rounding and random draws as quantising the whole float error at once.
+    func scatterCodes(_ errors: consuming [Float], context: inout StepContext) -> Batch {
+        var e = errors
+        let q = context.quantization
+        if context.maskNonPositiveOutputs {
+            precondition(positive.count == (e.count + 63) / 64, "MaxPool2d kept no signs for a ReLU below")
+            positive.withUnsafeBufferPointer { m in
+                e.withUnsafeMutableBufferPointer {
+                    ReLU.applyMask(m.baseAddress!, to: $0.baseAddress!, count: $0.count)
+                }
+            }
+        }
+        let format = FixedPointFormat.covering(
+            maxAbs: e.withUnsafeBufferPointer { Quantizer.maxAbs($0) }, bits: q.errorBits)
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        let (oh, ow) = (h / size, w / size)
+        let planes = e.count / (oh * ow)
+        let total = planes * h * w
+        let size = self.size
+        let band = size * w  // the input rows of one row of windows
+        // Where in a band each arg-max lands, relative to its window's first element.
+        let landing = (0..<(size * size)).map { ($0 / size) * w + $0 % size }
+        var bandValues = [Float](repeating: 0, count: band)
+        var buffer = [Float](repeating: 0, count: min(MaxPool2d.scatterChunk, total))
+        func scatter<T: FixedWidthInteger & SignedInteger & SIMDScalar>(into codes: inout [T]) {
+            codes.withUnsafeMutableBufferPointer { cp in
+                buffer.withUnsafeMutableBufferPointer { bp in
+                    bandValues.withUnsafeMutableBufferPointer { bv in
+                        e.withUnsafeBufferPointer { ep in
+                            argmax.withUnsafeBufferPointer { ap in
+                                var filled = 0
+                                var done = 0
+                                /// Appends `count` values (zeros when `from` is nil), quantising each full buffer.
+                                func append(_ from: UnsafePointer<Float>?, _ count: Int) {
+                                    var k = 0
+                                    while k < count {
+                                        let n = min(count - k, bp.count - filled)
+                                        if let from {
+                                            (bp.baseAddress! + filled).update(from: from + k, count: n)
+                                        } else {
+                                            (bp.baseAddress! + filled).update(repeating: 0, count: n)
+                                        }
+                                        filled += n
+                                        k += n
+                                        if filled == bp.count || done + filled == total {
+                                            _ = Quantizer.quantize(
+                                                UnsafeBufferPointer(rebasing: bp[0..<filled]),
+                                                into: UnsafeMutableBufferPointer(rebasing: cp[done..<(done + filled)]),
+                                                format: format, rounding: q.errorRounding, random: &context.random)
+                                            done += filled
+                                            filled = 0
+                                        }
+                                    }
+                                }
+                                var o = 0
+                                for _ in 0..<planes {
+                                    for _ in 0..<oh {
+                                        bv.update(repeating: 0)
+                                        for ox in 0..<ow {
+                                            bv[landing[Int(ap[o])] + ox * size] = ep[o]
+                                            o += 1
+                                        }
+                                        append(UnsafePointer(bv.baseAddress!), band)
+                                    }
+                                    append(nil, (h - oh * size) * w)  // rows below the last window
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let storage: FixedPointStorage
+        if format.bits <= 8 {
+            var a = [Int8](repeating: 0, count: total)
+            scatter(into: &a)
+            storage = .int8(a)
+        } else {
+            var a = [Int16](repeating: 0, count: total)
+            scatter(into: &a)
+            storage = .int16(a)
+        }
+        let count = planes / c
+        let codes = FixedPointTensor(shape: [count] + inputShape, format: format, storage: storage)
+        return Batch(codes: codes, count: count, shape: inputShape)
     }
 }

@@ -67,6 +67,26 @@ public struct Network: Sendable {
         mode.isFixedPoint && layers[i] is any ParametricLayer && i != parametricIndices.last
     }
 
+    /// For layer `i` of a fixed-point network, a pooling layer: whether its input error goes to a weighted layer
+    /// through ReLUs only (then it hands the error on as codes), and whether a ReLU lies on the way.
+    func errorPath(below i: Int, context: StepContext) -> (codes: Bool, throughReLU: Bool) {
+        guard mode.isFixedPoint, context.codesBetweenLayers else { return (false, false) }
+        return Network.poolErrorPath(spec.layers, below: i)
+    }
+
+    /// For layer `i` of `layers` in a fixed-point network: whether it is a pooling layer whose input error goes to
+    /// a weighted layer through ReLUs only, and whether a ReLU lies on the way (the one rule `MemoryModel` shares).
+    static func poolErrorPath(_ layers: [LayerSpec], below i: Int) -> (codes: Bool, throughReLU: Bool) {
+        guard case .maxPool = layers[i] else { return (false, false) }
+        var j = i - 1
+        while j >= 0, case .relu = layers[j] { j -= 1 }
+        guard j >= 0 else { return (false, false) }
+        switch layers[j] {
+        case .linear, .conv: return (true, j < i - 1)
+        default: return (false, false)
+        }
+    }
+
     /// The weighted layers with their indices, in layer order.
     public var parametricLayers: [(index: Int, layer: any ParametricLayer)] {
         layers.indices.compactMap { i in (layers[i] as? any ParametricLayer).map { (i, $0) } }
@@ -175,12 +195,15 @@ public struct Network: Sendable {
             guard let dy = d.take() else { break }
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
+            (context.quantizeInputError, context.maskNonPositiveOutputs) = errorPath(below: i, context: context)
             d = layers[i].backward(consume dy, needsInputGradient: i > first, context: &context)
             for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
                 context.meter.record(sheets[i], pass: pass, layer: i)
             }
             observe?(i, true)
         }
+        context.quantizeInputError = false
+        context.maskNonPositiveOutputs = false
         for i in layers.indices { layers[i].releaseSaved() }
         return loss
     }

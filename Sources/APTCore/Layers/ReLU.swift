@@ -1,4 +1,5 @@
-/// Rectified linear unit. Keeps a 1-bit mask of the positive outputs for the backward pass.
+/// Rectified linear unit, on float values or in place on activation codes. Keeps a 1-bit mask of the positive
+/// outputs for the backward pass.
 public struct ReLU: Layer {
     private var mask: [UInt64] = []
 
@@ -11,11 +12,18 @@ public struct ReLU: Layer {
     public mutating func releaseSaved() { mask = [] }
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         var y = x
-        let n = y.values.count
+        let n = y.count * y.sampleSize
         var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
-        y.values.withUnsafeMutableBufferPointer { v in
-            m.withUnsafeMutableBufferPointer { mp in
-                ReLU.apply(v.baseAddress!, count: n, mask: mp.isEmpty ? nil : mp.baseAddress!)
+        m.withUnsafeMutableBufferPointer { mp in
+            let bits = mp.isEmpty ? nil : mp.baseAddress!
+            if var codes = y.codes.take() {
+                // Activation codes, rectified in place: the codes of the positive values pass.
+                codes.modifyCodes(
+                    int8: { ReLU.apply(codes: $0.baseAddress!, count: n, mask: bits) },
+                    int16: { ReLU.apply(codes: $0.baseAddress!, count: n, mask: bits) })
+                y.codes = codes
+            } else {
+                y.values.withUnsafeMutableBufferPointer { v in ReLU.apply(v.baseAddress!, count: n, mask: bits) }
             }
         }
         if context.training { mask = m }
@@ -26,11 +34,19 @@ public struct ReLU: Layer {
     {
         defer { mask = [] }
         guard needsInputGradient else { return nil }
-        precondition(mask.count == (dy.values.count + 63) / 64, "ReLU.backward without a matching forward pass")
+        let n = dy.count * dy.sampleSize
+        precondition(mask.count == (n + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
         mask.withUnsafeBufferPointer { m in
-            dx.values.withUnsafeMutableBufferPointer { v in
-                ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count)
+            if var codes = dx.codes.take() {
+                codes.modifyCodes(
+                    int8: { ReLU.applyMask(m.baseAddress!, toCodes: $0.baseAddress!, count: n) },
+                    int16: { ReLU.applyMask(m.baseAddress!, toCodes: $0.baseAddress!, count: n) })
+                dx.codes = codes
+            } else {
+                dx.values.withUnsafeMutableBufferPointer { v in
+                    ReLU.applyMask(m.baseAddress!, to: v.baseAddress!, count: v.count)
+                }
             }
         }
         return dx
@@ -80,6 +96,48 @@ extension ReLU {
             let bits = Int32(truncatingIfNeeded: (m[chunk >> 2] >> UInt64(16 * (chunk & 3))) & 0xFFFF)
             let keep = nonZeroMask16(SIMD16(repeating: bits) & laneBits)
             store16(float16(bits16(load16(p + chunk * 16)) & keep), p + chunk * 16)
+        }
+        for i in (full * 16)..<n where (m[i >> 6] >> UInt64(i & 63)) & 1 == 0 { p[i] = 0 }
+    }
+
+    /// `max(c, 0)` in place over `count` codes, writing one bit per code (set where it is positive) into `mask`
+    /// when given; 16 lanes at a time.
+    static func apply<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
+        codes p: UnsafeMutablePointer<T>, count n: Int, mask: UnsafeMutablePointer<UInt64>?
+    ) {
+        let words = (n + 63) / 64
+        let full = n / 16
+        for w in 0..<words {
+            var word: UInt64 = 0
+            for c in 0..<4 {
+                let chunk = w * 4 + c
+                let base = chunk * 16
+                if chunk < full {
+                    let r = relu16(loadInts16(p + base))
+                    storeCodes16(r, p + base)
+                    word |= UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum()) << UInt64(16 * c)
+                } else {
+                    for j in 0..<max(0, min(16, n - base)) where p[base + j] <= 0 {
+                        p[base + j] = 0
+                    }
+                    for j in 0..<max(0, min(16, n - base)) where p[base + j] > 0 {
+                        word |= 1 << UInt64(16 * c + j)
+                    }
+                }
+            }
+            mask?[w] = word
+        }
+    }
+
+    /// Zeroes the codes whose mask bit is clear.
+    static func applyMask<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
+        _ m: UnsafePointer<UInt64>, toCodes p: UnsafeMutablePointer<T>, count n: Int
+    ) {
+        let full = n / 16
+        for chunk in 0..<full {
+            let bits = Int32(truncatingIfNeeded: (m[chunk >> 2] >> UInt64(16 * (chunk & 3))) & 0xFFFF)
+            let keep = nonZeroMask16(SIMD16(repeating: bits) & laneBits)
+            storeCodes16(loadInts16(p + chunk * 16) & keep, p + chunk * 16)
         }
         for i in (full * 16)..<n where (m[i >> 6] >> UInt64(i & 63)) & 1 == 0 { p[i] = 0 }
     }

@@ -76,6 +76,14 @@ public struct FixedPointTensor: Sendable, Equatable {
         self.storage = .int8(codes)
     }
 
+    /// Wraps codes stored at the width of `format` (the caller guarantees the range).
+    init(shape: [Int], format: FixedPointFormat, storage: FixedPointStorage) {
+        switch storage {
+        case .int8(let a): self.init(shape: shape, format: format, int8Codes: a)
+        case .int16(let a): self.init(shape: shape, format: format, int16Codes: a)
+        }
+    }
+
     /// Wraps 16-bit codes that fit `format` (a format of 9 to 16 bits; the caller guarantees the range).
     init(shape: [Int], format: FixedPointFormat, int16Codes codes: [Int16]) {
         precondition(format.bits > 8 && shape.reduce(1, *) == codes.count, "codes do not match \(shape), \(format)")
@@ -121,6 +129,23 @@ public struct FixedPointTensor: Sendable, Equatable {
         var t = self
         t.shape = newShape
         return t
+    }
+
+    /// Runs `int8` or `int16` on the codes in place, by their storage type (no copy when this tensor holds the
+    /// only reference to them).
+    mutating func modifyCodes(
+        int8: (UnsafeMutableBufferPointer<Int8>) -> Void, int16: (UnsafeMutableBufferPointer<Int16>) -> Void
+    ) {
+        switch storage {
+        case .int8(var a):
+            storage = .int8([])  // drop this reference so that `a` is unique and written in place
+            a.withUnsafeMutableBufferPointer { int8($0) }
+            storage = .int8(a)
+        case .int16(var a):
+            storage = .int16([])
+            a.withUnsafeMutableBufferPointer { int16($0) }
+            storage = .int16(a)
+        }
     }
 
     /// The largest stored magnitude.

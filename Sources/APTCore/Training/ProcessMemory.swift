@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+    import CMalloc
     import Glibc
 #elseif canImport(Musl)
     import Musl
@@ -13,6 +14,23 @@ public enum ProcessMemory {
 
     /// Resident set size now (VmRSS from /proc/self/status), bytes; 0 where unavailable.
     public static func residentBytes() -> Int { status("VmRSS:") }
+
+    /// Asks the C heap to keep the buffers a training step frees for the next step: up to twice `bytes` (a
+    /// step's peak) plus 1 MiB of freed memory stays at the top of the heap instead of going back to the kernel,
+    /// and blocks under 32 MiB come from the heap rather than from fresh mappings. Without it glibc's
+    /// thresholds depend on the history of the process's allocations, and a step may return its buffers to the
+    /// kernel and fault them back in on every step. Only allocation placement changes: the heap in use, the
+    /// figure `peak_train_bytes` is checked against, is the same. Returns false where the C library has no
+    /// such knobs.
+    @discardableResult
+    public static func keepStepBuffers(bytes: Int) -> Bool {
+        #if canImport(Glibc)
+            let trim = min(max(bytes, 0), Int(Int32.max) / 4) * 2 + (1 << 20)
+            return apt_heap_keep(trim, 32 << 20) == 1
+        #else
+            return false
+        #endif
+    }
 
     /// A kB field of /proc/self/status, in bytes.
     static func status(_ field: String) -> Int {

@@ -16,6 +16,16 @@ public struct StepContext: Sendable {
     public var layerIndex: Int = 0
     /// Whether the running layer must hand on its output as activation-bit codes (set by `Network`).
     public var quantizeOutput = false
+    /// Whether activations and errors pass between layers as codes (a fixed-point network's weighted layers hand
+    /// on activation codes; pooling hands errors on as codes): `false` selects the float hand-over with the same
+    /// rounding, kept as the reference the code path is tested against bit for bit.
+    var codesBetweenLayers = true
+    /// Whether the running layer's backward pass must hand on its input error as error-bit codes (set by
+    /// `Network` for a pooling layer whose error goes to a weighted layer through ReLUs only).
+    public var quantizeInputError = false
+    /// Whether a ReLU lies between the running pooling layer and that weighted layer, so that the errors of
+    /// outputs that were not positive are dropped before the scale is chosen.
+    public var maskNonPositiveOutputs = false
     /// Samples of the last training step whose largest logit was their label's (training accuracy).
     public var correct = 0
 

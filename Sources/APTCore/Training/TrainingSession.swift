@@ -90,6 +90,7 @@ public struct TrainingSession: Sendable {
         costModel = network.costModel(momentum: c.momentum, profile: c.profile)
         bitsHistory = network.precision.map { BitsHistory(layer: $0.layer, name: $0.name, points: [[0, $0.bits]]) }
         peakMemory = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
+        ProcessMemory.keepStepBuffers(bytes: peakMemory.totalBytes)
     }
 
     /// What the meter has recorded.
