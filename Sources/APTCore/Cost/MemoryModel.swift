@@ -202,6 +202,7 @@ public struct MemoryModel: Sendable {
         live += logits - (inFlightShared ? 0 : logits)
         var error = logits
         var errorCodes = false  // whether the error in flight is codes
+        var streamedImage = 0  // bytes of one image's codes, when they are made an image at a time
         // Backward, top layer first.
         for i in spec.layers.indices.reversed() {
             let input = inputShapes[i]
@@ -213,15 +214,27 @@ public struct MemoryModel: Sendable {
             case .relu:
                 note(0)  // in place on the error
                 live -= savedSizes[i]
-            case .maxPool:
-                // MaxPool2d: the float input error, or its codes made a chunk at a time through a float buffer.
-                let toCodes = fixed && Network.poolErrorPath(spec.layers, below: i).codes
-                let dx = needsInput ? (toCodes ? codes(b * n, eb) : 4 * b * n) : 0
-                let chunk = needsInput && toCodes ? 4 * min(MaxPool2d.scatterChunk, b * n) : 0
-                note(dx + chunk)
-                live += dx - error - savedSizes[i]
-                error = dx
-                errorCodes = toCodes
+            case .maxPool(let s):
+                // MaxPool2d: the float input error, or (codes for the weighted layer below) `PooledErrorCodes`:
+                // the masked pooled errors (the float error handed in, masked in place) and the arg-max (taken
+                // from what the layer kept), a staging plane and a code window; the codes are made an image at a
+                // time by the layer below.
+                let toCodes = fixed && needsInput && Network.poolErrorPath(spec.layers, below: i).codes
+                if toCodes {
+                    let pooled = b * input[0] * (input[1] / s) * (input[2] / s)
+                    let buffers = PooledErrorCodes.bufferBytes(plane: input[1] * input[2], image: n, bits: eb)
+                    note(buffers)
+                    live += buffers - (savedSizes[i] - pooled)  // the sign bits are freed
+                    error = 4 * pooled + pooled + buffers
+                    streamedImage = codes(n, eb)
+                    errorCodes = true
+                } else {
+                    let dx = needsInput ? 4 * b * n : 0
+                    note(dx)
+                    live += dx - error - savedSizes[i]
+                    error = dx
+                    errorCodes = false
+                }
             case .linear(let o):
                 let slice = 4 * min(o, Linear.gradientRows) * n
                 if fixed {
@@ -273,8 +286,9 @@ public struct MemoryModel: Sendable {
                     let wT = codes(ch * patch, 16)
                     let cols = codes(patch * oh * ow, ab)
                     let unpacked = ab < 8 ? b * n : 0
-                    note(entry + wT + cols + unpacked)
+                    note(entry + wT + cols + unpacked + streamedImage)
                     live += dx - dq - savedSizes[i]
+                    streamedImage = 0
                 } else {
                     note(dx + 2 * 4 * patch * oh * ow + 4 * ch * patch + grad + dcols)  // cols, colsT, wT
                     live += dx - error - savedSizes[i]

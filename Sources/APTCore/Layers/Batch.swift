@@ -29,6 +29,26 @@ public struct Batch: Sendable {
         self.codes = codes.reshaped([count] + shape)
     }
 
+    /// The batch as error codes still to be made an image at a time (a pooling layer's input error, handed to
+    /// the convolution below it).
+    var pooledError: PooledErrorCodes?
+
+    /// A batch of error codes made an image at a time.
+    init(pooledError: PooledErrorCodes, shape: [Int]) {
+        precondition(pooledError.imageSize == shape.reduce(1, *), "pooled error codes do not match \(shape)")
+        self.values = []
+        self.count = pooledError.count
+        self.shape = shape
+        self.codes = nil
+        self.pooledError = pooledError
+    }
+
+    /// The batch's codes: as held, or made now from `pooledError` (nil for a float batch).
+    mutating func takeCodes(random: inout RandomSource) -> FixedPointTensor? {
+        if var p = pooledError.take() { return p.materialize(shape: shape, random: &random) }
+        return codes.take()?.reshaped([count] + shape)
+    }
+
     /// Elements per sample.
     public var sampleSize: Int { shape.reduce(1, *) }
 }

@@ -216,43 +216,60 @@ public struct Conv2d: ParametricLayer {
 
         case (.fixed(let w), .fixed(let xq)):
             let q = context.quantization
-            // The error's codes (as handed on, or made here; the float error is freed at once).
-            let dq =
-                dy.codes?.reshaped([bsz, outSize])
-                ?? quantizeDynamic(
-                    dy.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
-                    random: &context.random)
-            _ = consume dy
+            // The error's codes: made an image at a time by the pooling layer above, as handed on, or made here
+            // (the float error freed at once).
+            var error = dy
+            var pooled = error.pooledError.take()
+            let dq: FixedPointTensor? =
+                pooled != nil
+                ? nil
+                : error.codes.take()?.reshaped([bsz, outSize])
+                    ?? quantizeDynamic(
+                        error.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
+                        random: &context.random)
+            _ = consume error
+            guard let eFormat = dq?.format ?? pooled?.format else {
+                preconditionFailure("Conv2d.backward: no error codes")
+            }
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
-            let gAlpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
-            let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))
+            let gAlpha = pow2(-(xq.format.fractionBits + eFormat.fractionBits)) / Float(bsz)
+            let xAlpha = pow2(-(eFormat.fractionBits + w.format.fractionBits))
             grad.withUnsafeMutableBufferPointer { gp in
                 var cols = FixedPointStorage.int8([])
                 for n in 0..<bsz {
+                    // This image's error codes.
+                    let e: FixedPointStorage
+                    let eOffset: Int
+                    if var p = pooled.take() {
+                        e = p.next(random: &context.random)
+                        eOffset = 0
+                        pooled = p
+                    } else {
+                        e = dq?.storage ?? .int8([])
+                        eOffset = n * outSize
+                    }
                     // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
                     xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
                     integerGEMMNT(
-                        m: outChannels, n: g.patch, k: p, a: dq.storage, aOffset: n * outSize, lda: p,
-                        maxA: dq.format.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
+                        m: outChannels, n: g.patch, k: p, a: e, aOffset: eOffset, lda: p,
+                        maxA: eFormat.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
                         c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
                     if needsInputGradient {
                         dcols.withUnsafeMutableBufferPointer { dc in
                             integerGEMM(
                                 m: g.patch, n: p, k: outChannels, a: wT, lda: outChannels,
-                                maxA: w.format.maxCode, b: dq.storage, bOffset: n * outSize, ldb: p,
-                                maxB: dq.format.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
+                                maxA: w.format.maxCode, b: e, bOffset: eOffset, ldb: p,
+                                maxB: eFormat.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
                                 accumulate: false)
                             dx!.withUnsafeMutableBufferPointer { xp in
                                 g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize)
                             }
                         }
                     }
+                    for c in 0..<outChannels { gb[c] += Float(e.sum(from: eOffset + c * p, count: p)) }
                 }
             }
-            let ds = dq.format.step / Float(bsz)
-            for n in 0..<bsz {
-                for c in 0..<outChannels { gb[c] += Float(dq.storage.sum(from: n * outSize + c * p, count: p)) }
-            }
+            let ds = eFormat.step / Float(bsz)
             for c in 0..<outChannels { gb[c] *= ds }
 
         default:

@@ -15,7 +15,10 @@ public struct Flatten: Layer {
     public mutating func backward(_ dy: consuming Batch, needsInputGradient: Bool, context: inout StepContext) -> Batch?
     {
         guard needsInputGradient else { return nil }
-        if let codes = dy.codes { return Batch(codes: codes, count: dy.count, shape: inputShape) }
-        return Batch(values: dy.values, count: dy.count, shape: inputShape)
+        var error = dy
+        if let codes = error.takeCodes(random: &context.random) {
+            return Batch(codes: codes, count: error.count, shape: inputShape)
+        }
+        return Batch(values: error.values, count: error.count, shape: inputShape)
     }
 }

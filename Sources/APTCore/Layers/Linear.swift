@@ -168,12 +168,13 @@ public struct Linear: ParametricLayer {
         case .fixed(let xq):
             let q = context.quantization
             // The error's codes; the float error is freed at once, before the gradient's workspaces are made.
+            var error = dy
             let dq =
-                dy.codes?.reshaped([bsz, outputs])
+                error.takeCodes(random: &context.random)?.reshaped([bsz, outputs])
                 ?? quantizeDynamic(
-                    dy.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
+                    error.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
                     random: &context.random)
-            _ = consume dy
+            _ = consume error
             let ds = dq.format.step / Float(bsz)
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
             for j in 0..<outputs { gb[j] *= ds }

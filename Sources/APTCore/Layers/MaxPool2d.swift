@@ -133,7 +133,7 @@ public struct MaxPool2d: Layer {
         precondition(argmax.count == outputs, "MaxPool2d.backward without a matching forward pass")
         let e = dy.codes?.dequantized() ?? dy.values
         _ = consume dy
-        if context.quantizeInputError { return scatterCodes(consume e, context: &context) }
+        if context.quantizeInputError { return deferredCodes(consume e, context: &context) }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         let (oh, ow) = (h / size, w / size)
         let count = outputs / (c * oh * ow)
@@ -156,10 +156,6 @@ public struct MaxPool2d: Layer {
 }
 
 extension MaxPool2d {
-    /// Elements quantised at a time by `scatterCodes` (a multiple of 16, so that stochastic rounding draws its
-    /// random numbers exactly as one pass over the whole tensor would).
-    static let scatterChunk = 4096
-
     /// The forward pass on activation codes: the output has the input's format and storage type.
     mutating func forwardCodes(_ x: consuming Batch, context: inout StepContext) -> Batch {
         guard let xq = x.codes else { preconditionFailure("MaxPool2d.forwardCodes without codes") }
@@ -258,12 +254,10 @@ extension MaxPool2d {
     }
 
     /// The input error as error-bit codes, from the pooled errors `e`: each goes to its arg-max (dropped, when a
-    /// ReLU lies below, where the pooled output was not positive), the scale is the one that covers what
-    /// survives, and the full-size error is quantised a chunk at a time through a small float buffer — the same
-    /// codes, rounding and random draws as quantising the whole float error at once.
-    func scatterCodes(_ errors: consuming [Float], context: inout StepContext) -> Batch {
+    /// ReLU lies below, where the pooled output was not positive) and the scale is the one that covers what
+    /// survives; the codes are made an image at a time when the layer below asks for them (`PooledErrorCodes`).
+    mutating func deferredCodes(_ errors: consuming [Float], context: inout StepContext) -> Batch {
         var e = errors
-        let q = context.quantization
         if context.maskNonPositiveOutputs {
             precondition(positive.count == (e.count + 63) / 64, "MaxPool2d kept no signs for a ReLU below")
             positive.withUnsafeBufferPointer { m in
@@ -273,77 +267,12 @@ extension MaxPool2d {
             }
         }
         let format = FixedPointFormat.covering(
-            maxAbs: e.withUnsafeBufferPointer { Quantizer.maxAbs($0) }, bits: q.errorBits)
-        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
-        let (oh, ow) = (h / size, w / size)
-        let planes = e.count / (oh * ow)
-        let total = planes * h * w
-        let size = self.size
-        let band = size * w  // the input rows of one row of windows
-        // Where in a band each arg-max lands, relative to its window's first element.
-        let landing = (0..<(size * size)).map { ($0 / size) * w + $0 % size }
-        var bandValues = [Float](repeating: 0, count: band)
-        var buffer = [Float](repeating: 0, count: min(MaxPool2d.scatterChunk, total))
-        func scatter<T: FixedWidthInteger & SignedInteger & SIMDScalar>(into codes: inout [T]) {
-            codes.withUnsafeMutableBufferPointer { cp in
-                buffer.withUnsafeMutableBufferPointer { bp in
-                    bandValues.withUnsafeMutableBufferPointer { bv in
-                        e.withUnsafeBufferPointer { ep in
-                            argmax.withUnsafeBufferPointer { ap in
-                                var filled = 0
-                                var done = 0
-                                /// Appends `count` values (zeros when `from` is nil), quantising each full buffer.
-                                func append(_ from: UnsafePointer<Float>?, _ count: Int) {
-                                    var k = 0
-                                    while k < count {
-                                        let n = min(count - k, bp.count - filled)
-                                        if let from {
-                                            (bp.baseAddress! + filled).update(from: from + k, count: n)
-                                        } else {
-                                            (bp.baseAddress! + filled).update(repeating: 0, count: n)
-                                        }
-                                        filled += n
-                                        k += n
-                                        if filled == bp.count || done + filled == total {
-                                            _ = Quantizer.quantize(
-                                                UnsafeBufferPointer(rebasing: bp[0..<filled]),
-                                                into: UnsafeMutableBufferPointer(rebasing: cp[done..<(done + filled)]),
-                                                format: format, rounding: q.errorRounding, random: &context.random)
-                                            done += filled
-                                            filled = 0
-                                        }
-                                    }
-                                }
-                                var o = 0
-                                for _ in 0..<planes {
-                                    for _ in 0..<oh {
-                                        bv.update(repeating: 0)
-                                        for ox in 0..<ow {
-                                            bv[landing[Int(ap[o])] + ox * size] = ep[o]
-                                            o += 1
-                                        }
-                                        append(UnsafePointer(bv.baseAddress!), band)
-                                    }
-                                    append(nil, (h - oh * size) * w)  // rows below the last window
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let storage: FixedPointStorage
-        if format.bits <= 8 {
-            var a = [Int8](repeating: 0, count: total)
-            scatter(into: &a)
-            storage = .int8(a)
-        } else {
-            var a = [Int16](repeating: 0, count: total)
-            scatter(into: &a)
-            storage = .int16(a)
-        }
-        let count = planes / c
-        let codes = FixedPointTensor(shape: [count] + inputShape, format: format, storage: storage)
-        return Batch(codes: codes, count: count, shape: inputShape)
+            maxAbs: e.withUnsafeBufferPointer { Quantizer.maxAbs($0) }, bits: context.quantization.errorBits)
+        let am = argmax
+        argmax = []
+        let codes = PooledErrorCodes(
+            errors: e, argmax: am, channels: inputShape[0], height: inputShape[1], width: inputShape[2], size: size,
+            format: format, rounding: context.quantization.errorRounding)
+        return Batch(pooledError: codes, shape: inputShape)
     }
 }

@@ -36,6 +36,8 @@ public struct ReLU: Layer {
         guard needsInputGradient else { return nil }
         let n = dy.count * dy.sampleSize
         precondition(mask.count == (n + 63) / 64, "ReLU.backward without a matching forward pass")
+        // Error codes still to be made by the pooling layer above were masked there (by the signs of its outputs).
+        if dy.pooledError != nil { return dy }
         var dx = dy
         mask.withUnsafeBufferPointer { m in
             if var codes = dx.codes.take() {
