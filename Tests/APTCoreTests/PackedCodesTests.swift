@@ -27,6 +27,17 @@ struct PackedCodesTests {
         }
     }
 
+    @Test("any range of codes unpacks to the same bytes as the whole", arguments: 2...8)
+    func rangeUnpack(bits: Int) {
+        let c = codes(count: 203, bits: bits, seed: UInt64(bits))
+        let p = PackedCodes(packing: c, bits: bits)
+        for (start, n) in [(0, 203), (0, 0), (1, 7), (3, 30), (8, 16), (13, 190), (202, 1), (195, 8)] {
+            var out = [Int8](repeating: 99, count: n)
+            out.withUnsafeMutableBufferPointer { p.unpackInt8(from: start, count: n, into: $0.baseAddress!) }
+            #expect(out == Array(c[start..<(start + n)]), "bits \(bits), \(start)..<\(start + n)")
+        }
+    }
+
     @Test("the bit order is LSB-first with no gaps")
     func bitOrder() {
         // Codes 1, -1, 2 at 3 bits: 001, 111, 010 → bits 0-2, 3-5, 6-8.

@@ -285,7 +285,7 @@ public struct MemoryModel: Sendable {
                     live += dq - error
                     let wT = codes(ch * patch, 16)
                     let cols = codes(patch * oh * ow, ab)
-                    let unpacked = ab < 8 ? b * n : 0
+                    let unpacked = ab < 8 ? n : 0  // one image of the packed saved input
                     note(entry + wT + cols + unpacked + streamedImage)
                     live += dx - dq - savedSizes[i]
                     streamedImage = 0

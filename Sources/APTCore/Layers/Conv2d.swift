@@ -157,7 +157,16 @@ public struct Conv2d: ParametricLayer {
         var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
         var dcols = [Float](repeating: 0, count: needsInputGradient ? g.patch * p : 0)
 
-        switch (weights.values, saved.unpacked) {
+        // The saved input's codes: kept whole, or packed below a byte and unpacked an image at a time (below).
+        var xFormat = FixedPointFormat(bits: 8, fractionBits: 0)
+        var xWhole: FixedPointStorage? = nil
+        var xPacked: PackedCodes? = nil
+        switch saved.storage {
+        case .fixed(let t): (xFormat, xWhole) = (t.format, t.storage)
+        case .packed(let codes, let format, _): (xFormat, xPacked) = (format, codes)
+        case .float: break
+        }
+        switch (weights.values, saved.storage) {
         case (.float(let w), .float(let x)):
             var wT = [Float](repeating: 0, count: w.count)
             w.withUnsafeBufferPointer { s in
@@ -214,7 +223,7 @@ public struct Conv2d: ParametricLayer {
             }
             for c in 0..<outChannels { gb[c] *= alpha }
 
-        case (.fixed(let w), .fixed(let xq)):
+        case (.fixed(let w), .fixed), (.fixed(let w), .packed):
             let q = context.quantization
             // The error's codes: made an image at a time by the pooling layer above, as handed on, or made here
             // (the float error freed at once).
@@ -232,10 +241,11 @@ public struct Conv2d: ParametricLayer {
                 preconditionFailure("Conv2d.backward: no error codes")
             }
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
-            let gAlpha = pow2(-(xq.format.fractionBits + eFormat.fractionBits)) / Float(bsz)
+            let gAlpha = pow2(-(xFormat.fractionBits + eFormat.fractionBits)) / Float(bsz)
             let xAlpha = pow2(-(eFormat.fractionBits + w.format.fractionBits))
             grad.withUnsafeMutableBufferPointer { gp in
                 var cols = FixedPointStorage.int8([])
+                var image = [Int8](repeating: 0, count: xPacked == nil ? 0 : inSize)
                 for n in 0..<bsz {
                     // This image's error codes.
                     let e: FixedPointStorage
@@ -249,10 +259,17 @@ public struct Conv2d: ParametricLayer {
                         eOffset = n * outSize
                     }
                     // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
-                    xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
+                    if let xPacked {
+                        image.withUnsafeMutableBufferPointer {
+                            xPacked.unpackInt8(from: n * inSize, count: inSize, into: $0.baseAddress!)
+                        }
+                        FixedPointStorage.int8(image).im2col(offset: 0, geometry: g, into: &cols)
+                    } else {
+                        xWhole?.im2col(offset: n * inSize, geometry: g, into: &cols)
+                    }
                     integerGEMMNT(
                         m: outChannels, n: g.patch, k: p, a: e, aOffset: eOffset, lda: p,
-                        maxA: eFormat.maxCode, b: cols, ldb: p, maxB: xq.format.maxCode,
+                        maxA: eFormat.maxCode, b: cols, ldb: p, maxB: xFormat.maxCode,
                         c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
                     if needsInputGradient {
                         dcols.withUnsafeMutableBufferPointer { dc in

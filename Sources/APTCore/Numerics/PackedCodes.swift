@@ -130,38 +130,58 @@ public struct PackedCodes: Sendable, Hashable {
 
     /// The codes as bytes (for `bits` ≤ 8).
     public func unpackedInt8() -> [Int8] {
-        precondition(bits <= 8, "PackedCodes.unpackedInt8 needs codes of at most 8 bits, these have \(bits)")
         var out = [Int8](repeating: 0, count: count)
-        let groups = count / 8
+        out.withUnsafeMutableBufferPointer { unpackInt8(from: 0, count: count, into: $0.baseAddress!) }
+        return out
+    }
+
+    /// Writes codes `start ..< start + n` as bytes to `out` (for `bits` ≤ 8): one image of a saved batch at a
+    /// time, without unpacking the rest.
+    public func unpackInt8(from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+        precondition(bits >= 2 && bits <= 8, "PackedCodes.unpackInt8 needs codes of 2...8 bits, these have \(bits)")
+        precondition(start >= 0 && n >= 0 && start + n <= count, "PackedCodes.unpackInt8: range outside the codes")
         let bits = self.bits
         let shift = UInt64(64 - bits)
         bytes.withUnsafeBufferPointer { bp in
-            out.withUnsafeMutableBufferPointer { op in
-                // Eight codes at a time come from exactly `bits` bytes; shifting each code to the top of the
-                // word and back down (arithmetically) sign-extends it.
-                let raw = UnsafeRawPointer(bp.baseAddress)
-                for g in 0..<groups {
-                    var acc: UInt64 = 0
-                    if let raw, g * bits + 8 <= bp.count {
-                        // One 8-byte load; the bits past this group's `bits` bytes are never looked at.
-                        acc = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
-                    } else {
-                        for b in 0..<bits { acc |= UInt64(bp[g * bits + b]) << UInt64(8 * b) }
-                    }
-                    for j in 0..<8 {
-                        let top = acc << UInt64(64 - (j + 1) * bits)
-                        op[g * 8 + j] = Int8(truncatingIfNeeded: Int64(bitPattern: top) >> shift)
-                    }
+            /// Code `c`, sign-extended, from the two bytes that hold it.
+            func code(_ c: Int) -> Int8 {
+                let bit = c * bits
+                let byte = bit >> 3
+                var acc = UInt64(bp[byte])
+                if byte + 1 < bp.count { acc |= UInt64(bp[byte + 1]) << 8 }
+                let top = (acc >> UInt64(bit & 7)) << shift
+                return Int8(truncatingIfNeeded: Int64(bitPattern: top) >> shift)
+            }
+            var c = start
+            let end = start + n
+            while c < end && c & 7 != 0 {
+                out[c - start] = code(c)
+                c += 1
+            }
+            // Eight codes at a time come from exactly `bits` bytes; shifting each code to the top of the word and
+            // back down (arithmetically) sign-extends it.
+            let raw = UnsafeRawPointer(bp.baseAddress)
+            while c + 8 <= end {
+                let g = c >> 3
+                var acc: UInt64 = 0
+                if let raw, g * bits + 8 <= bp.count {
+                    // One 8-byte load; the bits past this group's `bits` bytes are never looked at.
+                    acc = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: g * bits, as: UInt64.self))
+                } else {
+                    for b in 0..<bits { acc |= UInt64(bp[g * bits + b]) << UInt64(8 * b) }
                 }
-                if groups * 8 < count {
-                    let tail = PackedCodes(
-                        bits: bits, count: count - groups * 8,
-                        bytes: Array(bp[(groups * bits)...]))
-                    _ = tail.forEachCode { i, c in op[groups * 8 + i] = Int8(truncatingIfNeeded: c) }
+                let o = out + (c - start)
+                for j in 0..<8 {
+                    let top = acc << UInt64(64 - (j + 1) * bits)
+                    o[j] = Int8(truncatingIfNeeded: Int64(bitPattern: top) >> shift)
                 }
+                c += 8
+            }
+            while c < end {
+                out[c - start] = code(c)
+                c += 1
             }
         }
-        return out
     }
 
     /// Adds `Float(code) · factor` to `output[i]` for code `i` (`output.count == count`), eight codes at a time
