@@ -203,39 +203,57 @@ struct GradientTests {
     @Test(
         "activations and errors handed between layers as codes give the float hand-over's steps, bit for bit",
         arguments: [
-            ("lenet", "apt", 0.5), ("lenet", "apt", 1.0), ("mlp", "apt", 0.5), ("odd", "apt", 0.5),
-            ("odd", "apt", 1.0), ("lenet", "fixed:10", 0.5),
+            ("lenet", "apt", 0.5, false), ("lenet", "apt", 1.0, false), ("mlp", "apt", 0.5, false),
+            ("odd", "apt", 0.5, false), ("odd", "apt", 1.0, false), ("lenet", "fixed:10", 0.5, false),
+            ("lenet", "apt", 0.5, true), ("mlp", "apt", 0.5, true), ("odd", "apt", 0.5, true),
         ])
-    func codesBetweenLayers(model: String, precision: String, tradeoff: Double) throws {
+    func codesBetweenLayers(model: String, precision: String, tradeoff: Double, mixedBits: Bool) throws {
         let spec = try #require(model == "odd" ? Self.oddSpec : ModelSpec.builtIn[model])
         let mode = try PrecisionMode(parsing: precision)
         let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: tradeoff)
         let side = spec.input[1]
         let batch = 12
-        var nets = [try Network(spec: spec, mode: mode, quantization: q, seed: 5)]
-        nets.append(nets[0])
-        var losses: [[Float]] = [[], []]
-        for k in 0..<2 {
+        let base = try Network(spec: spec, mode: mode, quantization: q, seed: 5)
+        /// Four steps from the same start: codes or floats between layers, each layer's own code widths or not.
+        func train(codes: Bool, mixed: Bool) throws -> (losses: [Float], network: Network) {
+            var net = base
+            if mixed {
+                // Different widths per layer, so that a layer handing on codes must use the next one's width.
+                let n = net.activationBits.count
+                try net.setCodeBits(
+                    activations: (0..<n).map { 5 + ($0 * 3) % 4 }, errors: (0..<n).map { 8 - $0 % 3 })
+            }
             var ctx = StepContext(
                 mode: mode, quantization: q, hyper: UpdateHyperparameters(learningRate: 0.05, momentum: 0.9),
                 random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: spec.layers.count),
                 training: true)
-            ctx.codesBetweenLayers = k == 0
+            ctx.codesBetweenLayers = codes
             var data = RandomSource(seed: 2)
+            var losses: [Float] = []
             for _ in 0..<4 {
                 let x = Batch(
                     values: (0..<(batch * side * side)).map { _ in data.nextUnitFloat() },
                     count: batch, shape: spec.input)
                 let labels = (0..<batch).map { _ in UInt8(truncatingIfNeeded: data.next() % 10) }
-                losses[k].append(nets[k].trainStep(x, labels: labels[...], context: &ctx))
+                losses.append(net.trainStep(x, labels: labels[...], context: &ctx))
             }
+            return (losses, net)
         }
-        #expect(losses[0] == losses[1])
-        #expect(nets[0].parameterSnapshot == nets[1].parameterSnapshot)
+        let viaCodes = try train(codes: true, mixed: mixedBits)
+        let viaFloats = try train(codes: false, mixed: mixedBits)
+        #expect(viaCodes.losses == viaFloats.losses)
+        let sameParameters = viaCodes.network.parameterSnapshot == viaFloats.network.parameterSnapshot
+        #expect(sameParameters, "the two hand-overs ended with different parameters")
         // The code path was taken: every weighted layer but the last handed on codes in every step.
-        for (i, layer) in nets[0].parametricLayers.dropLast() {
+        for (i, layer) in viaCodes.network.parametricLayers.dropLast() {
             if let conv = layer as? Conv2d { #expect(conv.codePasses.batches == 4, "layer \(i)") }
         }
-        #expect(losses[0].allSatisfy { $0.isFinite })
+        #expect(viaCodes.losses.allSatisfy { $0.isFinite })
+        if mixedBits {
+            // The per-layer widths were used: the same steps at the settings' widths end elsewhere.
+            let uniform = try train(codes: true, mixed: false).network.parameterSnapshot
+            let differ = uniform != viaCodes.network.parameterSnapshot
+            #expect(differ, "per-layer widths made no difference")
+        }
     }
 }

@@ -18,16 +18,24 @@ let productsDirectory: URL = {
     return dir
 }()
 
-func run(_ tool: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
-    try run(executable: productsDirectory.appendingPathComponent(tool), arguments, in: directory)
+func run(
+    _ tool: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]
+) throws -> Run {
+    try run(
+        executable: productsDirectory.appendingPathComponent(tool), arguments, in: directory, environment: environment)
 }
 
-/// Runs any executable to its end, capturing both output streams.
-func run(executable: URL, _ arguments: [String], in directory: String? = nil) throws -> Run {
+/// Runs any executable to its end, capturing both output streams; `environment` is added to this process's.
+func run(
+    executable: URL, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]
+) throws -> Run {
     let p = Process()
     p.executableURL = executable
     p.arguments = arguments
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     let out = Pipe()
     let err = Pipe()
     p.standardOutput = out

@@ -5,8 +5,9 @@ import Testing
 /// process of its own), against the engine's own figures.
 @Suite("Real training memory", .serialized)
 struct MemoryTests {
-    func probe(_ model: String, _ precision: String) throws -> [String: Int] {
-        let r = try run("apt-heap-probe", [model, precision, "12"])
+    func probe(_ model: String, _ precision: String, codeBits: String? = nil) throws -> [String: Int] {
+        let r = try run(
+            "apt-heap-probe", [model, precision, "12"], environment: codeBits.map { ["APT_CODE_BITS": $0] } ?? [:])
         #expect(r.status == 0, "\(r.stderr)")
         var out: [String: Int] = [:]
         for field in r.stdout.split(whereSeparator: \.isWhitespace) {
@@ -33,6 +34,18 @@ struct MemoryTests {
                 let figure = Double(try #require(r["peak_train_bytes"]))
                 #expect(abs(figure - heap) <= 0.1 * heap, "\(model) \(name): peak_train_bytes \(figure), heap \(heap)")
             }
+        }
+    }
+
+    @Test("with each layer's own activation and error bits, peak_train_bytes is still the real heap within 10%")
+    func perLayerBits() throws {
+        for (model, bits) in [("lenet", "8,6,5,7,8/6,8,7,5,8"), ("mlp", "5,8,6/8,6,7")] {
+            let uniform = try probe(model, "apt")
+            let mixed = try probe(model, "apt", codeBits: bits)
+            let heap = Double(try #require(mixed["heap_peak_bytes"]))
+            let figure = Double(try #require(mixed["peak_train_bytes"]))
+            #expect(abs(figure - heap) <= 0.1 * heap, "\(model) \(bits): peak_train_bytes \(figure), heap \(heap)")
+            #expect(mixed["heap_peak_bytes"] != uniform["heap_peak_bytes"], "\(model): the widths changed nothing")
         }
     }
 }

@@ -7,7 +7,7 @@ import Foundation
 // handed out, counted by the interposed allocator, above what was live before the network was built) next to
 // the engine's own `peak_train_bytes`. Used by the memory test; not a user tool. With APT_HEAP_TRACE set it
 // prints the heap above the step's start after every layer's forward and backward pass instead (to find
-// where a step's memory goes).
+// where a step's memory goes). APT_CODE_BITS="A,A,…/E,E,…" sets each weighted layer's activation and error bits.
 let args = CommandLine.arguments
 if args.contains("--help") || args.contains("-h") {
     print(
@@ -66,6 +66,11 @@ do {
     let baseline = apt_heap_current()
     apt_heap_reset_peak()
     var session = try TrainingSession(configuration: c, data: data)
+    if let bits = ProcessInfo.processInfo.environment["APT_CODE_BITS"] {
+        let parts = bits.split(separator: "/").map { $0.split(separator: ",").compactMap { Int($0) } }
+        guard parts.count == 2 else { throw ConfigurationError("APT_CODE_BITS must be A,A,…/E,E,…") }
+        try session.setCodeBits(activations: parts[0], errors: parts[1])
+    }
     session.run(steps: steps)
     let peak = apt_heap_peak() - baseline
     let model = session.peakMemory

@@ -95,24 +95,38 @@ public struct CostModel: Sendable {
     }
 
     /// The sheet of every layer for one step of `batch` samples, weighted layer `k` holding `weightBits[k]`-bit
-    /// weights (ignored in fp32; `weightBits.count` must be the number of weighted layers in fixed point).
-    public func stepSheets(batch: Int, weightBits: [Int]) -> [CostSheet] {
+    /// weights, `activationBits[k]`-bit input codes and `errorBits[k]`-bit error codes (ignored in fp32; one
+    /// per weighted layer in fixed point; nil: the settings' widths for every layer).
+    public func stepSheets(
+        batch: Int, weightBits: [Int], activationBits: [Int]? = nil, errorBits: [Int]? = nil
+    ) -> [CostSheet] {
+        let count = weightedLayers.count
+        let aBits = activationBits ?? [Int](repeating: quantization.activationBits, count: count)
+        let eBits = errorBits ?? [Int](repeating: quantization.errorBits, count: count)
         precondition(
-            !mode.isFixedPoint || weightBits.count == weightedLayers.count,
-            "CostModel: \(weightBits.count) weight widths for \(weightedLayers.count) weighted layers")
+            !mode.isFixedPoint || (weightBits.count == count && aBits.count == count && eBits.count == count),
+            "CostModel: widths must be given for each of \(count) weighted layers")
         let first = weightedLayers.first ?? 0
         let last = weightedLayers.last ?? 0
         var sheets: [CostSheet] = []
         var k = 0
         for (i, shape) in shapes.enumerated() {
+            // Element-wise layers work on the codes the weighted layer below hands on (the next weighted layer's
+            // activation width) and route the errors the weighted layer below receives (fp32: nil).
+            let activationBits = mode.isFixedPoint ? aBits[min(k, max(count - 1, 0))] : nil
+            let errorBits = mode.isFixedPoint && k > 0 ? eBits[k - 1] : nil
             switch shape {
             case .weighted(let macs, let input, let output, let weights, let bias, let gradientBuffer):
                 sheets.append(
                     weightedSheet(
                         batch: batch, macs: macs, input: input, output: output, weights: weights, bias: bias,
                         gradientBuffer: gradientBuffer,
-                        weightBits: mode.isFixedPoint ? weightBits[k] : 32, needsInputGradient: i > first,
-                        quantizedOutput: mode.isFixedPoint && i != last))
+                        weightBits: mode.isFixedPoint ? weightBits[k] : 32,
+                        activationBits: mode.isFixedPoint ? aBits[k] : 32,
+                        outputBits: mode.isFixedPoint ? aBits[min(k + 1, count - 1)] : 32,
+                        errorBits: mode.isFixedPoint ? eBits[k] : 32,
+                        inputErrorBits: mode.isFixedPoint && k > 0 ? eBits[k - 1] : 32,
+                        needsInputGradient: i > first, quantizedOutput: mode.isFixedPoint && i != last))
                 k += 1
             case .relu(let n):
                 var sheet = CostSheet(profile: profile)
@@ -134,22 +148,23 @@ public struct CostModel: Sendable {
     }
 
     /// The energy of one step, J.
-    public func stepJoules(batch: Int, weightBits: [Int]) -> Double {
-        stepSheets(batch: batch, weightBits: weightBits).reduce(0) { $0 + $1.joules }
+    public func stepJoules(
+        batch: Int, weightBits: [Int], activationBits: [Int]? = nil, errorBits: [Int]? = nil
+    ) -> Double {
+        stepSheets(batch: batch, weightBits: weightBits, activationBits: activationBits, errorBits: errorBits)
+            .reduce(0) { $0 + $1.joules }
     }
 
     /// The energy of `steps` steps over `samples` samples in all, J, however the samples were split into batches:
     /// a step's price is affine in its batch (`a + b·n`), so the round costs `steps·a + samples·b`.
-    public func roundJoules(steps: Int, samples: Int, weightBits: [Int]) -> Double {
-        let one = stepJoules(batch: 1, weightBits: weightBits)
-        let perSample = stepJoules(batch: 2, weightBits: weightBits) - one
+    public func roundJoules(
+        steps: Int, samples: Int, weightBits: [Int], activationBits: [Int]? = nil, errorBits: [Int]? = nil
+    ) -> Double {
+        let one = stepJoules(batch: 1, weightBits: weightBits, activationBits: activationBits, errorBits: errorBits)
+        let perSample =
+            stepJoules(batch: 2, weightBits: weightBits, activationBits: activationBits, errorBits: errorBits) - one
         return Double(steps) * (one - perSample) + Double(samples) * perSample
     }
-
-    /// Width of element-wise work on activations: nil (fp32) in an fp32 run.
-    var activationBits: Int? { mode.isFixedPoint ? quantization.activationBits : nil }
-    /// Width of element-wise work on errors: nil (fp32) in an fp32 run.
-    var errorBits: Int? { mode.isFixedPoint ? quantization.errorBits : nil }
 
     /// The width a multiplier works at for `bits`-bit codes: the logical width, or on a CPU the storage width
     /// (8 bits for codes up to 8 bits, else 16).
@@ -168,23 +183,21 @@ public struct CostModel: Sendable {
 
     func weightedSheet(
         batch: Int, macs: Int, input: Int, output: Int, weights: Int, bias: Int, gradientBuffer: Int,
-        weightBits wb: Int,
+        weightBits wb: Int, activationBits ab: Int, outputBits: Int, errorBits eb: Int, inputErrorBits: Int,
         needsInputGradient: Bool, quantizedOutput: Bool
     ) -> CostSheet {
         var sheet = CostSheet(profile: profile)
         let q = quantization
         let fixed = mode.isFixedPoint
-        let ab = fixed ? q.activationBits : 32
-        let eb = fixed ? q.errorBits : 32
         let params = weights + bias
         let wBytes = parameterBytes(weights, bits: wb)
         let pBytes = wBytes + parameterBytes(bias, bits: fixed ? q.biasBits : 32)
         let mBytes = momentum == 0 ? 0 : parameterBytes(params, bits: fixed ? q.momentumBits : 32)
         // What a layer hands on: activation codes, or 32-bit values (the last layer's logits, and fp32).
-        let outputBytes = { (count: Int) in quantizedOutput ? self.bytes(count, bits: ab) : count * 4 }
+        let outputBytes = { (count: Int) in quantizedOutput ? self.bytes(count, bits: outputBits) : count * 4 }
         // Working sets: what a pass re-uses for every sample plus one sample of each tensor it streams.
         sheet.setWorkingSet(wBytes + bytes(input, bits: ab) + outputBytes(output), pass: .forward)
-        sheet.setWorkingSet(wBytes + bytes(output, bits: eb) + bytes(input, bits: eb), pass: .backwardInput)
+        sheet.setWorkingSet(wBytes + bytes(output, bits: eb) + bytes(input, bits: inputErrorBits), pass: .backwardInput)
         sheet.setWorkingSet(
             4 * gradientBuffer + bytes(input, bits: ab) + bytes(output, bits: eb), pass: .backwardWeights)
         sheet.setWorkingSet(0, pass: .update)
@@ -241,7 +254,7 @@ public struct CostModel: Sendable {
             sheet.traffic(wBytes, pass: .backwardInput)  // weights
             // The input error, written once as error codes: ReLU and pooling routing beneath are fused into this
             // product's epilogue, and the receiving layer's error quantisation is priced there.
-            sheet.traffic(bytes(inElements, bits: eb), pass: .backwardInput)
+            sheet.traffic(bytes(inElements, bits: inputErrorBits), pass: .backwardInput)
         }
         sheet.traffic(bytes(inElements, bits: ab), pass: .backwardWeights)  // saved input
         sheet.traffic(bytes(outElements, bits: eb), pass: .backwardWeights)  // errors

@@ -36,7 +36,8 @@ public struct MemoryModel: Sendable {
         self.inputShapes = inputShapes
     }
 
-    /// The footprint with every weighted layer at `bits` (fp32: ignored).
+    /// The footprint with every weighted layer's weights at `bits` (fp32: ignored), activations and errors at
+    /// the settings' widths.
     public func footprint(batch: Int, uniformWeightBits bits: Int) -> MemoryFootprint {
         footprint(batch: batch, weightBits: [Int](repeating: bits, count: weightedLayerCount))
     }
@@ -50,12 +51,25 @@ public struct MemoryModel: Sendable {
         }.count
     }
 
-    /// What a step holds at its peak, by kind.
-    public func footprint(batch b: Int, weightBits: [Int]) -> MemoryFootprint {
+    /// What a step holds at its peak, by kind, with weighted layer `k` at `weightBits[k]`-bit weights, its input
+    /// activation codes at `activationBits[k]` bits and its error codes at `errorBits[k]` (nil: the settings'
+    /// widths for every layer).
+    public func footprint(
+        batch b: Int, weightBits: [Int], activationBits: [Int]? = nil, errorBits: [Int]? = nil
+    ) -> MemoryFootprint {
         let fixed = mode.isFixedPoint
         let q = quantization
-        let ab = q.activationBits
-        let eb = q.errorBits
+        let (ordinal, below) = Network.weightedPositions(spec.layers)
+        let count = weightedLayerCount
+        let aBits = activationBits ?? [Int](repeating: q.activationBits, count: count)
+        let eBits = errorBits ?? [Int](repeating: q.errorBits, count: count)
+        precondition(
+            !fixed || (aBits.count == count && eBits.count == count),
+            "MemoryModel: activation and error widths must be given for each of \(count) weighted layers")
+        // The running layer's own widths (set per layer below) and those of the codes it hands on.
+        var ab = aBits.first ?? q.activationBits
+        var eb = eBits.first ?? q.errorBits
+        var outBits = ab
         /// Bytes of `n` codes of `bits` bits in working (unpacked) form.
         func codes(_ n: Int, _ bits: Int) -> Int { n * (bits <= 8 ? 1 : 2) }
         // Persistent: parameters and momentum.
@@ -87,6 +101,7 @@ public struct MemoryModel: Sendable {
         var largestWorkspace = 0
         var inFlight = inputBatch  // bytes of the tensor handed to the next layer
         var inFlightCodes = codeInput  // whether it is activation codes
+        var inFlightBits = ab  // their width
         var inFlightShared = false  // whether something else keeps the tensor in flight (then it is not freed)
         let lastWeighted = weighted.last ?? -1
         var savedSizes = [Int](repeating: 0, count: spec.layers.count)
@@ -112,6 +127,10 @@ public struct MemoryModel: Sendable {
         for (i, layer) in spec.layers.enumerated() {
             let input = inputShapes[i]
             let n = input.reduce(1, *)
+            if let k = ordinal[i] {
+                ab = aBits[k]
+                outBits = aBits[min(k + 1, count - 1)]
+            }
             switch layer {
             case .flatten:
                 break
@@ -124,7 +143,7 @@ public struct MemoryModel: Sendable {
             case .maxPool(let s):
                 let out = input[0] * (input[1] / s) * (input[2] / s)
                 // MaxPool2d: float output, or codes of the input's width with a sign bit per output, kept.
-                let y = inFlightCodes ? codes(b * out, ab) : 4 * b * out
+                let y = inFlightCodes ? codes(b * out, inFlightBits) : 4 * b * out
                 let argmax = b * out + (inFlightCodes ? (b * out + 63) / 64 * 8 : 0)  // one byte per output, kept
                 note(y + argmax)
                 live += y + argmax
@@ -145,11 +164,12 @@ public struct MemoryModel: Sendable {
                     inFlightCodes = false
                     if i != lastWeighted {
                         // Handed on as activation codes; the float output is freed once they are made.
-                        let yq = codes(b * o, ab)
+                        let yq = codes(b * o, outBits)
                         note(yq)
                         live += yq - y
                         inFlight = yq
                         inFlightCodes = true
+                        inFlightBits = outBits
                     }
                     inFlightShared = false
                     peakSaved = max(peakSaved, saved)
@@ -169,7 +189,7 @@ public struct MemoryModel: Sendable {
                 // Conv2d: float output, or (handing on codes) the batch's codes made an image at a time in a float
                 // buffer of one image.
                 let codesOut = fixed && i != lastWeighted
-                let y = codesOut ? codes(b * ch * oh * ow, ab) : 4 * b * ch * oh * ow
+                let y = codesOut ? codes(b * ch * oh * ow, outBits) : 4 * b * ch * oh * ow
                 if fixed {
                     let xq = inFlightCodes ? 0 : codes(b * n, ab)
                     let cols = codes(patch * oh * ow, ab)  // one image's unfolded codes
@@ -181,6 +201,7 @@ public struct MemoryModel: Sendable {
                     keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), inputCodes: inFlightCodes, output: y)
                     inFlight = y
                     inFlightCodes = codesOut
+                    inFlightBits = outBits
                     inFlightShared = false
                     peakSaved = max(peakSaved, saved)
                     continue
@@ -208,6 +229,11 @@ public struct MemoryModel: Sendable {
             let input = inputShapes[i]
             let n = input.reduce(1, *)
             let needsInput = i > firstWeighted
+            if let k = ordinal[i] {
+                (ab, eb) = (aBits[k], eBits[k])
+            } else if let k = below[i] {
+                eb = eBits[k]
+            }
             switch spec.layers[i] {
             case .flatten:
                 break

@@ -134,7 +134,7 @@ public struct Conv2d: ParametricLayer {
             }
         }
         if context.quantizeOutput && context.mode.isFixedPoint {
-            requantizeOutput(&y, bits: context.quantization.activationBits)
+            requantizeOutput(&y, bits: context.outputBits)
         }
         if context.training { savedGeometry = g }
         return Batch(values: y, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
@@ -316,7 +316,7 @@ extension Conv2d {
         let p = g.positions
         let outSize = outChannels * p
         let inSize = g.channels * g.height * g.width
-        let bits = context.quantization.activationBits
+        let bits = context.outputBits
         let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
         let b = bias.values.dequantized()
         var image = [Float](repeating: 0, count: outSize)

@@ -92,11 +92,11 @@ public struct Linear: ParametricLayer {
                 // Handed on as activation codes; the float output is freed once they are made.
                 var unused = RandomSource(seed: 0)
                 let yq = quantizeDynamic(
-                    y, shape: [bsz, outputs], bits: context.quantization.activationBits, rounding: .nearest,
+                    y, shape: [bsz, outputs], bits: context.outputBits, rounding: .nearest,
                     random: &unused)
                 return Batch(codes: yq, count: bsz, shape: [outputs])
             }
-            requantizeOutput(&y, bits: context.quantization.activationBits)
+            requantizeOutput(&y, bits: context.outputBits)
         }
         return Batch(values: y, count: bsz, shape: [outputs])
     }

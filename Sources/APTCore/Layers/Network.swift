@@ -22,6 +22,15 @@ public struct Network: Sendable {
     public internal(set) var layers: [any Layer]
     /// Per-sample input shape of each layer.
     public let inputShapes: [[Int]]
+    /// Bits of each weighted layer's input activation codes, in layer order (fixed point): the settings' width at
+    /// first, then as set by `setCodeBits` (the APT controller, a policy).
+    public private(set) var activationBits: [Int]
+    /// Bits of each weighted layer's error codes (the error of its output), in layer order.
+    public private(set) var errorBits: [Int]
+    /// Each layer's position among the weighted layers (nil for the others).
+    let weightedOrdinal: [Int?]
+    /// For each layer, the position of the nearest weighted layer below it (whose error it hands on).
+    let weightedBelow: [Int?]
 
     /// Builds and initialises the network from `seed`.
     public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, seed: UInt64)
@@ -33,6 +42,10 @@ public struct Network: Sendable {
         self.mode = mode
         self.quantization = quantization
         self.inputShapes = shapes
+        (weightedOrdinal, weightedBelow) = Network.weightedPositions(spec.layers)
+        let weighted = weightedOrdinal.compactMap { $0 }.count
+        activationBits = [Int](repeating: quantization.activationBits, count: weighted)
+        errorBits = [Int](repeating: quantization.errorBits, count: weighted)
         var random = RandomSource(seed: seed ^ 0x4150_5446_4C45_4554)
         var built: [any Layer] = []
         for (i, l) in spec.layers.enumerated() {
@@ -54,6 +67,53 @@ public struct Network: Sendable {
             }
         }
         layers = built
+    }
+
+    /// Each layer's position among the weighted layers, and the position of the nearest weighted layer below it.
+    static func weightedPositions(_ layers: [LayerSpec]) -> (ordinal: [Int?], below: [Int?]) {
+        var ordinal: [Int?] = []
+        var below: [Int?] = []
+        var k = 0
+        for l in layers {
+            below.append(k > 0 ? k - 1 : nil)
+            switch l {
+            case .linear, .conv:
+                ordinal.append(k)
+                k += 1
+            default: ordinal.append(nil)
+            }
+        }
+        return (ordinal, below)
+    }
+
+    /// Sets the bits of each weighted layer's input activation codes and error codes (one each per weighted
+    /// layer, in 2...16). They take effect at the next pass.
+    public mutating func setCodeBits(activations: [Int], errors: [Int]) throws(ConfigurationError) {
+        let n = activationBits.count
+        for (name, bits) in [("activationBits", activations), ("errorBits", errors)] {
+            guard bits.count == n else {
+                throw ConfigurationError("\(name): \(bits.count) given, model '\(spec.name)' has \(n) weighted layers")
+            }
+            for (k, b) in bits.enumerated() where !(FixedPointFormat.minSupportedBits...16).contains(b) {
+                throw ConfigurationError(field: "\(name)[\(k)]", value: b, requirement: "in 2...16")
+            }
+        }
+        activationBits = activations
+        errorBits = errors
+    }
+
+    /// Puts the bits layer `i` works at into `context`: a weighted layer's own activation and error bits and the
+    /// next one's activation bits (for the codes it hands on); for any other layer, the error bits of the
+    /// weighted layer below (whose error it hands on).
+    func setBits(forLayer i: Int, _ context: inout StepContext) {
+        guard mode.isFixedPoint else { return }
+        if let k = weightedOrdinal[i] {
+            context.quantization.activationBits = activationBits[k]
+            context.quantization.errorBits = errorBits[k]
+            context.outputBits = activationBits[min(k + 1, activationBits.count - 1)]
+        } else if let k = weightedBelow[i] {
+            context.quantization.errorBits = errorBits[k]
+        }
     }
 
     /// Indices of the layers with weights.
@@ -130,6 +190,7 @@ public struct Network: Sendable {
         for i in layers.indices {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
+            setBits(forLayer: i, &context)
             h = layers[i].forward(h, context: &context)
         }
         context.quantizeOutput = false
@@ -176,11 +237,12 @@ public struct Network: Sendable {
         let sheets =
             given
             ?? costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
-            .stepSheets(batch: x.count, weightBits: weightBits)
+            .stepSheets(batch: x.count, weightBits: weightBits, activationBits: activationBits, errorBits: errorBits)
         var h = consume x
         for i in layers.indices {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
+            setBits(forLayer: i, &context)
             // Handed over, not shared: a layer that works in place (ReLU) then owns the only reference.
             h = layers[i].forward(consume h, context: &context)
             context.meter.record(sheets[i], pass: .forward, layer: i)
@@ -196,6 +258,7 @@ public struct Network: Sendable {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
             (context.quantizeInputError, context.maskNonPositiveOutputs) = errorPath(below: i, context: context)
+            setBits(forLayer: i, &context)
             d = layers[i].backward(consume dy, needsInputGradient: i > first, context: &context)
             for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
                 context.meter.record(sheets[i], pass: pass, layer: i)
@@ -211,7 +274,8 @@ public struct Network: Sendable {
     /// The energy of one training step on `batch` samples at the current bitwidths, J: what the meter will
     /// record for it.
     public func stepCost(batch: Int, momentum: Float, profile: DeviceProfile) -> Double {
-        costModel(momentum: momentum, profile: profile).stepJoules(batch: batch, weightBits: weightBits)
+        costModel(momentum: momentum, profile: profile).stepJoules(
+            batch: batch, weightBits: weightBits, activationBits: activationBits, errorBits: errorBits)
     }
 
     /// Peak bytes of a training step at the current weight bits (or, with `weightBits`, every weighted layer at
@@ -222,7 +286,7 @@ public struct Network: Sendable {
         return MemoryModel(
             spec: spec, inputShapes: inputShapes, mode: mode, quantization: quantization, momentum: momentum
         )
-        .footprint(batch: batch, weightBits: bits)
+        .footprint(batch: batch, weightBits: bits, activationBits: activationBits, errorBits: errorBits)
     }
 
     /// Class scores for a batch (no state kept, no energy counted).

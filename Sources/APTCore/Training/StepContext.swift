@@ -16,6 +16,9 @@ public struct StepContext: Sendable {
     public var layerIndex: Int = 0
     /// Whether the running layer must hand on its output as activation-bit codes (set by `Network`).
     public var quantizeOutput = false
+    /// Bits of the activation codes the running layer hands on: the next weighted layer's activation bits (set
+    /// by `Network`; `quantization.activationBits` and `quantization.errorBits` are the running layer's own).
+    public var outputBits: Int
     /// Whether activations and errors pass between layers as codes (a fixed-point network's weighted layers hand
     /// on activation codes; pooling hands errors on as codes): `false` selects the float hand-over with the same
     /// rounding, kept as the reference the code path is tested against bit for bit.
@@ -36,6 +39,7 @@ public struct StepContext: Sendable {
     ) {
         self.mode = mode
         self.quantization = quantization
+        self.outputBits = quantization.activationBits
         self.hyper = hyper
         self.random = random
         self.meter = meter

@@ -40,8 +40,9 @@ public struct TrainingSession: Sendable {
     private var order: [Int]
     private var position = 0
     private let costModel: CostModel
-    /// The last step's sheets and what they were priced for (batch, weight bits): reused while both hold.
-    private var cachedSheets: (batch: Int, bits: [Int], sheets: [CostSheet])? = nil
+    /// The last step's sheets and what they were priced for (batch; weight, activation and error bits): reused
+    /// while all hold.
+    private var cachedSheets: (batch: Int, bits: [[Int]], sheets: [CostSheet])? = nil
     /// Steps taken.
     public private(set) var iteration = 0
     /// Samples trained on.
@@ -54,8 +55,11 @@ public struct TrainingSession: Sendable {
     public private(set) var bitsHistory: [BitsHistory]
     /// Precision changes the controller made.
     public private(set) var precisionChanges = 0
-    /// The largest training-memory footprint seen.
+    /// The largest training-memory footprint of the steps taken (before the first step: that of the configuration
+    /// as it stands).
     public private(set) var peakMemory: MemoryFootprint
+    /// The footprint of a step at the current bits.
+    private var currentMemory: MemoryFootprint
     private var epochLossSum = 0.0
     private var epochLossCount = 0
     /// Mean training loss over the current epoch's steps so far (the whole epoch once it has finished, until the
@@ -89,8 +93,9 @@ public struct TrainingSession: Sendable {
         order = Array(0..<data.count)
         costModel = network.costModel(momentum: c.momentum, profile: c.profile)
         bitsHistory = network.precision.map { BitsHistory(layer: $0.layer, name: $0.name, points: [[0, $0.bits]]) }
-        peakMemory = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
-        ProcessMemory.keepStepBuffers(bytes: peakMemory.totalBytes)
+        currentMemory = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
+        peakMemory = currentMemory
+        ProcessMemory.keepStepBuffers(bytes: currentMemory.totalBytes)
     }
 
     /// What the meter has recorded.
@@ -105,14 +110,17 @@ public struct TrainingSession: Sendable {
     public var nextBatchSize: Int { min(configuration.batchSize, data.count - position) }
     /// The energy the next step will cost, J (what the meter will record for it).
     public var nextStepCost: Double {
-        costModel.stepJoules(batch: nextBatchSize, weightBits: network.weightBits)
+        costModel.stepJoules(
+            batch: nextBatchSize, weightBits: network.weightBits, activationBits: network.activationBits,
+            errorBits: network.errorBits)
     }
 
     /// The sheets of a step of `batch` samples at the current bits, priced once and reused.
     private mutating func sheets(batch: Int) -> [CostSheet] {
-        let bits = network.weightBits
+        let bits = [network.weightBits, network.activationBits, network.errorBits]
         if let c = cachedSheets, c.batch == batch, c.bits == bits { return c.sheets }
-        let sheets = costModel.stepSheets(batch: batch, weightBits: bits)
+        let sheets = costModel.stepSheets(
+            batch: batch, weightBits: bits[0], activationBits: bits[1], errorBits: bits[2])
         cachedSheets = (batch, bits, sheets)
         return sheets
     }
@@ -134,11 +142,13 @@ public struct TrainingSession: Sendable {
         let x =
             network.takesInputCodes
             ? data.codeBatch(
-                indices: idx, bits: q.activationBits, rounding: q.activationRounding, random: &context.random)
+                indices: idx, bits: network.activationBits.first ?? q.activationBits, rounding: q.activationRounding,
+                random: &context.random)
             : data.batch(indices: idx)
         let labels = data.labels(at: idx)
         let t0 = MonotonicClock.seconds()
         let stepSheets = sheets(batch: n)
+        if iteration == 0 || currentMemory.totalBytes > peakMemory.totalBytes { peakMemory = currentMemory }
         let loss = network.trainStep(consume x, labels: labels[...], context: &context, sheets: stepSheets)
         trainSeconds += MonotonicClock.seconds() - t0
         iteration += 1
@@ -161,12 +171,13 @@ public struct TrainingSession: Sendable {
             }
         }
         precisionChanges += made.count
-        if !made.isEmpty { notePeakMemory() }
+        if !made.isEmpty { updateMemoryFootprint() }
     }
 
-    private mutating func notePeakMemory() {
-        let now = network.trainingMemory(batch: configuration.batchSize, momentum: configuration.momentum)
-        if now.totalBytes > peakMemory.totalBytes { peakMemory = now }
+    /// Re-prices a step's memory after the bits changed (the peak follows at the next step taken).
+    private mutating func updateMemoryFootprint() {
+        currentMemory = network.trainingMemory(batch: configuration.batchSize, momentum: configuration.momentum)
+        if iteration == 0 { peakMemory = currentMemory }
     }
 
     /// Takes up to `steps` steps. Before each it checks that the step's cost keeps the energy spent within
@@ -238,7 +249,15 @@ public struct TrainingSession: Sendable {
             }
             if let (_, to) = moved { bitsHistory[k].points.append([iteration, to]) }
         }
-        notePeakMemory()
+        updateMemoryFootprint()
+    }
+
+    /// Sets the bits of each weighted layer's input activation codes and error codes (one each per weighted layer,
+    /// in 2...16), from the next step on. Ignored in fp32.
+    public mutating func setCodeBits(activations: [Int], errors: [Int]) throws(ConfigurationError) {
+        guard network.mode.isFixedPoint else { return }
+        try network.setCodeBits(activations: activations, errors: errors)
+        updateMemoryFootprint()
     }
 
     /// Replaces the model with fixed-point codes at their own formats (a coordinator's global model, sent at
@@ -246,7 +265,7 @@ public struct TrainingSession: Sendable {
     public mutating func loadParameters(codes tensors: [FixedPointTensor]) throws(ConfigurationError) {
         try network.loadParameters(codes: tensors)
         cachedSheets = nil
-        notePeakMemory()
+        updateMemoryFootprint()
     }
 
     /// Replaces the model with real values (a float32 node's global model), each tensor quantised into its
@@ -255,7 +274,7 @@ public struct TrainingSession: Sendable {
     public mutating func loadParameters(_ values: [[Float]]) throws(ConfigurationError) {
         try network.loadParameters(values)
         cachedSheets = nil
-        notePeakMemory()
+        updateMemoryFootprint()
     }
 
     /// The model's parameter tensors as stored now, in wire order.
@@ -288,7 +307,7 @@ public struct TrainingSession: Sendable {
             bitsHistory[h].points.append([iteration, p.bits])
         }
         let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
-        notePeakMemory()
+        updateMemoryFootprint()
         let end = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
         let peak = peakMemory
         let meter = context.meter
