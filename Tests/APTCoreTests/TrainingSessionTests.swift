@@ -140,3 +140,34 @@ struct TrainingSessionTests {
         #expect(throws: ConfigurationError.self) { try target.loadParameters(codes: Array(tensors.dropLast())) }
     }
 }
+
+/// The controller on real training: Fashion-MNIST, the mlp, code widths adapted.
+@Suite("Adaptive precision on real training")
+struct AdaptivePrecisionTests {
+    @Test("weight bits go down as well as up, and activation or error bits change, while the model learns")
+    func bitsMoveBothWays() throws {
+        guard let spec = ModelSpec.builtIn["mlp"] else { throw ConfigurationError("no mlp") }
+        var c = TrainingConfiguration(model: spec, precision: .apt)
+        // Start at the widest weights, so that early updates are large in steps; let code widths move in 4...8.
+        c.quantization.initialWeightBits = 16
+        c.controller.minBits = 6
+        c.controller.activationBits = 4...8
+        c.controller.errorBits = 4...8
+        let train = try Dataset.split(directory: fashionMNIST, train: true, keeping: Array(0..<6400))
+        let test = try Dataset.split(directory: fashionMNIST, train: false, keeping: Array(0..<1000))
+        var s = try TrainingSession(configuration: c, data: train)
+        s.run(steps: 300)
+        let weights = s.bitsHistory.filter { $0.kind == .weights }
+        let codes = s.bitsHistory.filter { $0.kind != .weights }
+        func moves(_ h: BitsHistory) -> (down: Bool, up: Bool) {
+            let bits = h.points.map { $0[1] }
+            return (zip(bits, bits.dropFirst()).contains { $1 < $0 }, zip(bits, bits.dropFirst()).contains { $1 > $0 })
+        }
+        #expect(weights.contains { moves($0).down }, "no weight bits went down: \(weights.map(\.points))")
+        #expect(weights.contains { moves($0).up }, "no weight bits went up: \(weights.map(\.points))")
+        #expect(codes.contains { $0.points.count > 1 }, "no activation or error bits changed")
+        // Weight histories record the fractional length with the bits.
+        #expect(weights.allSatisfy { $0.points.allSatisfy { $0.count == 3 } })
+        #expect(s.evaluate(test).accuracy > 0.7)
+    }
+}

@@ -235,6 +235,11 @@ struct CommandLineTests {
         let acc = json?["accuracy"] as? Double ?? 0
         #expect(acc > 0.4, "1000 samples of Fashion-MNIST should beat chance clearly, got \(acc)")
         #expect((json?["bits"] as? [Int])?.count == 3)
+        // bits_history: weights, activations and errors of each of the 3 weighted layers.
+        let history = json?["bits_history"] as? [[String: Any]] ?? []
+        #expect(
+            history.compactMap { $0["kind"] as? String }
+                == ["weights", "activations", "errors"].flatMap { [$0, $0, $0] })
         #expect((json?["peak_rss_bytes"] as? Int ?? 0) > 1_000_000)
     }
 

@@ -236,6 +236,7 @@ public struct Conv2d: ParametricLayer {
                     ?? quantizeDynamic(
                         error.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
                         random: &context.random)
+            if let dq { error.values.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: dq.format.step) } }
             _ = consume error
             guard let eFormat = dq?.format ?? pooled?.format else {
                 preconditionFailure("Conv2d.backward: no error codes")
@@ -323,12 +324,15 @@ extension Conv2d {
         var cols = FixedPointStorage.int8([])
         var unused = RandomSource(seed: 0)
         let outChannels = self.outChannels
+        let measuring = context.measuringCodes
+        var underflow = UnderflowCounts()  // of the pass that made the codes, when measuring
         /// Makes every image's outputs; quantises them into `out` at `format` when given. Returns the largest
         /// magnitude.
         func makeOutputs<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
             _ format: FixedPointFormat?, into out: UnsafeMutableBufferPointer<T>
         ) -> Float {
             var largest: Float = 0
+            underflow = UnderflowCounts()
             image.withUnsafeMutableBufferPointer { yp in
                 for n in 0..<bsz {
                     xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
@@ -346,6 +350,7 @@ extension Conv2d {
                             UnsafeBufferPointer(yp),
                             into: UnsafeMutableBufferPointer(rebasing: out[(n * outSize)..<((n + 1) * outSize)]),
                             format: format, rounding: .nearest, random: &unused)
+                        if measuring { underflow.count(UnsafeBufferPointer(yp), step: format.step) }
                     }
                 }
             }
@@ -375,6 +380,10 @@ extension Conv2d {
         }
         outputFormatHint = format
         if context.training { codePasses.batches += 1 }
+        if measuring, let k = context.codeOrdinals.activation, k < context.activationUnderflow.count {
+            context.activationUnderflow[k].nonzero += underflow.nonzero
+            context.activationUnderflow[k].under += underflow.under
+        }
         return FixedPointTensor(shape: [bsz, outChannels, g.outHeight, g.outWidth], format: format, storage: storage)
     }
 }

@@ -94,6 +94,7 @@ public struct Linear: ParametricLayer {
                 let yq = quantizeDynamic(
                     y, shape: [bsz, outputs], bits: context.outputBits, rounding: .nearest,
                     random: &unused)
+                y.withUnsafeBufferPointer { context.countActivationUnderflow($0, step: yq.format.step) }
                 return Batch(codes: yq, count: bsz, shape: [outputs])
             }
             requantizeOutput(&y, bits: context.outputBits)
@@ -174,6 +175,7 @@ public struct Linear: ParametricLayer {
                 ?? quantizeDynamic(
                     error.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
                     random: &context.random)
+            error.values.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: dq.format.step) }
             _ = consume error
             let ds = dq.format.step / Float(bsz)
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }

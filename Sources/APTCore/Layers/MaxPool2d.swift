@@ -268,6 +268,8 @@ extension MaxPool2d {
         }
         let format = FixedPointFormat.covering(
             maxAbs: e.withUnsafeBufferPointer { Quantizer.maxAbs($0) }, bits: context.quantization.errorBits)
+        // The full-size error's non-zero values are the pooled ones (the rest are zeros).
+        e.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: format.step) }
         let am = argmax
         argmax = []
         let codes = PooledErrorCodes(

@@ -111,8 +111,12 @@ public struct Network: Sendable {
             context.quantization.activationBits = activationBits[k]
             context.quantization.errorBits = errorBits[k]
             context.outputBits = activationBits[min(k + 1, activationBits.count - 1)]
+            context.codeOrdinals = (k + 1 < activationBits.count ? k + 1 : nil, k)
         } else if let k = weightedBelow[i] {
             context.quantization.errorBits = errorBits[k]
+            context.codeOrdinals = (nil, k)
+        } else {
+            context.codeOrdinals = (nil, nil)
         }
     }
 

@@ -14,11 +14,24 @@ public struct ControllerSettings: Hashable, Sendable, Codable {
     public var maxBits: Int
     /// Fraction of updates that may saturate in a window before the layer's range grows by one integer bit.
     public var saturationThreshold: Double
+    /// The widths the controller may give each layer's input activation codes (nil: they stay at the
+    /// quantisation settings' width).
+    public var activationBits: ClosedRange<Int>?
+    /// The widths the controller may give each layer's error codes (nil: not adapted).
+    public var errorBits: ClosedRange<Int>?
+    /// Underflow of a layer's activation codes (the fraction of its non-zero values within half a step of zero,
+    /// measured over the last steps of a window) above which it gets a bit more, and below which (for `patience`
+    /// decisions) a bit less.
+    public var activationUnderflow: ClosedRange<Double>
+    /// The same for error codes.
+    public var errorUnderflow: ClosedRange<Double>
 
     /// Creates settings.
     public init(
         interval: Int = 50, lowerThreshold: Double = 2, upperThreshold: Double = 16, patience: Int = 2,
-        minBits: Int = 4, maxBits: Int = 16, saturationThreshold: Double = 1e-4
+        minBits: Int = 4, maxBits: Int = 16, saturationThreshold: Double = 1e-4,
+        activationBits: ClosedRange<Int>? = nil, errorBits: ClosedRange<Int>? = nil,
+        activationUnderflow: ClosedRange<Double> = 0.02...0.10, errorUnderflow: ClosedRange<Double> = 0.3...0.6
     ) {
         self.interval = interval
         self.lowerThreshold = lowerThreshold
@@ -27,6 +40,10 @@ public struct ControllerSettings: Hashable, Sendable, Codable {
         self.minBits = minBits
         self.maxBits = maxBits
         self.saturationThreshold = saturationThreshold
+        self.activationBits = activationBits
+        self.errorBits = errorBits
+        self.activationUnderflow = activationUnderflow
+        self.errorUnderflow = errorUnderflow
     }
 
     /// The settings for trade-off knob `t` in [0, 1]: the thresholds are `lower = 2^(3 − 4t)` and
@@ -68,6 +85,16 @@ public struct ControllerSettings: Hashable, Sendable, Codable {
         guard patience >= 1 else {
             throw ConfigurationError(field: "controller.patience", value: patience, requirement: "at least 1")
         }
+        for (name, range) in [("activationBits", activationBits), ("errorBits", errorBits)] {
+            if let range, range.lowerBound < 2 || range.upperBound > 16 {
+                throw ConfigurationError(field: "controller.\(name)", value: "\(range)", requirement: "within 2...16")
+            }
+        }
+        for (name, range) in [("activationUnderflow", activationUnderflow), ("errorUnderflow", errorUnderflow)]
+        where !(range.lowerBound >= 0 && range.upperBound <= 1 && range.lowerBound < range.upperBound) {
+            throw ConfigurationError(
+                field: "controller.\(name)", value: "\(range)", requirement: "a range within [0, 1], lower below upper")
+        }
     }
 }
 
@@ -108,8 +135,41 @@ public struct PrecisionController: Sendable {
     /// from a coordinator's policy.
     public private(set) var layerRanges: [Int: ClosedRange<Int>] = [:]
 
+    /// Consecutive decisions each layer's activation (index 0) and error (index 1) codes spent below their
+    /// underflow range.
+    private var codesBelow: [[Int]] = [[], []]
+
     /// Creates a controller.
     public init(settings: ControllerSettings) { self.settings = settings }
+
+    /// The code widths for the next window, one per weighted layer, from the underflow measured over the last
+    /// one: a bit more where underflow is above `underflow`, a bit less where it has been below it for
+    /// `patience` decisions, within `range`. `kind` is 0 for activations, 1 for errors. A layer with no values
+    /// measured keeps its width. Pure apart from the patience counters.
+    public mutating func decideCodeBits(
+        kind: Int, bits: [Int], underflow: [UnderflowCounts], range: ClosedRange<Int>,
+        thresholds: ClosedRange<Double>
+    ) -> [Int] {
+        if codesBelow[kind].count != bits.count { codesBelow[kind] = [Int](repeating: 0, count: bits.count) }
+        var out = bits
+        for k in bits.indices where k < underflow.count && underflow[k].nonzero > 0 {
+            let u = underflow[k].fraction
+            if u > thresholds.upperBound {
+                codesBelow[kind][k] = 0
+                out[k] = min(bits[k] + 1, range.upperBound)
+            } else if u < thresholds.lowerBound {
+                codesBelow[kind][k] += 1
+                if codesBelow[kind][k] >= settings.patience {
+                    codesBelow[kind][k] = 0
+                    out[k] = max(bits[k] - 1, range.lowerBound)
+                }
+            } else {
+                codesBelow[kind][k] = 0
+            }
+            out[k] = min(max(out[k], range.lowerBound), range.upperBound)
+        }
+        return out
+    }
 
     /// The weight bits layer `layer` may use.
     public func range(for layer: Int) -> ClosedRange<Int> { layerRanges[layer] ?? settings.minBits...settings.maxBits }

@@ -29,6 +29,29 @@ public struct StepContext: Sendable {
     /// Whether a ReLU lies between the running pooling layer and that weighted layer, so that the errors of
     /// outputs that were not positive are dropped before the scale is chosen.
     public var maskNonPositiveOutputs = false
+    /// Whether this step counts how much of each activation and error tensor underflows its codes' step (the
+    /// controller's measure for their bits; set on one step per decision interval).
+    public var measuringCodes = false
+    /// Underflow of each weighted layer's input activation codes over the measured steps (by weighted ordinal).
+    public var activationUnderflow: [UnderflowCounts] = []
+    /// Underflow of each weighted layer's error codes over the measured steps.
+    public var errorUnderflow: [UnderflowCounts] = []
+    /// The weighted layer whose activation codes the running layer makes (the next one), and the one whose
+    /// error codes it makes (its own, or for a pooling layer the one below): set by `Network`.
+    var codeOrdinals: (activation: Int?, error: Int?) = (nil, nil)
+
+    /// Counts `values`' underflow at `step` for the running layer's activation codes, when measuring.
+    mutating func countActivationUnderflow(_ values: UnsafeBufferPointer<Float>, step: Float) {
+        guard measuringCodes, let k = codeOrdinals.activation, k < activationUnderflow.count else { return }
+        activationUnderflow[k].count(values, step: step)
+    }
+
+    /// Counts `values`' underflow at `step` for the running layer's error codes, when measuring.
+    mutating func countErrorUnderflow(_ values: UnsafeBufferPointer<Float>, step: Float) {
+        guard measuringCodes, let k = codeOrdinals.error, k < errorUnderflow.count else { return }
+        errorUnderflow[k].count(values, step: step)
+    }
+
     /// Samples of the last training step whose largest logit was their label's (training accuracy).
     public var correct = 0
 

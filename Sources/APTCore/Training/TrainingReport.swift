@@ -1,11 +1,31 @@
 /// The weight bitwidth of one layer over the iterations of a run.
 public struct BitsHistory: Sendable, Codable, Equatable {
+    /// Which of a weighted layer's tensors the history is of.
+    public enum Kind: String, Sendable, Codable {
+        /// Its weights: bits and fractional length, both set by the controller.
+        case weights
+        /// Its input activation codes: bits (the fractional length is chosen per batch).
+        case activations
+        /// Its error codes: bits (the fractional length is chosen per batch).
+        case errors
+    }
     /// Layer index in the network.
     public var layer: Int
     /// Layer name.
     public var name: String
-    /// `[iteration, bits]` pairs: the start, every change, and the end.
+    /// The tensor.
+    public var kind: Kind
+    /// The start, every change and the end: `[iteration, bits, fractionBits]` for weights (fp32: 32 and 0),
+    /// `[iteration, bits]` for activations and errors.
     public var points: [[Int]]
+
+    /// Creates a history.
+    public init(layer: Int, name: String, kind: Kind, points: [[Int]]) {
+        self.layer = layer
+        self.name = name
+        self.kind = kind
+        self.points = points
+    }
 }
 
 /// Energy of a run split by pass and by kind, J.

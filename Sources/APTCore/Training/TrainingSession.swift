@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A resumable training run: one network, its precision controller, optimiser state, random streams and
 /// place in the data, kept across calls. A node drives it a round at a time (`run(steps:)`), knows the next
 /// step's cost before it takes it (`nextStepCost`, so it stops at a budget mid-round), narrows each layer's
@@ -92,7 +96,19 @@ public struct TrainingSession: Sendable {
         controlRandom = RandomSource(seed: c.seed &+ 3)
         order = Array(0..<data.count)
         costModel = network.costModel(momentum: c.momentum, profile: c.profile)
-        bitsHistory = network.precision.map { BitsHistory(layer: $0.layer, name: $0.name, points: [[0, $0.bits]]) }
+        if c.precision == .apt {
+            // The controller's code widths start at the settings' width, within their ranges.
+            let clamp = { (bits: [Int], range: ClosedRange<Int>?) in
+                bits.map { b in range.map { min(max(b, $0.lowerBound), $0.upperBound) } ?? b }
+            }
+            try? self.network.setCodeBits(
+                activations: clamp(self.network.activationBits, c.controller.activationBits),
+                errors: clamp(self.network.errorBits, c.controller.errorBits))
+        }
+        bitsHistory = TrainingSession.histories(of: self.network)
+        let n = self.network.activationBits.count
+        context.activationUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
+        context.errorUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
         currentMemory = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
         peakMemory = currentMemory
         ProcessMemory.keepStepBuffers(bytes: currentMemory.totalBytes)
@@ -149,6 +165,9 @@ public struct TrainingSession: Sendable {
         let t0 = MonotonicClock.seconds()
         let stepSheets = sheets(batch: n)
         if iteration == 0 || currentMemory.totalBytes > peakMemory.totalBytes { peakMemory = currentMemory }
+        // The last steps before each decision measure how much of each activation and error tensor underflows.
+        let toDecision = c.controller.interval - (iteration % c.controller.interval)
+        context.measuringCodes = c.precision == .apt && measuresCodes && toDecision <= TrainingSession.measuredSteps
         let loss = network.trainStep(consume x, labels: labels[...], context: &context, sheets: stepSheets)
         trainSeconds += MonotonicClock.seconds() - t0
         iteration += 1
@@ -163,16 +182,79 @@ public struct TrainingSession: Sendable {
     }
 
     private mutating func adaptPrecision() {
+        if TrainingSession.traceCodes {
+            let a = context.activationUnderflow.map { String(Int(($0.fraction * 1000).rounded())) }
+            let e = context.errorUnderflow.map { String(Int(($0.fraction * 1000).rounded())) }
+            let line =
+                "codes \(iteration) a‰ \(a.joined(separator: ",")) e‰ \(e.joined(separator: ",")) loss \(lastEpochLoss)\n"
+            _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+        }
         let made = controller.evaluate(network: &network, iteration: iteration, random: &controlRandom)
         let weighted = network.parametricIndices
         for change in made {
             if let h = weighted.firstIndex(of: change.layer) {
-                bitsHistory[h].points.append([iteration, change.to.bits])
+                bitsHistory[h].points.append([iteration, change.to.bits, change.to.fractionBits])
             }
         }
-        precisionChanges += made.count
-        if !made.isEmpty { updateMemoryFootprint() }
+        var changes = made.count
+        // Activation and error widths from their measured underflow.
+        let s = configuration.controller
+        let n = network.activationBits.count
+        var activations = network.activationBits
+        var errors = network.errorBits
+        if let range = s.activationBits {
+            activations = controller.decideCodeBits(
+                kind: 0, bits: activations, underflow: context.activationUnderflow, range: range,
+                thresholds: s.activationUnderflow)
+        }
+        if let range = s.errorBits {
+            errors = controller.decideCodeBits(
+                kind: 1, bits: errors, underflow: context.errorUnderflow, range: range, thresholds: s.errorUnderflow)
+        }
+        for k in 0..<n where activations[k] != network.activationBits[k] {
+            bitsHistory[n + k].points.append([iteration, activations[k]])
+            changes += 1
+        }
+        for k in 0..<n where errors[k] != network.errorBits[k] {
+            bitsHistory[2 * n + k].points.append([iteration, errors[k]])
+            changes += 1
+        }
+        if changes > made.count { try? network.setCodeBits(activations: activations, errors: errors) }
+        context.activationUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
+        context.errorUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
+        precisionChanges += changes
+        if changes > 0 { updateMemoryFootprint() }
     }
+
+    /// Steps measured for the code widths before each decision.
+    static let measuredSteps = 5
+
+    /// Whether the steps before a decision measure code underflow: when the controller adapts code widths
+    /// (or `APT_CODE_TRACE` asks for the figures).
+    private var measuresCodes: Bool {
+        configuration.controller.activationBits != nil || configuration.controller.errorBits != nil
+            || TrainingSession.traceCodes
+    }
+
+    /// One history per weighted layer and tensor kind (weights, then activations, then errors), each starting
+    /// with the network's widths now.
+    static func histories(of network: Network) -> [BitsHistory] {
+        let p = network.precision
+        return p.map {
+            BitsHistory(layer: $0.layer, name: $0.name, kind: .weights, points: [[0, $0.bits, $0.fractionBits]])
+        }
+            + p.indices.map {
+                BitsHistory(
+                    layer: p[$0].layer, name: p[$0].name, kind: .activations, points: [[0, network.activationBits[$0]]])
+            }
+            + p.indices.map {
+                BitsHistory(layer: p[$0].layer, name: p[$0].name, kind: .errors, points: [[0, network.errorBits[$0]]])
+            }
+    }
+
+    /// Whether `APT_CODE_TRACE` asks for each decision's measured underflow on stderr (per mille, activations
+    /// and errors of each weighted layer): a research aid for choosing the thresholds.
+    static let traceCodes = getenv("APT_CODE_TRACE") != nil
 
     /// Re-prices a step's memory after the bits changed (the peak follows at the next step taken).
     private mutating func updateMemoryFootprint() {
@@ -247,7 +329,7 @@ public struct TrainingSession: Sendable {
                     random: &controlRandom)
                 return (f.bits, bits)
             }
-            if let (_, to) = moved { bitsHistory[k].points.append([iteration, to]) }
+            if let (_, to) = moved { bitsHistory[k].points.append([iteration, to, network.precision[k].fractionBits]) }
         }
         updateMemoryFootprint()
     }
@@ -303,8 +385,15 @@ public struct TrainingSession: Sendable {
         -> TrainingReport
     {
         let c = configuration
+        let n = network.activationBits.count
         for (h, p) in network.precision.enumerated() where bitsHistory[h].points.last?[0] != iteration {
-            bitsHistory[h].points.append([iteration, p.bits])
+            bitsHistory[h].points.append([iteration, p.bits, p.fractionBits])
+        }
+        for k in 0..<n where bitsHistory[n + k].points.last?[0] != iteration {
+            bitsHistory[n + k].points.append([iteration, network.activationBits[k]])
+        }
+        for k in 0..<n where bitsHistory[2 * n + k].points.last?[0] != iteration {
+            bitsHistory[2 * n + k].points.append([iteration, network.errorBits[k]])
         }
         let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
         updateMemoryFootprint()
