@@ -84,4 +84,36 @@ struct ControllerTests {
         #expect(zip(before, net.precision.map(\.bits)).allSatisfy { $0 + 1 == $1 })
         #expect(changes.allSatisfy { $0.reason == .underflow })
     }
+
+    @Test("code widths: a bit more above the underflow range, a bit less after `patience` looks below it, within range")
+    func codeWidths() {
+        var c = PrecisionController(settings: ControllerSettings(patience: 2))
+        func counts(_ fractions: [Double]) -> [UnderflowCounts] {
+            fractions.map {
+                var u = UnderflowCounts()
+                u.nonzero = 1000
+                u.under = Int($0 * 1000)
+                return u
+            }
+        }
+        let range = 4...8
+        let thresholds = 0.1...0.5
+        // Layer 0 above the range, layer 1 inside, layer 2 below, layer 3 unmeasured.
+        var u = counts([0.7, 0.3, 0.05, 0])
+        u[3].nonzero = 0
+        var bits = c.decideCodeBits(kind: 1, bits: [6, 6, 6, 6], underflow: u, range: range, thresholds: thresholds)
+        #expect(bits == [7, 6, 6, 6])  // layer 2 waits for a second look below
+        bits = c.decideCodeBits(kind: 1, bits: bits, underflow: u, range: range, thresholds: thresholds)
+        #expect(bits == [8, 6, 5, 6])
+        bits = c.decideCodeBits(kind: 1, bits: bits, underflow: u, range: range, thresholds: thresholds)
+        #expect(bits == [8, 6, 5, 6])  // at the top of the range; layer 2's patience restarted
+        // A look inside the range resets the patience: one more look below does not lower it.
+        bits = c.decideCodeBits(
+            kind: 1, bits: bits, underflow: counts([0.7, 0.3, 0.3, 0]), range: range, thresholds: thresholds)
+        bits = c.decideCodeBits(kind: 1, bits: bits, underflow: u, range: range, thresholds: thresholds)
+        #expect(bits[2] == 5)
+        // Activations keep their own patience.
+        let a = c.decideCodeBits(kind: 0, bits: [4, 4, 4, 4], underflow: u, range: range, thresholds: thresholds)
+        #expect(a == [5, 4, 4, 4])
+    }
 }

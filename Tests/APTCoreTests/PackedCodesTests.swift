@@ -38,6 +38,16 @@ struct PackedCodesTests {
         }
     }
 
+    @Test("a K-pair panel built from packed codes equals the one built from the unpacked codes", arguments: [6, 7])
+    func pairPanelFromPacked(bits: Int) {
+        for (k, n) in [(64, 784), (7, 33), (1, 5)] {
+            let c = codes(count: k * n, bits: bits, seed: UInt64(k * n))
+            let fromPacked = PairPanel(packing: PackedCodes(packing: c, bits: bits), k: k, n: n, maxB: 63)
+            let fromBytes = PairPanel(packing: .int8(c), k: k, n: n, maxB: 63)
+            #expect(fromPacked.codes == fromBytes.codes, "\(k)×\(n) at \(bits) bits")
+        }
+    }
+
     @Test("the bit order is LSB-first with no gaps")
     func bitOrder() {
         // Codes 1, -1, 2 at 3 bits: 001, 111, 010 → bits 0-2, 3-5, 6-8.

@@ -53,6 +53,16 @@ func firstLine(_ s: String) -> String { String(s.split(separator: "\n", omitting
 
 @Suite("apt-node on the command line")
 struct CommandLineTests {
+    @Test("benchmark: a static configuration with a bad width is named before anything runs, exit 64")
+    func badStaticConfiguration() throws {
+        for (spec, named) in [("static:8/6-17/8", "widths must be in 2...16, got 17"), ("static:8/8", "three widths")] {
+            let r = try run("apt-node", ["benchmark", "--models", "mlp", "--precisions", spec])
+            #expect(r.status == 64, "\(spec): \(r.stderr)")
+            #expect(r.stderr.contains(named), "\(spec): \(r.stderr)")
+            #expect(!r.stderr.contains("running:"), "\(spec) started runs")
+        }
+    }
+
     @Test("an unknown flag: one Error line with a suggestion, usage, exit 64")
     func unknownFlag() throws {
         let r = try run("apt-node", ["train", "--epoch", "3"])

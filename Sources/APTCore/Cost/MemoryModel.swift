@@ -278,9 +278,9 @@ public struct MemoryModel: Sendable {
                         note(dx + panel + b * pairsO * 4)
                         live += dx
                     }
-                    // The saved input, unpacked when it was packed, is packed into K-pairs, then freed; the
+                    // The saved input is packed into K-pairs (packed codes two rows at a time), then freed; the
                     // gradient's slice and one slice of the error's transpose are made after.
-                    let unpacked = ab < 8 ? b * n : 0  // SavedTensor.unpacked
+                    let unpacked = ab < 8 ? 2 * n : 0  // PairPanel(packing: PackedCodes): two rows
                     let panel = 2 * ((b + 1) / 2) * ((n + 15) & ~15) * 2  // PairPanel of the saved input
                     note(unpacked + panel)
                     live += panel - savedSizes[i]

@@ -224,6 +224,32 @@ struct PairPanel: Sendable {
         self.n = n
         self.maxB = maxB
     }
+
+    /// Packs the `k×n` codes kept packed below a byte in `packed`, unpacking two rows at a time.
+    init(packing packed: PackedCodes, k: Int, n: Int, maxB: Int32) {
+        precondition(packed.count == k * n, "PairPanel: \(packed.count) codes for \(k)×\(n)")
+        let pairs = (k + 1) / 2
+        let np = (n + 15) & ~15
+        var out = [Int16](repeating: 0, count: pairs * np * 2)
+        var rows = [Int8](repeating: 0, count: 2 * n)
+        out.withUnsafeMutableBufferPointer { op in
+            rows.withUnsafeMutableBufferPointer { rp in
+                for p in 0..<pairs {
+                    let two = 2 * p + 1 < k
+                    packed.unpackInt8(from: 2 * p * n, count: (two ? 2 : 1) * n, into: rp.baseAddress!)
+                    let row = op.baseAddress! + p * np * 2
+                    for j in 0..<n {
+                        row[2 * j] = Int16(rp[j])
+                        if two { row[2 * j + 1] = Int16(rp[n + j]) }
+                    }
+                }
+            }
+        }
+        codes = out
+        self.k = k
+        self.n = n
+        self.maxB = maxB
+    }
 }
 
 /// `C (+)= alpha · A · B` with `B` packed once in `panel`; A's codes of either width.

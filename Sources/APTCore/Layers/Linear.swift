@@ -117,8 +117,15 @@ public struct Linear: ParametricLayer {
         // The weights are read (input error) in a scope of their own that ends before they are updated, so the
         // update mutates the one copy of them in place (a binding still alive would make it copy them whole).
         // Taken out of `saved` and switched on by value, so that the input's codes can be freed mid-way.
-        let input = saved.unpacked
+        // Codes kept packed below a byte go straight into the K-pair panel below, two rows at a time: no unpacked
+        // copy of the whole batch exists. Their format travels in an empty tensor.
+        var packedInput: PackedCodes? = nil
+        var input = saved.storage
         _ = consume saved
+        if case .packed(let codes, let format, _) = input {
+            packedInput = codes
+            input = .fixed(FixedPointTensor(shape: [0], format: format, storage: .int8([])))
+        }
         switch consume input {
         case .float(let x):
             if needsInputGradient {
@@ -197,11 +204,14 @@ public struct Linear: ParametricLayer {
             // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
             let panel =
                 GEMM.int32Suffices(maxA: maxDq, maxB: xq.format.maxCode)
-                ? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
+                ? packedInput.map { PairPanel(packing: $0, k: bsz, n: inputs, maxB: xq.format.maxCode) }
+                    ?? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
             // The panel holds the saved input from here: the codes are freed before the slices' work.
             let maxX = xq.format.maxCode
-            let unpaired: FixedPointStorage? = panel == nil ? xq.storage : nil
+            let unpaired: FixedPointStorage? =
+                panel == nil ? packedInput.map { .int8($0.unpackedInt8()) } ?? xq.storage : nil
             _ = consume xq
+            packedInput = nil
             slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
             var r0 = 0
             while r0 < outputs {
@@ -228,7 +238,7 @@ public struct Linear: ParametricLayer {
             }
 
         case .packed:
-            preconditionFailure("SavedTensor.unpacked returned packed codes")
+            preconditionFailure("Linear.backward: packed codes were not taken out")
         }
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)
