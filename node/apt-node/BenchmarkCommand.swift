@@ -231,13 +231,17 @@ enum BenchmarkCommand {
                     + "%@: %.4f, %.4g J, %.0f B\n",
                 model as NSString, top.label as NSString, mean(top.runs) { $0.accuracy }, band.lowerBound,
                 band.upperBound, best.label as NSString, mean(best.runs) { $0.accuracy }, bestEnergy, bestMemory)
+            /// "12.3% less" or "4.5% more" for a saving of `fraction`.
+            func saving(_ fraction: Double) -> String {
+                String(format: "%.1f%% %@", abs(fraction) * 100, fraction >= 0 ? "less" : "more")
+            }
             for apt in all where apt.model == model && apt.label.hasPrefix("apt@") {
                 let acc = mean(apt.runs) { $0.accuracy }
                 s += String(
-                    format: "  %@: %.4f (%@ the band), %.1f%% less energy, %.1f%% less peak training memory\n",
+                    format: "  %@: %.4f (%@ the band), %@ energy, %@ peak training memory\n",
                     apt.label as NSString, acc, (acc >= band.lowerBound ? "within" : "below") as NSString,
-                    (1 - mean(apt.runs) { $0.energyJ } / bestEnergy) * 100,
-                    (1 - mean(apt.runs) { Double($0.peakTrainBytes) } / bestMemory) * 100)
+                    saving(1 - mean(apt.runs) { $0.energyJ } / bestEnergy) as NSString,
+                    saving(1 - mean(apt.runs) { Double($0.peakTrainBytes) } / bestMemory) as NSString)
             }
         }
         return s
