@@ -43,8 +43,8 @@ enum TrainCommand {
             .value(
                 "activation-rounding", "mode", "Rounding of activations: nearest or stochastic.", default: "nearest"),
             .value(
-                "gradient-rounding", "mode", "Rounding of gradients and momentum: nearest or stochastic.",
-                default: "nearest"),
+                "gradient-rounding", "mode",
+                "Rounding of gradients and momentum: nearest or stochastic. Default from the knob."),
             .value("report", "file", "Write the JSON report here (schema: docs/report-schema.md)."),
             .value("format", "text|json", "Summary on stdout as text or JSON.", default: "text"),
             .flag("quiet", "No progress display."),
