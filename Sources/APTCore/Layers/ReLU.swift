@@ -65,27 +65,38 @@ extension ReLU {
     /// `mask` when given. Positive values and NaNs pass (so that divergence shows). Works on the IEEE bit patterns, 16 lanes at a
     /// time (a negative float has the sign bit, so it is a negative integer).
     static func apply(_ p: UnsafeMutablePointer<Float>, count n: Int, mask: UnsafeMutablePointer<UInt64>?) {
-        let words = (n + 63) / 64
-        let full = n / 16
-        for w in 0..<words {
+        maskWords(count: n, mask: mask) { base, lanes in
+            if lanes == 16 {
+                let b = bits16(load16(p + base))
+                let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- (b & 0x7FFF_FFFF)) &>> 31
+                let r = relu16(b) | (b & nan)
+                store16(float16(r), p + base)
+                return UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum())
+            }
+            var bits: UInt64 = 0
+            for j in 0..<lanes {
+                let x = p[base + j]
+                let keep = !(x <= 0)
+                bits |= UInt64(keep ? 1 : 0) << UInt64(j)
+                p[base + j] = keep ? x : 0
+            }
+            return bits
+        }
+    }
+
+    /// Walks `n` values 16 at a time, four chunks to a 64-bit mask word: `chunk(base, lanes)` processes the
+    /// `lanes` values at `base` (16, or fewer at the end) and returns one bit per value that passed; the words
+    /// go to `mask` when given.
+    @inline(__always)
+    static func maskWords(
+        count n: Int, mask: UnsafeMutablePointer<UInt64>?, _ chunk: (_ base: Int, _ lanes: Int) -> UInt64
+    ) {
+        for w in 0..<((n + 63) / 64) {
             var word: UInt64 = 0
             for c in 0..<4 {
-                let chunk = w * 4 + c
-                let base = chunk * 16
-                if chunk < full {
-                    let b = bits16(load16(p + base))
-                    let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- (b & 0x7FFF_FFFF)) &>> 31
-                    let r = relu16(b) | (b & nan)
-                    store16(float16(r), p + base)
-                    word |= UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum()) << UInt64(16 * c)
-                } else {
-                    for j in 0..<max(0, min(16, n - base)) {
-                        let x = p[base + j]
-                        let keep = !(x <= 0)
-                        word |= UInt64(keep ? 1 : 0) << UInt64(16 * c + j)
-                        p[base + j] = keep ? x : 0
-                    }
-                }
+                let base = (w * 4 + c) * 16
+                let lanes = min(16, n - base)
+                if lanes > 0 { word |= chunk(base, lanes) << UInt64(16 * c) }
             }
             mask?[w] = word
         }
@@ -107,27 +118,17 @@ extension ReLU {
     static func apply<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
         codes p: UnsafeMutablePointer<T>, count n: Int, mask: UnsafeMutablePointer<UInt64>?
     ) {
-        let words = (n + 63) / 64
-        let full = n / 16
-        for w in 0..<words {
-            var word: UInt64 = 0
-            for c in 0..<4 {
-                let chunk = w * 4 + c
-                let base = chunk * 16
-                if chunk < full {
-                    let r = relu16(loadInts16(p + base))
-                    storeCodes16(r, p + base)
-                    word |= UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum()) << UInt64(16 * c)
-                } else {
-                    for j in 0..<max(0, min(16, n - base)) where p[base + j] <= 0 {
-                        p[base + j] = 0
-                    }
-                    for j in 0..<max(0, min(16, n - base)) where p[base + j] > 0 {
-                        word |= 1 << UInt64(16 * c + j)
-                    }
-                }
+        maskWords(count: n, mask: mask) { base, lanes in
+            if lanes == 16 {
+                let r = relu16(loadInts16(p + base))
+                storeCodes16(r, p + base)
+                return UInt64(truncatingIfNeeded: (nonZeroMask16(r) & laneBits).wrappedSum())
             }
-            mask?[w] = word
+            var bits: UInt64 = 0
+            for j in 0..<lanes {
+                if p[base + j] > 0 { bits |= 1 << UInt64(j) } else { p[base + j] = 0 }
+            }
+            return bits
         }
     }
 
