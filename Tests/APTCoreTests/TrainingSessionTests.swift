@@ -138,6 +138,22 @@ struct TrainingSessionTests {
                 target.parameterSnapshot.map { $0.dequantized() } == source.parameterSnapshot.map { $0.dequantized() })
         }
         #expect(throws: ConfigurationError.self) { try target.loadParameters(codes: Array(tensors.dropLast())) }
+        // A session records the formats it was given in bits_history (bits and fractional length).
+        guard m == .apt else { return }
+        let tiny = Dataset(
+            images: [UInt8](repeating: 7, count: 4 * 784), labels: [0, 1, 2, 3], rows: 28, cols: 28)
+        var c = TrainingConfiguration(model: .lenet, precision: .apt)
+        c.batchSize = 2
+        var session = try TrainingSession(configuration: c, data: tiny)
+        session.run(steps: 1)
+        try session.loadParameters(codes: tensors)
+        let loaded = source.precision
+        let weights = session.bitsHistory.filter { $0.kind == .weights }
+        for (h, p) in zip(weights, loaded) {
+            #expect(h.points.last?.dropFirst() == [p.bits, p.fractionBits], "layer \(p.layer): \(h.points)")
+        }
+        // The loaded formats differ from the session's own in most layers: those are recorded at the load.
+        #expect(weights.filter { $0.points.last?.first == 1 }.count >= 3)
     }
 }
 

@@ -226,6 +226,15 @@ public struct TrainingSession: Sendable {
         if changes > 0 { updateMemoryFootprint() }
     }
 
+    /// Records in `bitsHistory` every weight format that differs from `before`.
+    private mutating func noteWeightFormats(since before: [LayerPrecision]) {
+        for (h, (was, now)) in zip(before, network.precision).enumerated()
+        where was.bits != now.bits || was.fractionBits != now.fractionBits {
+            if bitsHistory[h].points.last?[0] == iteration { bitsHistory[h].points.removeLast() }
+            bitsHistory[h].points.append([iteration, now.bits, now.fractionBits])
+        }
+    }
+
     /// Steps measured for the code widths before each decision.
     static let measuredSteps = 5
 
@@ -345,7 +354,9 @@ public struct TrainingSession: Sendable {
     /// Replaces the model with fixed-point codes at their own formats (a coordinator's global model, sent at
     /// this node's precision), keeping the optimiser state, random streams and place in the data.
     public mutating func loadParameters(codes tensors: [FixedPointTensor]) throws(ConfigurationError) {
+        let before = network.precision
         try network.loadParameters(codes: tensors)
+        noteWeightFormats(since: before)
         cachedSheets = nil
         updateMemoryFootprint()
     }
