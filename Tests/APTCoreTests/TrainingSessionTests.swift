@@ -107,6 +107,36 @@ struct TrainingSessionTests {
         #expect(maxAfter >= maxBefore * 0.5, "narrowing clipped the weights: \(maxBefore) → \(maxAfter)")
     }
 
+    @Test("per-layer activation and error width ranges are honoured while the controller adapts code widths")
+    func codeBitRanges() throws {
+        var c = Self.configuration(.apt)
+        c.controller.activationBits = 2...16
+        c.controller.errorBits = 2...16
+        c.controller.activationUnderflow = 0.0...0.001  // any underflow asks for a bit more
+        c.controller.errorUnderflow = 0.0...0.001
+        var s = try TrainingSession(configuration: c, data: Self.data(count: 160))
+        let a = [4...5, 6...9, 3...10]
+        let e = [7...9, 5...6, 8...12]
+        try s.setCodeBitRanges(activations: a, errors: e)
+        for (b, r) in zip(s.network.activationBits, a) { #expect(r.contains(b), "\(b) outside \(r) at once") }
+        for (b, r) in zip(s.network.errorBits, e) { #expect(r.contains(b), "\(b) outside \(r) at once") }
+        let clamped = s.network.activationBits + s.network.errorBits
+        for _ in 0..<10 {
+            s.run(steps: 6)
+            for (b, r) in zip(s.network.activationBits, a) { #expect(r.contains(b), "\(b) outside \(r)") }
+            for (b, r) in zip(s.network.errorBits, e) { #expect(r.contains(b), "\(b) outside \(r)") }
+        }
+        // The controller moved within the ranges: underflow pushes widths up to each range's top (the first
+        // layer's activations, the input image, are not measured and keep theirs).
+        #expect(s.network.activationBits + s.network.errorBits != clamped)
+        #expect(s.network.errorBits == e.map(\.upperBound))
+        #expect(Array(s.network.activationBits.dropFirst()) == a.dropFirst().map(\.upperBound))
+        #expect(throws: ConfigurationError.self) { try s.setCodeBitRanges(activations: [4...5], errors: e) }
+        #expect(throws: ConfigurationError.self) {
+            try s.setCodeBitRanges(activations: a, errors: [1...6, 4...4, 4...4])
+        }
+    }
+
     @Test("parameters load as codes at their own formats, exactly", arguments: ["apt", "fp32"])
     func loadCodes(mode: String) throws {
         let m = try PrecisionMode(parsing: mode)

@@ -150,9 +150,21 @@ public struct PrecisionController: Sendable {
         kind: Int, bits: [Int], underflow: [UnderflowCounts], range: ClosedRange<Int>,
         thresholds: ClosedRange<Double>
     ) -> [Int] {
+        decideCodeBits(
+            kind: kind, bits: bits, underflow: underflow,
+            ranges: [ClosedRange<Int>](repeating: range, count: bits.count), thresholds: thresholds)
+    }
+
+    /// `decideCodeBits` with a range of its own for each layer (a coordinator's policy).
+    public mutating func decideCodeBits(
+        kind: Int, bits: [Int], underflow: [UnderflowCounts], ranges: [ClosedRange<Int>],
+        thresholds: ClosedRange<Double>
+    ) -> [Int] {
+        precondition(ranges.count == bits.count, "decideCodeBits: \(ranges.count) ranges for \(bits.count) layers")
         if codesBelow[kind].count != bits.count { codesBelow[kind] = [Int](repeating: 0, count: bits.count) }
         var out = bits
         for k in bits.indices where k < underflow.count && underflow[k].nonzero > 0 {
+            let range = ranges[k]
             let u = underflow[k].fraction
             if u > thresholds.upperBound {
                 codesBelow[kind][k] = 0

@@ -204,12 +204,15 @@ public struct TrainingSession: Sendable {
         var errors = network.errorBits
         if let range = s.activationBits {
             activations = controller.decideCodeBits(
-                kind: 0, bits: activations, underflow: context.activationUnderflow, range: range,
+                kind: 0, bits: activations, underflow: context.activationUnderflow,
+                ranges: codeBitRanges?.activations ?? [ClosedRange<Int>](repeating: range, count: n),
                 thresholds: s.activationUnderflow)
         }
         if let range = s.errorBits {
             errors = controller.decideCodeBits(
-                kind: 1, bits: errors, underflow: context.errorUnderflow, range: range, thresholds: s.errorUnderflow)
+                kind: 1, bits: errors, underflow: context.errorUnderflow,
+                ranges: codeBitRanges?.errors ?? [ClosedRange<Int>](repeating: range, count: n),
+                thresholds: s.errorUnderflow)
         }
         for k in 0..<n where activations[k] != network.activationBits[k] {
             bitsHistory[n + k].points.append([iteration, activations[k]])
@@ -342,6 +345,36 @@ public struct TrainingSession: Sendable {
         }
         updateMemoryFootprint()
     }
+
+    /// Limits each weighted layer's activation and error widths to `activations[k]` and `errors[k]` (one per
+    /// weighted layer, within 2...16), as a coordinator's policy does: a width outside its range moves into it
+    /// at once, and the controller, when it adapts code widths, stays within them. Ignored in fp32.
+    public mutating func setCodeBitRanges(
+        activations: [ClosedRange<Int>], errors: [ClosedRange<Int>]
+    ) throws(ConfigurationError) {
+        let n = network.activationBits.count
+        for (name, ranges) in [("activationBits", activations), ("errorBits", errors)] {
+            guard ranges.count == n else {
+                throw ConfigurationError(
+                    "\(name) ranges: \(ranges.count) given, model '\(configuration.model.name)' has \(n) weighted layers"
+                )
+            }
+            for (k, r) in ranges.enumerated() where r.lowerBound < 2 || r.upperBound > 16 {
+                throw ConfigurationError(field: "\(name)[\(k)]", value: "\(r)", requirement: "within 2...16")
+            }
+        }
+        guard network.mode.isFixedPoint else { return }
+        codeBitRanges = (activations, errors)
+        let a = zip(network.activationBits, activations).map { min(max($0, $1.lowerBound), $1.upperBound) }
+        let e = zip(network.errorBits, errors).map { min(max($0, $1.lowerBound), $1.upperBound) }
+        for k in 0..<n where a[k] != network.activationBits[k] { bitsHistory[n + k].points.append([iteration, a[k]]) }
+        for k in 0..<n where e[k] != network.errorBits[k] { bitsHistory[2 * n + k].points.append([iteration, e[k]]) }
+        try network.setCodeBits(activations: a, errors: e)
+        updateMemoryFootprint()
+    }
+
+    /// The per-layer activation and error width ranges a policy set (nil: the controller's settings apply).
+    public private(set) var codeBitRanges: (activations: [ClosedRange<Int>], errors: [ClosedRange<Int>])? = nil
 
     /// Sets the bits of each weighted layer's input activation codes and error codes (one each per weighted layer,
     /// in 2...16), from the next step on. Ignored in fp32.
