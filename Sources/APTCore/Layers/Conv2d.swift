@@ -157,15 +157,6 @@ public struct Conv2d: ParametricLayer {
         var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
         var dcols = [Float](repeating: 0, count: needsInputGradient ? g.patch * p : 0)
 
-        // The saved input's codes: kept whole, or packed below a byte and unpacked an image at a time (below).
-        var xFormat = FixedPointFormat(bits: 8, fractionBits: 0)
-        var xWhole: FixedPointStorage? = nil
-        var xPacked: PackedCodes? = nil
-        switch saved.storage {
-        case .fixed(let t): (xFormat, xWhole) = (t.format, t.storage)
-        case .packed(let codes, let format, _): (xFormat, xPacked) = (format, codes)
-        case .float: break
-        }
         switch (weights.values, saved.storage) {
         case (.float(let w), .float(let x)):
             var wT = [Float](repeating: 0, count: w.count)
@@ -224,6 +215,10 @@ public struct Conv2d: ParametricLayer {
             for c in 0..<outChannels { gb[c] *= alpha }
 
         case (.fixed(let w), .fixed), (.fixed(let w), .packed):
+            // The saved input's codes: kept whole, or packed below a byte and unpacked an image at a time (below).
+            guard let (xFormat, xWhole, xPacked) = saved.codes.map({ ($0.format, $0.whole, $0.packed) }) else {
+                preconditionFailure("Conv2d: saved codes without codes")
+            }
             let q = context.quantization
             // The error's codes: made an image at a time by the pooling layer above, as handed on, or made here
             // (the float error freed at once).
@@ -380,10 +375,7 @@ extension Conv2d {
         }
         outputFormatHint = format
         if context.training { codePasses.batches += 1 }
-        if measuring, let k = context.codeOrdinals.activation, k < context.activationUnderflow.count {
-            context.activationUnderflow[k].nonzero += underflow.nonzero
-            context.activationUnderflow[k].under += underflow.under
-        }
+        context.addActivationUnderflow(underflow)
         return FixedPointTensor(shape: [bsz, outChannels, g.outHeight, g.outWidth], format: format, storage: storage)
     }
 }

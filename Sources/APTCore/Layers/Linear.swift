@@ -116,18 +116,12 @@ public struct Linear: ParametricLayer {
 
         // The weights are read (input error) in a scope of their own that ends before they are updated, so the
         // update mutates the one copy of them in place (a binding still alive would make it copy them whole).
-        // Taken out of `saved` and switched on by value, so that the input's codes can be freed mid-way.
-        // Codes kept packed below a byte go straight into the K-pair panel below, two rows at a time: no unpacked
-        // copy of the whole batch exists. Their format travels in an empty tensor.
-        var packedInput: PackedCodes? = nil
-        var input = saved.storage
+        // Taken out of `saved`, so that the input's codes can be freed mid-way. Codes kept packed below a byte go
+        // straight into the K-pair panel below, two rows at a time: no unpacked copy of the whole batch exists.
+        let floatInput = saved.floats
+        var codeInput = saved.codes
         _ = consume saved
-        if case .packed(let codes, let format, _) = input {
-            packedInput = codes
-            input = .fixed(FixedPointTensor(shape: [0], format: format, storage: .int8([])))
-        }
-        switch consume input {
-        case .float(let x):
+        if let x = floatInput {
             if needsInputGradient {
                 var out = [Float](repeating: 0, count: bsz * inputs)
                 if case .float(let w) = weights.values {
@@ -173,7 +167,7 @@ public struct Linear: ParametricLayer {
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += dy.values[r * outputs + j] } }
             for j in 0..<outputs { gb[j] *= alpha }
 
-        case .fixed(let xq):
+        } else if var xq = codeInput.take() {
             let q = context.quantization
             // The error's codes; the float error is freed at once, before the gradient's workspaces are made.
             var error = dy
@@ -204,14 +198,13 @@ public struct Linear: ParametricLayer {
             // Every slice multiplies the same saved input: pack it into K-pairs once when the codes allow.
             let panel =
                 GEMM.int32Suffices(maxA: maxDq, maxB: xq.format.maxCode)
-                ? packedInput.map { PairPanel(packing: $0, k: bsz, n: inputs, maxB: xq.format.maxCode) }
-                    ?? PairPanel(packing: xq.storage, k: bsz, n: inputs, maxB: xq.format.maxCode) : nil
+                ? xq.packed.map { PairPanel(packing: $0, k: bsz, n: inputs, maxB: xq.format.maxCode) }
+                    ?? xq.whole.map { PairPanel(packing: $0, k: bsz, n: inputs, maxB: xq.format.maxCode) } : nil
             // The panel holds the saved input from here: the codes are freed before the slices' work.
             let maxX = xq.format.maxCode
             let unpaired: FixedPointStorage? =
-                panel == nil ? packedInput.map { .int8($0.unpackedInt8()) } ?? xq.storage : nil
-            _ = consume xq
-            packedInput = nil
+                panel == nil ? xq.packed.map { .int8($0.unpackedInt8()) } ?? xq.whole : nil
+            (xq.whole, xq.packed) = (nil, nil)
             slice = [Float](repeating: 0, count: Linear.gradientRows * inputs)
             var r0 = 0
             while r0 < outputs {
@@ -236,9 +229,8 @@ public struct Linear: ParametricLayer {
                 }
                 r0 += rows
             }
-
-        case .packed:
-            preconditionFailure("Linear.backward: packed codes were not taken out")
+        } else {
+            preconditionFailure("Linear.backward: the saved input is neither floats nor codes")
         }
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)

@@ -241,16 +241,19 @@ extension MaxPool2d {
         }
     }
 
-    /// One bit per code, set where it is positive, 16 codes at a time.
+    /// One bit per code, set where it is positive, 16 codes at a time (ReLU's mask, without applying it).
     static func positiveBits<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
         _ p: UnsafePointer<T>, count n: Int, into mask: UnsafeMutablePointer<UInt64>
     ) {
-        let full = n / 16
-        for chunk in 0..<full {
-            let bits = nonZeroMask16(relu16(loadInts16(p + chunk * 16))) & ReLU.laneBits
-            mask[chunk >> 2] |= UInt64(truncatingIfNeeded: bits.wrappedSum()) << UInt64(16 * (chunk & 3))
+        ReLU.maskWords(count: n, mask: mask) { base, lanes in
+            if lanes == 16 {
+                return UInt64(
+                    truncatingIfNeeded: (nonZeroMask16(relu16(loadInts16(p + base))) & ReLU.laneBits).wrappedSum())
+            }
+            var bits: UInt64 = 0
+            for j in 0..<lanes where p[base + j] > 0 { bits |= 1 << UInt64(j) }
+            return bits
         }
-        for i in (full * 16)..<n where p[i] > 0 { mask[i >> 6] |= 1 << UInt64(i & 63) }
     }
 
     /// The input error as error-bit codes, from the pooled errors `e`: each goes to its arg-max (dropped, when a

@@ -29,12 +29,19 @@ struct SavedTensor: Sendable {
         }
     }
 
-    /// The kept tensor in working form (packed codes unpacked to bytes).
-    var unpacked: Storage {
+    /// The kept codes' format and the codes themselves: whole, or packed below a byte (a layer unpacks those a
+    /// part at a time, never the whole batch). Nil for fp32 values.
+    var codes: (format: FixedPointFormat, whole: FixedPointStorage?, packed: PackedCodes?)? {
         switch storage {
-        case .float, .fixed: return storage
-        case .packed(let p, let format, let shape):
-            return .fixed(FixedPointTensor(shape: shape, format: format, int8Codes: p.unpackedInt8()))
+        case .float: return nil
+        case .fixed(let t): return (t.format, t.storage, nil)
+        case .packed(let p, let format, _): return (format, nil, p)
         }
+    }
+
+    /// The kept fp32 values (nil for codes).
+    var floats: [Float]? {
+        if case .float(let x) = storage { return x }
+        return nil
     }
 }

@@ -40,10 +40,21 @@ public struct StepContext: Sendable {
     /// error codes it makes (its own, or for a pooling layer the one below): set by `Network`.
     var codeOrdinals: (activation: Int?, error: Int?) = (nil, nil)
 
+    /// Where the running layer's activation-code underflow is counted: nil unless this step measures and the
+    /// layer makes another layer's activation codes.
+    private var activationSlot: Int? {
+        guard measuringCodes, let k = codeOrdinals.activation, k < activationUnderflow.count else { return nil }
+        return k
+    }
+
     /// Counts `values`' underflow at `step` for the running layer's activation codes, when measuring.
     mutating func countActivationUnderflow(_ values: UnsafeBufferPointer<Float>, step: Float) {
-        guard measuringCodes, let k = codeOrdinals.activation, k < activationUnderflow.count else { return }
-        activationUnderflow[k].count(values, step: step)
+        if let k = activationSlot { activationUnderflow[k].count(values, step: step) }
+    }
+
+    /// Adds `counts` to the running layer's activation-code underflow, when measuring.
+    mutating func addActivationUnderflow(_ counts: UnderflowCounts) {
+        if let k = activationSlot { activationUnderflow[k].add(counts) }
     }
 
     /// Counts `values`' underflow at `step` for the running layer's error codes, when measuring.

@@ -14,6 +14,12 @@ public struct UnderflowCounts: Sendable, Hashable, Codable {
     /// The fraction of non-zero values that vanish (0 when none were seen).
     public var fraction: Double { nonzero == 0 ? 0 : Double(under) / Double(nonzero) }
 
+    /// Adds `other`'s counts.
+    public mutating func add(_ other: UnderflowCounts) {
+        nonzero += other.nonzero
+        under += other.under
+    }
+
     /// Adds the non-zero values of `values` and those within half of `step` of zero.
     public mutating func count(_ values: UnsafeBufferPointer<Float>, step: Float) {
         let half = step / 2
