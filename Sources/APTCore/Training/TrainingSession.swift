@@ -98,19 +98,16 @@ public struct TrainingSession: Sendable {
         costModel = network.costModel(momentum: c.momentum, profile: c.profile)
         if c.precision == .apt {
             // The controller's code widths start at the settings' width, within their ranges.
-            let clamp = { (bits: [Int], range: ClosedRange<Int>?) in
-                bits.map { b in range.map { min(max(b, $0.lowerBound), $0.upperBound) } ?? b }
-            }
+            let n = self.network.activationBits.count
+            let all = { (range: ClosedRange<Int>?) in range.map { [ClosedRange<Int>](repeating: $0, count: n) } }
             try? self.network.setCodeBits(
-                activations: clamp(self.network.activationBits, c.controller.activationBits),
-                errors: clamp(self.network.errorBits, c.controller.errorBits))
+                activations: TrainingSession.clamp(self.network.activationBits, to: all(c.controller.activationBits)),
+                errors: TrainingSession.clamp(self.network.errorBits, to: all(c.controller.errorBits)))
         }
         bitsHistory = TrainingSession.histories(of: self.network)
-        let n = self.network.activationBits.count
-        context.activationUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
-        context.errorUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
         currentMemory = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
         peakMemory = currentMemory
+        resetUnderflow()
         ProcessMemory.keepStepBuffers(bytes: currentMemory.totalBytes)
     }
 
@@ -189,14 +186,9 @@ public struct TrainingSession: Sendable {
                 "codes \(iteration) a‰ \(a.joined(separator: ",")) e‰ \(e.joined(separator: ",")) loss \(lastEpochLoss)\n"
             _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
         }
+        let before = network.precision
         let made = controller.evaluate(network: &network, iteration: iteration, random: &controlRandom)
-        let weighted = network.parametricIndices
-        for change in made {
-            if let h = weighted.firstIndex(of: change.layer) {
-                bitsHistory[h].points.append([iteration, change.to.bits, change.to.fractionBits])
-            }
-        }
-        var changes = made.count
+        noteWeightFormats(since: before)
         // Activation and error widths from their measured underflow.
         let s = configuration.controller
         let n = network.activationBits.count
@@ -214,28 +206,50 @@ public struct TrainingSession: Sendable {
                 ranges: codeBitRanges?.errors ?? [ClosedRange<Int>](repeating: range, count: n),
                 thresholds: s.errorUnderflow)
         }
-        for k in 0..<n where activations[k] != network.activationBits[k] {
-            bitsHistory[n + k].points.append([iteration, activations[k]])
-            changes += 1
-        }
-        for k in 0..<n where errors[k] != network.errorBits[k] {
-            bitsHistory[2 * n + k].points.append([iteration, errors[k]])
-            changes += 1
-        }
-        if changes > made.count { try? network.setCodeBits(activations: activations, errors: errors) }
+        let codeChanges = (try? applyCodeBits(activations: activations, errors: errors)) ?? 0
+        resetUnderflow()
+        precisionChanges += made.count + codeChanges
+        if made.count + codeChanges > 0 { updateMemoryFootprint() }
+    }
+
+    /// Empties the underflow counts, one per weighted layer, for the next window.
+    private mutating func resetUnderflow() {
+        let n = network.activationBits.count
         context.activationUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
         context.errorUnderflow = [UnderflowCounts](repeating: UnderflowCounts(), count: n)
-        precisionChanges += changes
-        if changes > 0 { updateMemoryFootprint() }
+    }
+
+    /// `bits`, each moved into its range (unchanged without ranges).
+    static func clamp(_ bits: [Int], to ranges: [ClosedRange<Int>]?) -> [Int] {
+        guard let ranges else { return bits }
+        return zip(bits, ranges).map { min(max($0, $1.lowerBound), $1.upperBound) }
     }
 
     /// Records in `bitsHistory` every weight format that differs from `before`.
     private mutating func noteWeightFormats(since before: [LayerPrecision]) {
         for (h, (was, now)) in zip(before, network.precision).enumerated()
         where was.bits != now.bits || was.fractionBits != now.fractionBits {
-            if bitsHistory[h].points.last?[0] == iteration { bitsHistory[h].points.removeLast() }
             bitsHistory[h].points.append([iteration, now.bits, now.fractionBits])
         }
+    }
+
+    /// Gives the network these activation and error widths (validated), recording each change in `bitsHistory`;
+    /// returns the number of widths that changed. The caller re-prices a step's memory.
+    @discardableResult
+    private mutating func applyCodeBits(activations: [Int], errors: [Int]) throws(ConfigurationError) -> Int {
+        let n = network.activationBits.count
+        let (oldActivations, oldErrors) = (network.activationBits, network.errorBits)
+        try network.setCodeBits(activations: activations, errors: errors)
+        var changed = 0
+        for k in 0..<n where activations[k] != oldActivations[k] {
+            bitsHistory[n + k].points.append([iteration, activations[k]])
+            changed += 1
+        }
+        for k in 0..<n where errors[k] != oldErrors[k] {
+            bitsHistory[2 * n + k].points.append([iteration, errors[k]])
+            changed += 1
+        }
+        return changed
     }
 
     /// Steps measured for the code widths before each decision.
@@ -331,18 +345,18 @@ public struct TrainingSession: Sendable {
             throw ConfigurationError(field: "layerBits[\(k)]", value: "\(r)", requirement: "within 2...16")
         }
         guard network.mode.isFixedPoint else { return }
+        let before = network.precision
         for (k, i) in weighted.enumerated() {
             controller.setRange(ranges[k], for: i)
-            let moved: (Int, Int)? = network.withParametricLayer(at: i) { layer in
-                guard let f = layer.weights.format, !ranges[k].contains(f.bits) else { return nil }
+            network.withParametricLayer(at: i) { layer in
+                guard let f = layer.weights.format, !ranges[k].contains(f.bits) else { return }
                 let bits = min(max(f.bits, ranges[k].lowerBound), ranges[k].upperBound)
                 layer.weights.requantize(
                     to: FixedPointFormat(bits: bits, fractionBits: f.fractionBits + bits - f.bits),
                     random: &controlRandom)
-                return (f.bits, bits)
             }
-            if let (_, to) = moved { bitsHistory[k].points.append([iteration, to, network.precision[k].fractionBits]) }
         }
+        noteWeightFormats(since: before)
         updateMemoryFootprint()
     }
 
@@ -365,11 +379,9 @@ public struct TrainingSession: Sendable {
         }
         guard network.mode.isFixedPoint else { return }
         codeBitRanges = (activations, errors)
-        let a = zip(network.activationBits, activations).map { min(max($0, $1.lowerBound), $1.upperBound) }
-        let e = zip(network.errorBits, errors).map { min(max($0, $1.lowerBound), $1.upperBound) }
-        for k in 0..<n where a[k] != network.activationBits[k] { bitsHistory[n + k].points.append([iteration, a[k]]) }
-        for k in 0..<n where e[k] != network.errorBits[k] { bitsHistory[2 * n + k].points.append([iteration, e[k]]) }
-        try network.setCodeBits(activations: a, errors: e)
+        try applyCodeBits(
+            activations: TrainingSession.clamp(network.activationBits, to: activations),
+            errors: TrainingSession.clamp(network.errorBits, to: errors))
         updateMemoryFootprint()
     }
 
@@ -377,10 +389,10 @@ public struct TrainingSession: Sendable {
     public private(set) var codeBitRanges: (activations: [ClosedRange<Int>], errors: [ClosedRange<Int>])? = nil
 
     /// Sets the bits of each weighted layer's input activation codes and error codes (one each per weighted layer,
-    /// in 2...16), from the next step on. Ignored in fp32.
+    /// in 2...16), from the next step on, recording the changes in `bitsHistory`. Ignored in fp32.
     public mutating func setCodeBits(activations: [Int], errors: [Int]) throws(ConfigurationError) {
         guard network.mode.isFixedPoint else { return }
-        try network.setCodeBits(activations: activations, errors: errors)
+        try applyCodeBits(activations: activations, errors: errors)
         updateMemoryFootprint()
     }
 
@@ -441,7 +453,7 @@ public struct TrainingSession: Sendable {
         }
         let totals = context.meter.perLayer.reduce(into: OperationCounts()) { $0.add($1) }
         updateMemoryFootprint()
-        let end = network.trainingMemory(batch: c.batchSize, momentum: c.momentum)
+        let end = currentMemory
         let peak = peakMemory
         let meter = context.meter
         return TrainingReport(
