@@ -200,15 +200,23 @@ struct GradientTests {
             .linear(outputs: 10),
         ])
 
+    /// A spec whose only (so last) weighted layer lies under a ReLU and a pooling layer: it hands floats on, so
+    /// the pooling layer has no signs of codes and the ReLU must keep its mask.
+    static let lastConvSpec = ModelSpec(
+        name: "lastconv", input: [1, 12, 12], classes: 10,
+        layers: [.conv(outChannels: 10, kernel: 11, stride: 1, padding: 0), .relu, .maxPool(size: 2), .flatten])
+
     @Test(
         "activations and errors handed between layers as codes give the float hand-over's steps, bit for bit",
         arguments: [
+            ("lastconv", "apt", 0.5, false),
             ("lenet", "apt", 0.5, false), ("lenet", "apt", 1.0, false), ("mlp", "apt", 0.5, false),
             ("odd", "apt", 0.5, false), ("odd", "apt", 1.0, false), ("lenet", "fixed:10", 0.5, false),
             ("lenet", "apt", 0.5, true), ("mlp", "apt", 0.5, true), ("odd", "apt", 0.5, true),
         ])
     func codesBetweenLayers(model: String, precision: String, tradeoff: Double, mixedBits: Bool) throws {
-        let spec = try #require(model == "odd" ? Self.oddSpec : ModelSpec.builtIn[model])
+        let spec = try #require(
+            ["odd": Self.oddSpec, "lastconv": Self.lastConvSpec][model] ?? ModelSpec.builtIn[model])
         let mode = try PrecisionMode(parsing: precision)
         let q = TrainingConfiguration.defaultQuantization(precision: mode, tradeoff: tradeoff)
         let side = spec.input[1]

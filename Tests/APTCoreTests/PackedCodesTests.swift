@@ -81,4 +81,20 @@ struct PackedCodesTests {
         let model = try MemoryModel(spec: spec, mode: .fixed(bits: 8), quantization: q, momentum: 0.9)
         #expect(model.footprint(batch: 5, weightBits: [8, 8]).savedActivationBytes == held)
     }
+
+    @Test("pooling arg-maxes pack at 1, 2, 4 or 8 bits as the window needs and read back exactly", arguments: 1...15)
+    func argmax(size: Int) {
+        let positions = size * size
+        let bits = PackedArgmax.bits(windowSize: size)
+        #expect(1 << bits >= positions && (bits == 1 || 1 << (bits / 2) < positions))
+        for count in [0, 1, 3, 5, 17, 1000] {
+            var random = RandomSource(seed: UInt64(size * 100 + count))
+            let values = (0..<count).map { _ in Int(random.next() % UInt64(positions)) }
+            var packed = PackedArgmax(count: count, windowSize: size)
+            #expect(packed.byteCount == (count * bits + 7) / 8)
+            packed.withWriter { w in for (o, v) in values.enumerated() { w.set(o, Int64(v)) } }
+            #expect((0..<count).map { packed[$0] } == values, "size \(size), count \(count)")
+            #expect(packed.withReader { r in (0..<count).map { r[$0] } } == values)
+        }
+    }
 }

@@ -135,7 +135,8 @@ public struct MemoryModel: Sendable {
             case .flatten:
                 break
             case .relu:
-                let mask = (b * n + 63) / 64 * 8  // ReLU: one bit per value, kept
+                // ReLU: one bit per value, kept (in fixed point, unless the pooling layer above masks the error).
+                let mask = !fixed || Network.reluKeepsMask(spec.layers, at: i) ? (b * n + 63) / 64 * 8 : 0
                 live += mask
                 saved += mask
                 savedSizes[i] = mask
@@ -144,7 +145,10 @@ public struct MemoryModel: Sendable {
                 let out = input[0] * (input[1] / s) * (input[2] / s)
                 // MaxPool2d: float output, or codes of the input's width with a sign bit per output, kept.
                 let y = inFlightCodes ? codes(b * out, inFlightBits) : 4 * b * out
-                let argmax = b * out + (inFlightCodes ? (b * out + 63) / 64 * 8 : 0)  // one byte per output, kept
+                // The arg-max, packed (`PackedArgmax`), and on codes a sign bit per output, kept.
+                let argmax =
+                    PackedArgmax.byteCount(count: b * out, windowSize: s)
+                    + (inFlightCodes ? (b * out + 63) / 64 * 8 : 0)
                 note(y + argmax)
                 live += y + argmax
                 saved += argmax
@@ -248,10 +252,11 @@ public struct MemoryModel: Sendable {
                 let toCodes = fixed && needsInput && Network.poolErrorPath(spec.layers, below: i).codes
                 if toCodes {
                     let pooled = b * input[0] * (input[1] / s) * (input[2] / s)
+                    let argmax = PackedArgmax.byteCount(count: pooled, windowSize: s)
                     let buffers = PooledErrorCodes.bufferBytes(plane: input[1] * input[2], image: n, bits: eb)
                     note(buffers)
-                    live += buffers - (savedSizes[i] - pooled)  // the sign bits are freed
-                    error = 4 * pooled + pooled + buffers
+                    live += buffers - (savedSizes[i] - argmax)  // the sign bits are freed
+                    error = 4 * pooled + argmax + buffers
                     streamedImage = codes(n, eb)
                     errorCodes = true
                 } else {

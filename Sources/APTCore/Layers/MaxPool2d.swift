@@ -1,5 +1,6 @@
 /// Max pooling with a square window and stride equal to the window, on float values or on activation codes.
-/// Keeps the arg-max (one byte) per output, and on codes one bit per output that says whether it was positive.
+/// Keeps the arg-max per output (packed: 2 bits for a 2 × 2 window, `PackedArgmax`), and on codes one bit per
+/// output that says whether it was positive.
 ///
 /// In a fixed-point network whose error goes from here to a weighted layer below through ReLUs only, the
 /// backward pass hands the input error on as error-bit codes (`StepContext.quantizeInputError`): the scale is
@@ -9,7 +10,7 @@
 public struct MaxPool2d: Layer {
     /// Window size and stride.
     public let size: Int
-    private var argmax: [UInt8] = []
+    private var argmax = PackedArgmax()
     private var positive: [UInt64] = []
     private var inputShape: [Int] = []
 
@@ -48,9 +49,9 @@ public struct MaxPool2d: Layer {
             "MaxPool2d(\(size)) expects [C, H, W] with H, W ≥ \(size), got \(input)")
         return [input[0], input[1] / size, input[2] / size]
     }
-    public var savedBytes: Int { argmax.count + positive.count * 8 }
+    public var savedBytes: Int { argmax.byteCount + positive.count * 8 }
     public mutating func releaseSaved() {
-        argmax = []
+        argmax = PackedArgmax()
         positive = []
     }
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
@@ -60,11 +61,11 @@ public struct MaxPool2d: Layer {
         let (oh, ow) = (os[1], os[2])
         let bsz = x.count
         var y = [Float](repeating: 0, count: bsz * c * oh * ow)
-        var am = [UInt8](repeating: 0, count: context.training ? y.count : 0)
+        var am = PackedArgmax(count: context.training ? y.count : 0, windowSize: size)
         if size == 2 {
             x.values.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { yp in
-                    am.withUnsafeMutableBufferPointer { ap in
+                    am.withWriter { ap in
                         let training = context.training
                         var o = 0
                         for plane in 0..<(bsz * c) {
@@ -82,7 +83,7 @@ public struct MaxPool2d: Layer {
                                     MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r1[2 * ox]), 2)
                                     MaxPool2d.keepLarger(&best, &bi, MaxPool2d.ordered(r1[2 * ox + 1]), 3)
                                     yp[o] = MaxPool2d.float(ordered: best)
-                                    if training { ap[o] = UInt8(truncatingIfNeeded: bi) }
+                                    if training { ap.set(o, bi) }
                                     o += 1
                                 }
                             }
@@ -92,26 +93,29 @@ public struct MaxPool2d: Layer {
             }
         } else {
             x.values.withUnsafeBufferPointer { xp in
-                var o = 0
-                for n in 0..<bsz {
-                    for ch in 0..<c {
-                        let plane = xp.baseAddress! + (n * c + ch) * h * w
-                        for oy in 0..<oh {
-                            for ox in 0..<ow {
-                                var best = -Float.infinity
-                                var bi = 0
-                                for dy in 0..<size {
-                                    for dx in 0..<size {
-                                        let v = plane[(oy * size + dy) * w + ox * size + dx]
-                                        if v > best || (bi == 0 && dy == 0 && dx == 0) {
-                                            best = v
-                                            bi = dy * size + dx
+                let training = context.training
+                am.withWriter { ap in
+                    var o = 0
+                    for n in 0..<bsz {
+                        for ch in 0..<c {
+                            let plane = xp.baseAddress! + (n * c + ch) * h * w
+                            for oy in 0..<oh {
+                                for ox in 0..<ow {
+                                    var best = -Float.infinity
+                                    var bi = 0
+                                    for dy in 0..<size {
+                                        for dx in 0..<size {
+                                            let v = plane[(oy * size + dy) * w + ox * size + dx]
+                                            if v > best || (bi == 0 && dy == 0 && dx == 0) {
+                                                best = v
+                                                bi = dy * size + dx
+                                            }
                                         }
                                     }
+                                    y[o] = best
+                                    if training { ap.set(o, Int64(bi)) }
+                                    o += 1
                                 }
-                                y[o] = best
-                                if context.training { am[o] = UInt8(bi) }
-                                o += 1
                             }
                         }
                     }
@@ -139,14 +143,16 @@ public struct MaxPool2d: Layer {
         let count = outputs / (c * oh * ow)
         var dx = [Float](repeating: 0, count: count * c * h * w)
         var o = 0
-        for n in 0..<count {
-            for ch in 0..<c {
-                let base = (n * c + ch) * h * w
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let bi = Int(argmax[o])
-                        dx[base + (oy * size + bi / size) * w + ox * size + bi % size] += e[o]
-                        o += 1
+        argmax.withReader { argmax in
+            for n in 0..<count {
+                for ch in 0..<c {
+                    let base = (n * c + ch) * h * w
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            let bi = argmax[o]
+                            dx[base + (oy * size + bi / size) * w + ox * size + bi % size] += e[o]
+                            o += 1
+                        }
                     }
                 }
             }
@@ -164,16 +170,16 @@ extension MaxPool2d {
         let bsz = x.count
         let planes = bsz * c
         let outputs = planes * os[1] * os[2]
-        var am = [UInt8](repeating: 0, count: outputs)
+        var am = PackedArgmax(count: outputs, windowSize: size)
         var pos = [UInt64](repeating: 0, count: context.training ? (outputs + 63) / 64 : 0)
         let size = self.size
         func pool<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ a: [T]) -> [T] {
             var y = [T](repeating: 0, count: outputs)
             a.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { yp in
-                    am.withUnsafeMutableBufferPointer { ap in
+                    am.withWriter { ap in
                         MaxPool2d.pool(
-                            xp.baseAddress!, yp.baseAddress!, argmax: ap.baseAddress!, planes: planes, height: h,
+                            xp.baseAddress!, yp.baseAddress!, argmax: ap, planes: planes, height: h,
                             width: w, size: size)
                     }
                     pos.withUnsafeMutableBufferPointer { pp in
@@ -201,7 +207,7 @@ extension MaxPool2d {
 
     /// Max over each window of `planes` planes of `height × width` codes, ties to the first, with its arg-max.
     static func pool<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
-        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, argmax: UnsafeMutablePointer<UInt8>, planes: Int,
+        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, argmax: PackedArgmax.Writer, planes: Int,
         height h: Int, width w: Int, size: Int
     ) {
         let (oh, ow) = (h / size, w / size)
@@ -220,7 +226,7 @@ extension MaxPool2d {
                         keepLarger(&best, &bi, Int64(r1[2 * ox]), 2)
                         keepLarger(&best, &bi, Int64(r1[2 * ox + 1]), 3)
                         y[o] = T(truncatingIfNeeded: best)
-                        argmax[o] = UInt8(truncatingIfNeeded: bi)
+                        argmax.set(o, bi)
                         o += 1
                     }
                 } else {
@@ -233,7 +239,7 @@ extension MaxPool2d {
                             }
                         }
                         y[o] = T(truncatingIfNeeded: best)
-                        argmax[o] = UInt8(truncatingIfNeeded: bi)
+                        argmax.set(o, bi)
                         o += 1
                     }
                 }
@@ -274,7 +280,7 @@ extension MaxPool2d {
         // The full-size error's non-zero values are the pooled ones (the rest are zeros).
         e.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: format.step) }
         let am = argmax
-        argmax = []
+        argmax = PackedArgmax()
         let codes = PooledErrorCodes(
             errors: e, argmax: am, channels: inputShape[0], height: inputShape[1], width: inputShape[2], size: size,
             format: format, rounding: context.quantization.errorRounding)

@@ -103,7 +103,7 @@ public struct ModelSpec: Hashable, Sendable, Codable {
     public static let maxKernel = 255
     /// Largest output positions (height × width) of one convolution.
     public static let maxConvPositions = 1 << 16
-    /// Largest max-pooling window side (its arg-max is kept as one byte per output: 15 × 15 < 256).
+    /// Largest max-pooling window side (its arg-max must fit in a byte: 15 × 15 < 256).
     public static let maxPoolSize = 15
 
     /// The built-in models by name.

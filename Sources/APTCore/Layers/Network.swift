@@ -31,6 +31,8 @@ public struct Network: Sendable {
     let weightedOrdinal: [Int?]
     /// For each layer, the position of the nearest weighted layer below it (whose error it hands on).
     let weightedBelow: [Int?]
+    /// For each layer, whether a ReLU there keeps its mask in fixed point (`reluKeepsMask`).
+    let reluKeepsMask: [Bool]
 
     /// Builds and initialises the network from `seed`.
     public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, seed: UInt64)
@@ -43,6 +45,7 @@ public struct Network: Sendable {
         self.quantization = quantization
         self.inputShapes = shapes
         (weightedOrdinal, weightedBelow) = Network.weightedPositions(spec.layers)
+        reluKeepsMask = spec.layers.indices.map { Network.reluKeepsMask(spec.layers, at: $0) }
         let weighted = weightedOrdinal.compactMap { $0 }.count
         activationBits = [Int](repeating: quantization.activationBits, count: weighted)
         errorBits = [Int](repeating: quantization.errorBits, count: weighted)
@@ -140,14 +143,32 @@ public struct Network: Sendable {
 
     /// For layer `i` of `layers` in a fixed-point network: whether it is a pooling layer whose input error goes to
     /// a weighted layer through ReLUs only, and whether a ReLU lies on the way (the one rule `MemoryModel` shares).
+    /// That weighted layer must hand on activation codes (not be the last weighted layer): the pooling layer
+    /// then pools codes and keeps the signs of its outputs, which stand in for the ReLUs' masks.
     static func poolErrorPath(_ layers: [LayerSpec], below i: Int) -> (codes: Bool, throughReLU: Bool) {
         guard case .maxPool = layers[i] else { return (false, false) }
         var j = i - 1
         while j >= 0, case .relu = layers[j] { j -= 1 }
-        guard j >= 0 else { return (false, false) }
-        switch layers[j] {
-        case .linear, .conv: return (true, j < i - 1)
-        default: return (false, false)
+        guard j >= 0, isWeighted(layers[j]), layers[(j + 1)...].contains(where: isWeighted) else {
+            return (false, false)
+        }
+        return (true, j < i - 1)
+    }
+
+    /// Whether the ReLU at `i` of `layers` keeps its mask for the backward pass in a fixed-point network: not
+    /// when the error reaching it is a pooling layer's error codes (`poolErrorPath`), already masked by the
+    /// signs that pooling layer kept.
+    static func reluKeepsMask(_ layers: [LayerSpec], at i: Int) -> Bool {
+        var j = i + 1
+        while j < layers.count, case .relu = layers[j] { j += 1 }
+        return j == layers.count || !poolErrorPath(layers, below: j).codes
+    }
+
+    /// Whether `layer` has weights (linear or convolution).
+    static func isWeighted(_ layer: LayerSpec) -> Bool {
+        switch layer {
+        case .linear, .conv: return true
+        default: return false
         }
     }
 
@@ -195,6 +216,7 @@ public struct Network: Sendable {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
             setBits(forLayer: i, &context)
+            context.keepReLUMask = !mode.isFixedPoint || !context.codesBetweenLayers || reluKeepsMask[i]
             h = layers[i].forward(h, context: &context)
         }
         context.quantizeOutput = false
@@ -247,6 +269,7 @@ public struct Network: Sendable {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
             setBits(forLayer: i, &context)
+            context.keepReLUMask = !mode.isFixedPoint || !context.codesBetweenLayers || reluKeepsMask[i]
             // Handed over, not shared: a layer that works in place (ReLU) then owns the only reference.
             h = layers[i].forward(consume h, context: &context)
             context.meter.record(sheets[i], pass: .forward, layer: i)

@@ -15,7 +15,7 @@ struct PooledErrorCodes: Sendable {
     /// Codes per image (channels × height × width of the pooling layer's input).
     let imageSize: Int
     private let errors: [Float]
-    private let argmax: [UInt8]
+    private let argmax: PackedArgmax
     private let rounding: RoundingMode
     private let (height, width, size): (Int, Int, Int)
     /// One plane's values after the up to 15 carried from the plane before.
@@ -31,7 +31,7 @@ struct PooledErrorCodes: Sendable {
     /// Codes of the error whose pooled values are `errors` (one per window of `size × size`, planes of
     /// `height × width`, `channels` planes an image), arg-max `argmax`, at `format` with `rounding`.
     init(
-        errors: consuming [Float], argmax: consuming [UInt8], channels: Int, height: Int, width: Int, size: Int,
+        errors: consuming [Float], argmax: consuming PackedArgmax, channels: Int, height: Int, width: Int, size: Int,
         format: FixedPointFormat, rounding: RoundingMode
     ) {
         let windows = (height / size) * (width / size)
@@ -54,11 +54,12 @@ struct PooledErrorCodes: Sendable {
 
     /// Bytes of the buffers it holds: pooled errors, arg-max, the staging plane and the code window.
     var byteCount: Int {
-        errors.count * 5 + PooledErrorCodes.bufferBytes(plane: height * width, image: imageSize, bits: format.bits)
+        errors.count * 4 + argmax.byteCount
+            + PooledErrorCodes.bufferBytes(plane: height * width, image: imageSize, bits: format.bits)
     }
 
     /// Bytes of the staging plane and the code window for planes of `plane` and images of `image` elements
-    /// (besides the pooled errors and arg-max, 5 bytes per window).
+    /// (besides the pooled errors and their arg-max).
     static func bufferBytes(plane: Int, image: Int, bits: Int) -> Int {
         4 * (plane + 16) + (image + plane + 16) * (bits <= 8 ? 1 : 2)
     }
@@ -120,7 +121,7 @@ struct PooledErrorCodes: Sendable {
             }
             staging.withUnsafeMutableBufferPointer { sp in
                 errors.withUnsafeBufferPointer { ep in
-                    argmax.withUnsafeBufferPointer { ap in
+                    argmax.withReader { ap in
                         while windowStart + windowCount < end {
                             // The next plane: zeros, each pooled error at its arg-max.
                             let p = sp.baseAddress! + carried
@@ -128,7 +129,7 @@ struct PooledErrorCodes: Sendable {
                             let o0 = nextPlane * windows
                             for oy in 0..<oh {
                                 for ox in 0..<ow {
-                                    let a = Int(ap[o0 + oy * ow + ox])
+                                    let a = ap[o0 + oy * ow + ox]
                                     p[(oy * size + a / size) * width + ox * size + a % size] = ep[o0 + oy * ow + ox]
                                 }
                             }

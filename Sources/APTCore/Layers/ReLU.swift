@@ -1,7 +1,10 @@
 /// Rectified linear unit, on float values or in place on activation codes. Keeps a 1-bit mask of the positive
-/// outputs for the backward pass.
+/// outputs for the backward pass, unless the error will come back as a pooling layer's error codes, which that
+/// layer masks by the signs of its own outputs (`StepContext.keepReLUMask`).
 public struct ReLU: Layer {
     private var mask: [UInt64] = []
+    /// Whether the last training forward pass kept the mask (not when the pooling layer above masks the error).
+    private var keptMask = true
 
     /// Creates the layer.
     public init() {}
@@ -13,7 +16,7 @@ public struct ReLU: Layer {
     public mutating func forward(_ x: consuming Batch, context: inout StepContext) -> Batch {
         var y = x
         let n = y.count * y.sampleSize
-        var m = [UInt64](repeating: 0, count: context.training ? (n + 63) / 64 : 0)
+        var m = [UInt64](repeating: 0, count: context.training && context.keepReLUMask ? (n + 63) / 64 : 0)
         m.withUnsafeMutableBufferPointer { mp in
             let bits = mp.isEmpty ? nil : mp.baseAddress!
             if var codes = y.codes.take() {
@@ -26,7 +29,10 @@ public struct ReLU: Layer {
                 y.values.withUnsafeMutableBufferPointer { v in ReLU.apply(v.baseAddress!, count: n, mask: bits) }
             }
         }
-        if context.training { mask = m }
+        if context.training {
+            mask = m
+            keptMask = context.keepReLUMask
+        }
         return y
     }
 
@@ -35,9 +41,9 @@ public struct ReLU: Layer {
         defer { mask = [] }
         guard needsInputGradient else { return nil }
         let n = dy.count * dy.sampleSize
-        precondition(mask.count == (n + 63) / 64, "ReLU.backward without a matching forward pass")
         // Error codes still to be made by the pooling layer above were masked there (by the signs of its outputs).
         if dy.pooledError != nil { return dy }
+        precondition(keptMask && mask.count == (n + 63) / 64, "ReLU.backward without a matching forward pass")
         var dx = dy
         mask.withUnsafeBufferPointer { m in
             if var codes = dx.codes.take() {

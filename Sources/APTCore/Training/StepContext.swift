@@ -29,6 +29,9 @@ public struct StepContext: Sendable {
     /// Whether a ReLU lies between the running pooling layer and that weighted layer, so that the errors of
     /// outputs that were not positive are dropped before the scale is chosen.
     public var maskNonPositiveOutputs = false
+    /// Whether a ReLU keeps its mask for the backward pass (set by `Network`: not when the error will come back
+    /// as a pooling layer's error codes, masked by that layer's signs).
+    var keepReLUMask = true
     /// Whether this step counts how much of each activation and error tensor underflows its codes' step (the
     /// controller's measure for their bits; set on one step per decision interval).
     public var measuringCodes = false
