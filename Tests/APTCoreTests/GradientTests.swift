@@ -104,6 +104,47 @@ struct GradientTests {
         checkWeightGradient(c, input: [2, 7, 6], batch: 2, seed: 22)
     }
 
+    @Test(
+        "fixed-point Conv2d's input error, made a few input channels at a time, is fp32's within quantisation error",
+        arguments: [(3, 5, 1, 2), (5, 3, 1, 1), (7, 3, 2, 0), (2, 1, 1, 0)])
+    func fixedConvInputError(channels: Int, kernel: Int, stride: Int, padding: Int) throws {
+        let q16 = TrainingConfiguration.defaultQuantization(precision: .fixed(bits: 16), tradeoff: 0.5)
+        #expect(Conv2d.errorChunkChannels(channels: channels, kernel: kernel) <= channels)
+        var layers: [Conv2d] = []
+        for (mode, q) in [(PrecisionMode.fp32, Self.q), (.fixed(bits: 16), q16)] {
+            var random = RandomSource(seed: 9)
+            layers.append(
+                Conv2d(
+                    inChannels: channels, outChannels: 4, kernel: kernel, stride: stride, padding: padding,
+                    mode: mode, quantization: q, random: &random))
+        }
+        let shape = [channels, 9, 8]
+        var random = RandomSource(seed: 10)
+        let x = Batch(
+            values: (0..<(2 * shape.reduce(1, *))).map { _ in random.nextUnitFloat() * 2 - 1 }, count: 2,
+            shape: shape)
+        var errors: [[Float]] = []
+        for (k, mode, q) in [(0, PrecisionMode.fp32, Self.q), (1, .fixed(bits: 16), q16)] {
+            var ctx = StepContext(
+                mode: mode, quantization: q, hyper: UpdateHyperparameters(learningRate: 0, momentum: 0),
+                random: RandomSource(seed: 1), meter: EnergyMeter(profile: .generic45nm, layers: 1), training: true)
+            let y = layers[k].forward(x, context: &ctx)
+            var r = RandomSource(seed: 12)
+            let dy = Batch(
+                values: (0..<(y.count * y.sampleSize)).map { _ in r.nextUnitFloat() * 2 - 1 }, count: y.count,
+                shape: y.shape)
+            let dx = try #require(layers[k].backward(dy, needsInputGradient: true, context: &ctx))
+            errors.append(dx.values)
+        }
+        let scale = errors[0].map(abs).max() ?? 1
+        #expect(scale > 0)
+        for i in errors[0].indices {
+            #expect(
+                abs(errors[0][i] - errors[1][i]) <= 2e-3 * scale,
+                "∂L/∂x[\(i)]: fp32 \(errors[0][i]) vs fixed:16 \(errors[1][i])")
+        }
+    }
+
     @Test("ReLU, MaxPool2d and Flatten: input gradients")
     func simpleLayers() {
         checkInputGradient(ReLU(), input: [10], batch: 4, seed: 31)

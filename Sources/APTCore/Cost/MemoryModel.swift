@@ -306,7 +306,9 @@ public struct MemoryModel: Sendable {
                 let patch = input[0] * kernel * kernel
                 let dx = needsInput ? 4 * b * n : 0
                 let grad = 4 * (ch * patch + ch)
-                let dcols = needsInput ? 4 * patch * oh * ow : 0
+                let rows =
+                    fixed ? Conv2d.errorChunkChannels(channels: input[0], kernel: kernel) * kernel * kernel : patch
+                let dcols = needsInput ? 4 * rows * oh * ow : 0
                 if fixed {
                     // Buffers made on entry (input error, gradient, bias gradient, unfolded error), then the
                     // error's codes (as handed on, or made here and the float error freed).

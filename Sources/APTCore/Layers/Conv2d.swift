@@ -155,7 +155,13 @@ public struct Conv2d: ParametricLayer {
         var grad = [Float](repeating: 0, count: outChannels * g.patch)
         var gb = [Float](repeating: 0, count: outChannels)
         var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
-        var dcols = [Float](repeating: 0, count: needsInputGradient ? g.patch * p : 0)
+        // The unfolded input error of one image: whole in fp32; in fixed point the rows of a few input channels
+        // at a time (`errorChunkChannels`), each chunk folded back before the next is made.
+        let fixedPoint = weights.format != nil
+        let dcolsRows =
+            fixedPoint
+            ? Conv2d.errorChunkChannels(channels: g.channels, kernel: g.kernel) * g.kernel * g.kernel : g.patch
+        var dcols = [Float](repeating: 0, count: needsInputGradient ? dcolsRows * p : 0)
 
         switch (weights.values, saved.storage) {
         case (.float(let w), .float(let x)):
@@ -268,14 +274,20 @@ public struct Conv2d: ParametricLayer {
                         maxA: eFormat.maxCode, b: cols, ldb: p, maxB: xFormat.maxCode,
                         c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
                     if needsInputGradient {
+                        let kk = g.kernel * g.kernel
                         dcols.withUnsafeMutableBufferPointer { dc in
-                            integerGEMM(
-                                m: g.patch, n: p, k: outChannels, a: wT, lda: outChannels,
-                                maxA: w.format.maxCode, b: e, bOffset: eOffset, ldb: p,
-                                maxB: eFormat.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
-                                accumulate: false)
                             dx!.withUnsafeMutableBufferPointer { xp in
-                                g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize)
+                                var c0 = 0
+                                while c0 < g.channels {
+                                    let c1 = min(g.channels, c0 + dcolsRows / kk)
+                                    integerGEMM(
+                                        m: (c1 - c0) * kk, n: p, k: outChannels, a: wT, aOffset: c0 * kk * outChannels,
+                                        lda: outChannels, maxA: w.format.maxCode, b: e, bOffset: eOffset, ldb: p,
+                                        maxB: eFormat.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
+                                        accumulate: false)
+                                    g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize, channels: c0..<c1)
+                                    c0 = c1
+                                }
                             }
                         }
                     }
@@ -300,6 +312,12 @@ public struct Conv2d: ParametricLayer {
 }
 
 extension Conv2d {
+    /// Input channels whose rows of the unfolded input error a fixed-point backward pass makes at a time: enough
+    /// for about 32 rows (one channel of a 5 × 5 kernel, three of a 3 × 3), at least one, at most all.
+    static func errorChunkChannels(channels: Int, kernel: Int) -> Int {
+        min(channels, max(1, 32 / (kernel * kernel)))
+    }
+
     /// The forward pass of a fixed-point layer that hands on activation codes. Each image's outputs are made in a
     /// float buffer of one image, biased and quantised (nearest) into the batch's codes, so the batch's float
     /// output is never held. The format must cover the whole batch's largest output, known only once every image

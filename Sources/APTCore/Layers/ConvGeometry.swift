@@ -105,13 +105,20 @@ public struct ConvGeometry: Sendable, Hashable {
     /// each row works on the range of output columns that land inside the image.
     @inline(__always)
     func col2im(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+        col2im(src, dst, channels: 0..<channels)
+    }
+
+    /// `col2im` of the columns of input channels `range` only: `src` holds their `range.count × kernel²` rows
+    /// (the rest of the unfolded matrix is not needed to fold those channels back).
+    @inline(__always)
+    func col2im(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels range: Range<Int>) {
         let ho = outHeight
         let wo = outWidth
         let p = positions
-        for c in 0..<channels {
+        for c in range {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
-                    let row = src + ((c * kernel + ki) * kernel + kj) * p
+                    let row = src + (((c - range.lowerBound) * kernel + ki) * kernel + kj) * p
                     let first = max(0, (padding - kj + stride - 1) / stride)
                     let last = min(wo, (width - 1 + padding - kj) / stride + 1)
                     guard first < last else { continue }
