@@ -79,4 +79,51 @@ struct FixedPointTests {
         #expect(t.storage[2] == 7)
         if case .int8 = t.storage {} else { Issue.record("4-bit tensor not stored as Int8") }
     }
+
+    @Test("error codes with a scale per image: each image's format covers its own largest error after the mask")
+    func imageErrorCodes() {
+        let imageSize = 37
+        var random = RandomSource(seed: 4)
+        // Images whose errors differ in size by powers of two, so a batch-wide scale would flatten the small ones.
+        let values = (0..<(5 * imageSize)).map { i in
+            (random.nextUnitFloat() * 2 - 1) / Float(1 << (3 * (i / imageSize)))
+        }
+        let mask = (0..<((values.count + 63) / 64)).map { _ in random.next() }
+        var none: UnderflowCounts? = nil
+        for bits in [6, 8, 12] {
+            var whole = RandomSource(seed: 9)
+            let codes = ImageErrorCodes(
+                quantizing: values, imageSize: imageSize, bits: bits, mask: mask, rounding: .stochastic,
+                random: &whole, underflow: &none)
+            // Made an image at a time from the same stream, the codes are the same.
+            var byImage = ImageErrorCodes(count: 5, imageSize: imageSize, bits: bits)
+            var stream = RandomSource(seed: 9)
+            var copy = values
+            copy.withUnsafeMutableBufferPointer { v in
+                for n in 0..<5 {
+                    byImage.make(
+                        image: n,
+                        from: UnsafeMutableBufferPointer(rebasing: v[(n * imageSize)..<((n + 1) * imageSize)]),
+                        mask: mask, rounding: .stochastic, random: &stream, underflow: &none)
+                }
+            }
+            #expect(byImage.storage == codes.storage && byImage.formats == codes.formats)
+            for n in 0..<5 {
+                let kept = (0..<imageSize).map { i -> Float in
+                    let bit = n * imageSize + i
+                    return (mask[bit >> 6] >> UInt64(bit & 63)) & 1 == 1 ? values[bit] : 0
+                }
+                let largest = kept.map(abs).max() ?? 0
+                #expect(codes.formats[n] == FixedPointFormat.covering(maxAbs: largest, bits: bits), "image \(n)")
+                for i in 0..<imageSize {
+                    let code = codes.storage[n * imageSize + i]
+                    if kept[i] == 0 { #expect(code == 0, "image \(n) value \(i) masked") }
+                    // Stochastic rounding: within one step of the value.
+                    #expect(abs(Float(code) * codes.formats[n].step - kept[i]) <= codes.formats[n].step * 1.0001)
+                }
+            }
+            // Every image has its own scale: the last is 2^12 times finer than the first.
+            #expect(codes.formats[4].fractionBits >= codes.formats[0].fractionBits + 10)
+        }
+    }
 }

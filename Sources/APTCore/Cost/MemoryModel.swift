@@ -123,8 +123,9 @@ public struct MemoryModel: Sendable {
             savedSizes[i] = keep
             inFlightShared = false
         }
+        var fusedThrough = -1  // the last layer fused into a convolution (`Network.fusedPool`)
         // Forward.
-        for (i, layer) in spec.layers.enumerated() {
+        for (i, layer) in spec.layers.enumerated() where i > fusedThrough {
             let input = inputShapes[i]
             let n = input.reduce(1, *)
             if let k = ordinal[i] {
@@ -145,10 +146,10 @@ public struct MemoryModel: Sendable {
                 let out = input[0] * (input[1] / s) * (input[2] / s)
                 // MaxPool2d: float output, or codes of the input's width with a sign bit per output, kept.
                 let y = inFlightCodes ? codes(b * out, inFlightBits) : 4 * b * out
-                // The arg-max, packed (`PackedArgmax`), and on codes a sign bit per output, kept.
+                // The arg-max, packed (`PackedArgmax`), and in fixed point a sign bit per output, kept.
                 let argmax =
                     PackedArgmax.byteCount(count: b * out, windowSize: s)
-                    + (inFlightCodes ? (b * out + 63) / 64 * 8 : 0)
+                    + (fixed ? (b * out + 63) / 64 * 8 : 0)
                 note(y + argmax)
                 live += y + argmax
                 saved += argmax
@@ -193,14 +194,31 @@ public struct MemoryModel: Sendable {
                 // Conv2d: float output, or (handing on codes) the batch's codes made an image at a time in a float
                 // buffer of one image.
                 let codesOut = fixed && i != lastWeighted
-                let y = codesOut ? codes(b * ch * oh * ow, outBits) : 4 * b * ch * oh * ow
+                // With a pooling layer fused (`Network.fusedPool`): an image's codes in a buffer of one image,
+                // rectified and pooled into the batch's pooled codes, and the arg-max and signs the pooling layer
+                // keeps.
+                let fused = fixed ? Network.fusedPool(spec.layers, at: i) : nil
+                let pooledOut = fused.map { b * ch * (oh / $0.size) * (ow / $0.size) }
+                let y = codesOut ? codes(pooledOut ?? b * ch * oh * ow, outBits) : 4 * b * ch * oh * ow
                 if fixed {
                     let xq = inFlightCodes ? 0 : codes(b * n, ab)
                     let cols = codes(patch * oh * ow, ab)  // one image's unfolded codes
                     let pairs = 2 * ((patch + 1) / 2) * ((oh * ow + 15) & ~15) * 2  // GEMM's K-pair panel
                     let image = codesOut ? 4 * ch * oh * ow : 0
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
-                    note(xq + y + image + cols + pairs)
+                    if let fused, let pooledOut {
+                        let argmax = PackedArgmax.byteCount(count: pooledOut, windowSize: fused.size)
+                        let signs = (pooledOut + 63) / 64 * 8
+                        let imageCodes = codes(ch * oh * ow, outBits)
+                        note(xq + y + imageCodes + argmax + image + cols + pairs)
+                        note(xq + y + imageCodes + argmax + signs)
+                        live += argmax + signs
+                        saved += argmax + signs
+                        savedSizes[fused.pool] = argmax + signs
+                        fusedThrough = fused.pool
+                    } else {
+                        note(xq + y + image + cols + pairs)
+                    }
                     note(xq + y + packed)
                     keepInput(i, keep: ab < 8 ? packed : codes(b * n, ab), inputCodes: inFlightCodes, output: y)
                     inFlight = y
@@ -226,8 +244,18 @@ public struct MemoryModel: Sendable {
         note(logits)
         live += logits - (inFlightShared ? 0 : logits)
         var error = logits
-        var errorCodes = false  // whether the error in flight is codes
+        /// What the error in flight is: floats; a pooling layer's error codes, made an image at a time by the
+        /// convolution below (`PooledErrorCodes`); or codes with a scale per image for the pooling layer below
+        /// (`ImageErrorCodes`, made by the weighted layer above it).
+        enum ErrorForm { case floats, pooledCodes, imageCodes }
+        var form = ErrorForm.floats
         var streamedImage = 0  // bytes of one image's codes, when they are made an image at a time
+        /// Bytes of the codes a weighted layer at `i` makes of its input error (`n` per image) for the pooling
+        /// layer beneath it, or nil when it makes a float input error.
+        func inputErrorCodes(_ i: Int, imageSize n: Int) -> Int? {
+            guard fixed, let j = Network.poolBelow(spec.layers, weighted: i), let k = below[j] else { return nil }
+            return ImageErrorCodes.byteCount(count: b, imageSize: n, bits: eBits[k])
+        }
         // Backward, top layer first.
         for i in spec.layers.indices.reversed() {
             let input = inputShapes[i]
@@ -246,41 +274,54 @@ public struct MemoryModel: Sendable {
                 live -= savedSizes[i]
             case .maxPool(let s):
                 // MaxPool2d: the float input error, or (codes for the weighted layer below) `PooledErrorCodes`:
-                // the masked pooled errors (the float error handed in, masked in place) and the arg-max (taken
-                // from what the layer kept), a staging plane and a code window; the codes are made an image at a
-                // time by the layer below.
+                // the pooled errors' codes with a scale per image (handed in by the weighted layer above, or made
+                // here from its float error, which is then freed) and the arg-max (taken from what the layer
+                // kept); the sign bits are freed. The full-size codes are made an image at a time by the layer
+                // below.
                 let toCodes = fixed && needsInput && Network.poolErrorPath(spec.layers, below: i).codes
                 if toCodes {
                     let pooled = b * input[0] * (input[1] / s) * (input[2] / s)
                     let argmax = PackedArgmax.byteCount(count: pooled, windowSize: s)
-                    let buffers = PooledErrorCodes.bufferBytes(plane: input[1] * input[2], image: n, bits: eb)
-                    note(buffers)
-                    live += buffers - (savedSizes[i] - argmax)  // the sign bits are freed
-                    error = 4 * pooled + argmax + buffers
+                    if form != .imageCodes {
+                        let made = ImageErrorCodes.byteCount(count: b, imageSize: pooled / b, bits: eb)
+                        note(made)
+                        live += made - error
+                        error = made
+                    }
+                    live -= savedSizes[i] - argmax
+                    error += argmax
                     streamedImage = codes(n, eb)
-                    errorCodes = true
+                    form = .pooledCodes
                 } else {
                     let dx = needsInput ? 4 * b * n : 0
                     note(dx)
                     live += dx - error - savedSizes[i]
                     error = dx
-                    errorCodes = false
+                    form = .floats
                 }
             case .linear(let o):
                 let slice = 4 * min(o, Linear.gradientRows) * n
                 if fixed {
-                    // The error's codes (as handed on, or made here and the float error freed), the bias gradient.
-                    let dq = errorCodes ? error : codes(b * o, eb)
+                    // The error's codes (made here and the float error freed), the bias gradient.
+                    let dq = codes(b * o, eb)
                     let gb = 4 * o
-                    note(gb + (errorCodes ? 0 : dq))
+                    note(gb + dq)
                     live += gb + dq - error
-                    // The input error: a float GEMM result (B packed a block of columns at a time, A in pairs).
-                    let dx = needsInput ? 4 * b * n : 0
+                    // The input error: a float GEMM result (B packed a block of columns at a time, A in pairs),
+                    // or for the pooling layer beneath its codes, made a few rows at a time.
+                    var dx = 0
                     if needsInput {
                         let pairsO = (o + 1) / 2
                         let whole = GEMM.pairedPanelBytes(k: o, n: n)
                         let panel = whole > GEMM.pairedPanelLimit ? GEMM.pairedPanelBytes(k: o, n: 64) : whole
-                        note(dx + panel + b * pairsO * 4)
+                        if let made = inputErrorCodes(i, imageSize: n) {
+                            let rows = min(b, Linear.inputErrorRows)
+                            note(made + 4 * rows * n + panel + rows * pairsO * 4)
+                            dx = made
+                        } else {
+                            dx = 4 * b * n
+                            note(dx + panel + b * pairsO * 4)
+                        }
                         live += dx
                     }
                     // The saved input is packed into K-pairs (packed codes two rows at a time), then freed; the
@@ -293,7 +334,7 @@ public struct MemoryModel: Sendable {
                     note(slice + codes(rows * b, eb) + rows * ((b + 1) / 2) * 4)
                     live -= panel + dq + gb
                     error = dx
-                    errorCodes = false
+                    form = needsInput && inputErrorCodes(i, imageSize: n) != nil ? .imageCodes : .floats
                 } else {
                     let dx = needsInput ? 4 * b * n : 0
                     note(dx + 4 * b * o + slice + 4 * o)  // dyT
@@ -304,30 +345,38 @@ public struct MemoryModel: Sendable {
                 let oh = (input[1] + 2 * pad - kernel) / stride + 1
                 let ow = (input[2] + 2 * pad - kernel) / stride + 1
                 let patch = input[0] * kernel * kernel
-                let dx = needsInput ? 4 * b * n : 0
                 let grad = 4 * (ch * patch + ch)
                 let rows =
                     fixed ? Conv2d.errorChunkChannels(channels: input[0], kernel: kernel) * kernel * kernel : patch
                 let dcols = needsInput ? 4 * rows * oh * ow : 0
                 if fixed {
-                    // Buffers made on entry (input error, gradient, bias gradient, unfolded error), then the
-                    // error's codes (as handed on, or made here and the float error freed).
-                    let dq = errorCodes ? error : codes(b * ch * oh * ow, eb)
+                    // Buffers made on entry (float input error, gradient, bias gradient, unfolded error chunk), then
+                    // the error's codes (as handed on, or made here and the float error freed); for the pooling
+                    // layer beneath, the input error's codes and a float image of it instead of the float error.
+                    let made = needsInput ? inputErrorCodes(i, imageSize: n) : nil
+                    let dx = needsInput && made == nil ? 4 * b * n : 0
+                    let own =
+                        form == .pooledCodes
+                        ? 0 : ImageErrorCodes.byteCount(count: b, imageSize: ch * oh * ow, bits: eb)
                     let entry = dx + grad + 4 * ch + dcols
-                    note(entry + (errorCodes ? 0 : dq))
-                    live += dq - error
+                    note(entry + own)
+                    if form != .pooledCodes { live += own - error }
+                    let dq = form == .pooledCodes ? error : own
+                    let handOn = made.map { $0 + 4 * n } ?? 0
                     let wT = codes(ch * patch, 16)
                     let cols = codes(patch * oh * ow, ab)
                     let unpacked = ab < 8 ? n : 0  // one image of the packed saved input
-                    note(entry + wT + cols + unpacked + streamedImage)
-                    live += dx - dq - savedSizes[i]
+                    note(entry + handOn + wT + cols + unpacked + streamedImage)
+                    live += dx + (made ?? 0) - dq - savedSizes[i]
                     streamedImage = 0
+                    error = dx + (made ?? 0)
+                    form = made != nil ? .imageCodes : .floats
                 } else {
+                    let dx = needsInput ? 4 * b * n : 0
                     note(dx + 2 * 4 * patch * oh * ow + 4 * ch * patch + grad + dcols)  // cols, colsT, wT
                     live += dx - error - savedSizes[i]
+                    error = dx
                 }
-                error = dx
-                errorCodes = false
             }
         }
         return MemoryFootprint(

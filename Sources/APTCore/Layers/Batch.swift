@@ -43,9 +43,24 @@ public struct Batch: Sendable {
         self.pooledError = pooledError
     }
 
-    /// The batch's codes: as held, or made now from `pooledError` (nil for a float batch).
-    mutating func takeCodes(random: inout RandomSource) -> FixedPointTensor? {
-        if var p = pooledError.take() { return p.materialize(shape: shape, random: &random) }
+    /// Error codes with a scale per image (a weighted layer's input error, handed to the pooling layer beneath
+    /// it).
+    var imageErrors: ImageErrorCodes?
+
+    /// A batch of error codes with a scale per image.
+    init(imageErrors: ImageErrorCodes, shape: [Int]) {
+        precondition(imageErrors.imageSize == shape.reduce(1, *), "image error codes do not match \(shape)")
+        self.values = []
+        self.count = imageErrors.count
+        self.shape = shape
+        self.codes = nil
+        self.imageErrors = imageErrors
+    }
+
+    /// The batch's codes as held (nil for a float batch). Error codes with a scale per image are not codes of
+    /// one format: only a convolution takes them (`pooledError`), or a pooling layer (`imageErrors`).
+    mutating func takeCodes() -> FixedPointTensor? {
+        precondition(pooledError == nil && imageErrors == nil, "Batch: per-image error codes taken as one tensor")
         return codes.take()?.reshaped([count] + shape)
     }
 

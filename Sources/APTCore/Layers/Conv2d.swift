@@ -108,7 +108,7 @@ public struct Conv2d: ParametricLayer {
                     saved = SavedTensor(fixed: xq)
                     savedGeometry = g
                 }
-                return Batch(codes: yq, count: bsz, shape: [outChannels, g.outHeight, g.outWidth])
+                return Batch(codes: yq, count: bsz, shape: Array(yq.shape.dropFirst()))
             }
             let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
             y = [Float](repeating: 0, count: bsz * outSize)
@@ -151,13 +151,14 @@ public struct Conv2d: ParametricLayer {
         let outSize = outChannels * p
         precondition(dy.sampleSize == outSize, "Conv2d backward expects \(outSize) errors, got \(dy.sampleSize)")
         let inSize = g.channels * g.height * g.width
-        let hyper = context.hyper
         var grad = [Float](repeating: 0, count: outChannels * g.patch)
         var gb = [Float](repeating: 0, count: outChannels)
-        var dx: [Float]? = needsInputGradient ? [Float](repeating: 0, count: bsz * inSize) : nil
+        let fixedPoint = weights.format != nil
+        // The float input error, unless its codes are made an image at a time for the pooling layer beneath.
+        let floatInputError = needsInputGradient && !(fixedPoint && context.inputErrorCodes != nil)
+        var dx: [Float]? = floatInputError ? [Float](repeating: 0, count: bsz * inSize) : nil
         // The unfolded input error of one image: whole in fp32; in fixed point the rows of a few input channels
         // at a time (`errorChunkChannels`), each chunk folded back before the next is made.
-        let fixedPoint = weights.format != nil
         let dcolsRows =
             fixedPoint
             ? Conv2d.errorChunkChannels(channels: g.channels, kernel: g.kernel) * g.kernel * g.kernel : g.patch
@@ -226,38 +227,43 @@ public struct Conv2d: ParametricLayer {
                 preconditionFailure("Conv2d: saved codes without codes")
             }
             let q = context.quantization
-            // The error's codes: made an image at a time by the pooling layer above, as handed on, or made here
-            // (the float error freed at once).
+            // The error's codes, with a scale per image (`ImageErrorCodes`): made an image at a time by the
+            // pooling layer above, or made here from the float error (freed at once).
             var error = dy
             var pooled = error.pooledError.take()
-            let dq: FixedPointTensor? =
-                pooled != nil
-                ? nil
-                : error.codes.take()?.reshaped([bsz, outSize])
-                    ?? quantizeDynamic(
-                        error.values, shape: [bsz, outSize], bits: q.errorBits, rounding: q.errorRounding,
-                        random: &context.random)
-            if let dq { error.values.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: dq.format.step) } }
-            _ = consume error
-            guard let eFormat = dq?.format ?? pooled?.format else {
-                preconditionFailure("Conv2d.backward: no error codes")
+            var own: ImageErrorCodes? = nil
+            if pooled == nil {
+                var underflow = context.errorUnderflowCounter()
+                var floats = error.codes.take()?.dequantized() ?? []
+                if floats.isEmpty { swap(&floats, &error.values) }
+                own = ImageErrorCodes(
+                    quantizing: consume floats, imageSize: outSize,
+                    bits: q.errorBits, mask: nil, rounding: q.errorRounding, random: &context.errorRandom,
+                    underflow: &underflow)
+                context.addErrorUnderflow(underflow)
             }
+            _ = consume error
             let wT = w.storage.transposed(rows: outChannels, cols: g.patch)
-            let gAlpha = pow2(-(xFormat.fractionBits + eFormat.fractionBits)) / Float(bsz)
-            let xAlpha = pow2(-(eFormat.fractionBits + w.format.fractionBits))
+            // The input error: floats, or (for the pooling layer beneath) its codes made an image at a time.
+            let handOn = context.inputErrorCodes
+            var inputCodes = handOn.map { ImageErrorCodes(count: bsz, imageSize: inSize, bits: $0.bits) }
+            var inputImage = [Float](repeating: 0, count: handOn == nil ? 0 : inSize)
+            var inputUnderflow = handOn.flatMap { context.errorUnderflowCounter(ordinal: $0.ordinal) }
             grad.withUnsafeMutableBufferPointer { gp in
                 var cols = FixedPointStorage.int8([])
                 var image = [Int8](repeating: 0, count: xPacked == nil ? 0 : inSize)
                 for n in 0..<bsz {
-                    // This image's error codes.
+                    // This image's error codes and format.
                     let e: FixedPointStorage
                     let eOffset: Int
+                    let eFormat: FixedPointFormat
                     if var p = pooled.take() {
-                        e = p.next(random: &context.random)
+                        (e, eFormat) = p.next()
                         eOffset = 0
                         pooled = p
                     } else {
-                        e = dq?.storage ?? .int8([])
+                        e = own?.storage ?? .int8([])
+                        eFormat = own?.formats[n] ?? FixedPointFormat.covering(maxAbs: 0, bits: q.errorBits)
                         eOffset = n * outSize
                     }
                     // Weight gradient: dot products of error rows with patch rows, both contiguous over positions.
@@ -272,11 +278,14 @@ public struct Conv2d: ParametricLayer {
                     integerGEMMNT(
                         m: outChannels, n: g.patch, k: p, a: e, aOffset: eOffset, lda: p,
                         maxA: eFormat.maxCode, b: cols, ldb: p, maxB: xFormat.maxCode,
-                        c: gp.baseAddress!, ldc: g.patch, alpha: gAlpha, accumulate: true)
+                        c: gp.baseAddress!, ldc: g.patch,
+                        alpha: pow2(-(xFormat.fractionBits + eFormat.fractionBits)) / Float(bsz), accumulate: true)
                     if needsInputGradient {
                         let kk = g.kernel * g.kernel
-                        dcols.withUnsafeMutableBufferPointer { dc in
-                            dx!.withUnsafeMutableBufferPointer { xp in
+                        let xAlpha = pow2(-(eFormat.fractionBits + w.format.fractionBits))
+                        /// Folds this image's input error into `target`, a few input channels at a time.
+                        func fold(into target: UnsafeMutablePointer<Float>) {
+                            dcols.withUnsafeMutableBufferPointer { dc in
                                 var c0 = 0
                                 while c0 < g.channels {
                                     let c1 = min(g.channels, c0 + dcolsRows / kk)
@@ -285,29 +294,51 @@ public struct Conv2d: ParametricLayer {
                                         lda: outChannels, maxA: w.format.maxCode, b: e, bOffset: eOffset, ldb: p,
                                         maxB: eFormat.maxCode, c: dc.baseAddress!, ldc: p, alpha: xAlpha,
                                         accumulate: false)
-                                    g.col2im(dc.baseAddress!, xp.baseAddress! + n * inSize, channels: c0..<c1)
+                                    g.col2im(dc.baseAddress!, target, channels: c0..<c1)
                                     c0 = c1
                                 }
                             }
                         }
+                        if let handOn {
+                            inputImage.withUnsafeMutableBufferPointer { ip in
+                                ip.update(repeating: 0)
+                                fold(into: ip.baseAddress!)
+                                inputCodes?.make(
+                                    image: n, from: ip, mask: handOn.mask, rounding: q.errorRounding,
+                                    random: &context.errorRandom, underflow: &inputUnderflow)
+                            }
+                        } else {
+                            dx!.withUnsafeMutableBufferPointer { fold(into: $0.baseAddress! + n * inSize) }
+                        }
                     }
-                    for c in 0..<outChannels { gb[c] += Float(e.sum(from: eOffset + c * p, count: p)) }
+                    let ds = eFormat.step / Float(bsz)
+                    for c in 0..<outChannels { gb[c] += Float(e.sum(from: eOffset + c * p, count: p)) * ds }
                 }
             }
-            let ds = eFormat.step / Float(bsz)
-            for c in 0..<outChannels { gb[c] *= ds }
+            if let handOn { context.addErrorUnderflow(inputUnderflow, ordinal: handOn.ordinal) }
+            if let inputCodes {
+                weightUpdate(grad: &grad, biasGradient: &gb, context: &context)
+                return Batch(imageErrors: inputCodes, shape: [g.channels, g.height, g.width])
+            }
 
         default:
             preconditionFailure("Conv2d: saved input and weights disagree on the number format")
         }
+        weightUpdate(grad: &grad, biasGradient: &gb, context: &context)
+        guard let dx else { return nil }
+        return Batch(values: dx, count: bsz, shape: [g.channels, g.height, g.width])
+    }
+
+    /// Applies the step's weight and bias gradients.
+    private mutating func weightUpdate(grad: inout [Float], biasGradient gb: inout [Float], context: inout StepContext)
+    {
+        let hyper = context.hyper
         grad.withUnsafeMutableBufferPointer {
             weights.applyGradient($0, offset: 0, hyper: hyper, random: &context.random)
         }
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)
         bias.endStep(random: &context.random)
-        guard let dx else { return nil }
-        return Batch(values: dx, count: bsz, shape: [g.channels, g.height, g.width])
     }
 }
 
@@ -323,6 +354,11 @@ extension Conv2d {
     /// output is never held. The format must cover the whole batch's largest output, known only once every image
     /// is made: the images are quantised at the format of the last batch's output, and made a second time in a
     /// batch where that format no longer fits. The codes are those of quantising the whole float output at once.
+    ///
+    /// With `context.fusedPool` (a max-pooling layer above, through a ReLU or not), each image's codes are also
+    /// rectified and pooled at once, from a buffer of one image's codes: the batch's full-size codes never exist
+    /// either. The pooled codes, arg-maxes and signs are those the ReLU and pooling layers make of the full-size
+    /// codes; the arg-maxes and signs go to `context.fusedPoolResult` for the pooling layer to keep.
     mutating func forwardCodes(
         _ xq: FixedPointTensor, weights w: FixedPointTensor, geometry g: ConvGeometry, context: inout StepContext
     ) -> FixedPointTensor {
@@ -333,19 +369,26 @@ extension Conv2d {
         let bits = context.outputBits
         let alpha = pow2(-(xq.format.fractionBits + w.format.fractionBits))
         let b = bias.values.dequantized()
+        let pool = context.fusedPool
+        let outChannels = self.outChannels
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        let outShape = pool.map { [outChannels, oh / $0.size, ow / $0.size] } ?? [outChannels, oh, ow]
+        let imageOut = outShape.reduce(1, *)  // codes handed on per image
         var image = [Float](repeating: 0, count: outSize)
         var cols = FixedPointStorage.int8([])
         var unused = RandomSource(seed: 0)
-        let outChannels = self.outChannels
         let measuring = context.measuringCodes
+        let training = context.training
         var underflow = UnderflowCounts()  // of the pass that made the codes, when measuring
-        /// Makes every image's outputs; quantises them into `out` at `format` when given. Returns the largest
-        /// magnitude.
+        var argmax = PackedArgmax()
+        /// Makes every image's outputs; quantises them into `out` at `format` when given (and with a fused
+        /// pooling layer rectifies and pools them there, through `imageCodes`). Returns the largest magnitude.
         func makeOutputs<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
-            _ format: FixedPointFormat?, into out: UnsafeMutableBufferPointer<T>
+            _ format: FixedPointFormat?, into out: UnsafeMutableBufferPointer<T>, imageCodes: inout [T]
         ) -> Float {
             var largest: Float = 0
             underflow = UnderflowCounts()
+            if let pool, training { argmax = PackedArgmax(count: bsz * imageOut, windowSize: pool.size) }
             image.withUnsafeMutableBufferPointer { yp in
                 for n in 0..<bsz {
                     xq.storage.im2col(offset: n * inSize, geometry: g, into: &cols)
@@ -358,24 +401,47 @@ extension Conv2d {
                         for i in (c * p)..<((c + 1) * p) { yp[i] += bc }
                     }
                     largest = max(largest, Quantizer.maxAbs(UnsafeBufferPointer(yp)))
-                    if let format {
+                    guard let format else { continue }
+                    if measuring { underflow.count(UnsafeBufferPointer(yp), step: format.step) }
+                    guard let pool else {
                         _ = Quantizer.quantize(
                             UnsafeBufferPointer(yp),
                             into: UnsafeMutableBufferPointer(rebasing: out[(n * outSize)..<((n + 1) * outSize)]),
                             format: format, rounding: .nearest, random: &unused)
-                        if measuring { underflow.count(UnsafeBufferPointer(yp), step: format.step) }
+                        continue
+                    }
+                    imageCodes.withUnsafeMutableBufferPointer { ip in
+                        _ = Quantizer.quantize(
+                            UnsafeBufferPointer(yp), into: ip, format: format, rounding: .nearest, random: &unused)
+                        if pool.relu { ReLU.apply(codes: ip.baseAddress!, count: outSize, mask: nil) }
+                        argmax.withWriter { writer in
+                            MaxPool2d.pool(
+                                ip.baseAddress!, out.baseAddress! + n * imageOut, argmax: training ? writer : nil,
+                                offset: n * imageOut, planes: outChannels, height: oh, width: ow, size: pool.size)
+                        }
                     }
                 }
             }
             return largest
         }
         func run<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ codes: inout [T]) -> FixedPointFormat {
-            codes.withUnsafeMutableBufferPointer { out in
+            var imageCodes = [T](repeating: 0, count: pool == nil ? 0 : outSize)
+            return codes.withUnsafeMutableBufferPointer { out in
                 let hint = outputFormatHint.flatMap { $0.bits == bits ? $0 : nil }
-                let format = FixedPointFormat.covering(maxAbs: makeOutputs(hint, into: out), bits: bits)
+                let format = FixedPointFormat.covering(
+                    maxAbs: makeOutputs(hint, into: out, imageCodes: &imageCodes), bits: bits)
                 if format != hint {
-                    _ = makeOutputs(format, into: out)
+                    _ = makeOutputs(format, into: out, imageCodes: &imageCodes)
                     if context.training { codePasses.remade += 1 }
+                }
+                if pool != nil, training {
+                    // The pooled outputs' signs, for the pooling layer's error codes.
+                    var signs = [UInt64](repeating: 0, count: (out.count + 63) / 64)
+                    signs.withUnsafeMutableBufferPointer {
+                        MaxPool2d.positiveBits(UnsafePointer(out.baseAddress!), count: out.count, into: $0.baseAddress!)
+                    }
+                    context.fusedPoolResult = FusedPoolResult(
+                        argmax: argmax, signs: signs, inputShape: [outChannels, oh, ow])
                 }
                 return format
             }
@@ -383,18 +449,18 @@ extension Conv2d {
         let format: FixedPointFormat
         let storage: FixedPointStorage
         if bits <= 8 {
-            var a = [Int8](repeating: 0, count: bsz * outSize)
+            var a = [Int8](repeating: 0, count: bsz * imageOut)
             format = run(&a)
             storage = .int8(a)
         } else {
-            var a = [Int16](repeating: 0, count: bsz * outSize)
+            var a = [Int16](repeating: 0, count: bsz * imageOut)
             format = run(&a)
             storage = .int16(a)
         }
         outputFormatHint = format
         if context.training { codePasses.batches += 1 }
         context.addActivationUnderflow(underflow)
-        return FixedPointTensor(shape: [bsz, outChannels, g.outHeight, g.outWidth], format: format, storage: storage)
+        return FixedPointTensor(shape: [bsz] + outShape, format: format, storage: storage)
     }
 }
 

@@ -16,7 +16,8 @@ public struct Flatten: Layer {
     {
         guard needsInputGradient else { return nil }
         var error = dy
-        if let codes = error.takeCodes(random: &context.random) {
+        if let codes = error.imageErrors.take() { return Batch(imageErrors: codes, shape: inputShape) }
+        if let codes = error.takeCodes() {
             return Batch(codes: codes, count: error.count, shape: inputShape)
         }
         return Batch(values: error.values, count: error.count, shape: inputShape)

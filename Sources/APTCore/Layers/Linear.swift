@@ -20,6 +20,8 @@ public struct Linear: ParametricLayer {
 
     /// Rows of the weight gradient formed per slice.
     static let gradientRows = 8
+    /// Rows (images) of the input error formed at a time when it is handed on as codes with a scale per image.
+    static let inputErrorRows = 16
 
     /// Creates a layer with PyTorch's default initialisation, U(±1/√inputs), in `mode`.
     public init(
@@ -109,6 +111,7 @@ public struct Linear: ParametricLayer {
         self.saved = nil
         let bsz = dy.count
         var dx: [Float]? = nil
+        var inputCodes: ImageErrorCodes? = nil  // the input error's codes, for the pooling layer beneath
         let hyper = context.hyper
         // The weight gradient's slice buffer, made when a path needs it (after the input's codes are freed).
         var slice: [Float] = []
@@ -172,26 +175,53 @@ public struct Linear: ParametricLayer {
             // The error's codes; the float error is freed at once, before the gradient's workspaces are made.
             var error = dy
             let dq =
-                error.takeCodes(random: &context.random)?.reshaped([bsz, outputs])
+                error.takeCodes()?.reshaped([bsz, outputs])
                 ?? quantizeDynamic(
                     error.values, shape: [bsz, outputs], bits: q.errorBits, rounding: q.errorRounding,
-                    random: &context.random)
+                    random: &context.errorRandom)
             error.values.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: dq.format.step) }
             _ = consume error
             let ds = dq.format.step / Float(bsz)
             for r in 0..<bsz { for j in 0..<outputs { gb[j] += Float(dq.storage[r * outputs + j]) } }
             for j in 0..<outputs { gb[j] *= ds }
-            if needsInputGradient {
-                var out = [Float](repeating: 0, count: bsz * inputs)
-                if case .fixed(let w) = weights.values {
+            if needsInputGradient, case .fixed(let w) = weights.values {
+                let xAlpha = pow2(-(dq.format.fractionBits + w.format.fractionBits))
+                if let handOn = context.inputErrorCodes {
+                    // For the pooling layer beneath: a few rows at a time, each row (an image) made into codes.
+                    var codes = ImageErrorCodes(count: bsz, imageSize: inputs, bits: handOn.bits)
+                    let block = min(bsz, Linear.inputErrorRows)
+                    var rowsBuffer = [Float](repeating: 0, count: block * inputs)
+                    var underflow = context.errorUnderflowCounter(ordinal: handOn.ordinal)
+                    var r0 = 0
+                    while r0 < bsz {
+                        let rows = min(block, bsz - r0)
+                        rowsBuffer.withUnsafeMutableBufferPointer { bp in
+                            integerGEMM(
+                                m: rows, n: inputs, k: outputs, a: dq.storage, aOffset: r0 * outputs, lda: outputs,
+                                maxA: dq.format.maxCode, b: w.storage, ldb: inputs, maxB: w.format.maxCode,
+                                c: bp.baseAddress!, ldc: inputs, alpha: xAlpha, accumulate: false)
+                            for r in 0..<rows {
+                                codes.make(
+                                    image: r0 + r,
+                                    from: UnsafeMutableBufferPointer(rebasing: bp[(r * inputs)..<((r + 1) * inputs)]),
+                                    mask: handOn.mask, rounding: q.errorRounding, random: &context.errorRandom,
+                                    underflow: &underflow)
+                            }
+                        }
+                        r0 += rows
+                    }
+                    context.addErrorUnderflow(underflow, ordinal: handOn.ordinal)
+                    inputCodes = codes
+                } else {
+                    var out = [Float](repeating: 0, count: bsz * inputs)
                     out.withUnsafeMutableBufferPointer { op in
                         integerGEMM(
                             m: bsz, n: inputs, k: outputs, a: dq.storage, lda: outputs, maxA: dq.format.maxCode,
                             b: w.storage, ldb: inputs, maxB: w.format.maxCode, c: op.baseAddress!, ldc: inputs,
-                            alpha: pow2(-(dq.format.fractionBits + w.format.fractionBits)), accumulate: false)
+                            alpha: xAlpha, accumulate: false)
                     }
+                    dx = out
                 }
-                dx = out
             }
             let alpha = pow2(-(xq.format.fractionBits + dq.format.fractionBits)) / Float(bsz)
             let maxDq = dq.format.maxCode
@@ -235,7 +265,9 @@ public struct Linear: ParametricLayer {
         gb.withUnsafeMutableBufferPointer { bias.applyGradient($0, offset: 0, hyper: hyper, random: &context.random) }
         weights.endStep(random: &context.random)
         bias.endStep(random: &context.random)
+        let shape = inputShape.isEmpty ? [inputs] : inputShape
+        if let inputCodes { return Batch(imageErrors: inputCodes, shape: shape) }
         guard let dx else { return nil }
-        return Batch(values: dx, count: bsz, shape: inputShape.isEmpty ? [inputs] : inputShape)
+        return Batch(values: dx, count: bsz, shape: shape)
     }
 }

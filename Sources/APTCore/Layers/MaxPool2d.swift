@@ -3,10 +3,12 @@
 /// output that says whether it was positive.
 ///
 /// In a fixed-point network whose error goes from here to a weighted layer below through ReLUs only, the
-/// backward pass hands the input error on as error-bit codes (`StepContext.quantizeInputError`): the scale is
-/// found from the pooled errors, so the full-size float error is never made. A ReLU below masks exactly the
-/// arg-max positions whose pooled output was not positive, so the mask is applied here, before the scale is
-/// chosen: the codes are the ones the ReLU's masked float error would have been quantised to.
+/// backward pass hands the input error on as error-bit codes (`StepContext.quantizeInputError`) with a scale per
+/// image (`ImageErrorCodes`), found from the pooled errors, so the full-size float error is never made. A ReLU
+/// below masks exactly the arg-max positions whose pooled output was not positive, so the pooled errors are
+/// masked by this layer's signs before each image's scale is chosen: the codes are the ones the ReLU's masked
+/// float error would have been quantised to. The weighted layer above makes those pooled codes itself, an image
+/// at a time, when its input error comes straight here (`StepContext.inputErrorCodes`).
 public struct MaxPool2d: Layer {
     /// Window size and stride.
     public let size: Int
@@ -125,6 +127,11 @@ public struct MaxPool2d: Layer {
         if context.training {
             argmax = am
             inputShape = x.shape
+            if context.mode.isFixedPoint {
+                // The signs of the outputs, for an error handed back as codes (`deferredCodes`).
+                positive = [UInt64](repeating: 0, count: (y.count + 63) / 64)
+                for (o, v) in y.enumerated() where v > 0 { positive[o >> 6] |= 1 << UInt64(o & 63) }
+            }
         }
         return Batch(values: y, count: bsz, shape: os)
     }
@@ -133,11 +140,27 @@ public struct MaxPool2d: Layer {
     {
         defer { releaseSaved() }
         guard needsInputGradient else { return nil }
-        let outputs = dy.count * dy.sampleSize
+        let images = dy.count
+        let outputs = images * dy.sampleSize
         precondition(argmax.count == outputs, "MaxPool2d.backward without a matching forward pass")
-        let e = dy.codes?.dequantized() ?? dy.values
-        _ = consume dy
-        if context.quantizeInputError { return deferredCodes(consume e, context: &context) }
+        var error = dy
+        if let codes = error.imageErrors.take() {
+            // Made an image at a time by the weighted layer above, masked by this layer's signs.
+            precondition(context.quantizeInputError, "MaxPool2d: error codes handed in for a float error path")
+            return deferredCodes(codes)
+        }
+        var e = error.codes?.dequantized() ?? []
+        if e.isEmpty { swap(&e, &error.values) }
+        _ = consume error
+        if context.quantizeInputError {
+            var underflow = context.errorUnderflowCounter()
+            let codes = ImageErrorCodes(
+                quantizing: consume e, imageSize: outputs / images, bits: context.quantization.errorBits,
+                mask: context.maskNonPositiveOutputs ? positive : nil, rounding: context.quantization.errorRounding,
+                random: &context.errorRandom, underflow: &underflow)
+            context.addErrorUnderflow(underflow)
+            return deferredCodes(codes)
+        }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         let (oh, ow) = (h / size, w / size)
         let count = outputs / (c * oh * ow)
@@ -205,9 +228,11 @@ extension MaxPool2d {
         return Batch(codes: y, count: bsz, shape: os)
     }
 
-    /// Max over each window of `planes` planes of `height × width` codes, ties to the first, with its arg-max.
+    /// Max over each window of `planes` planes of `height × width` codes, ties to the first, with its arg-max
+    /// (when asked for) written at `offset` onwards.
     static func pool<T: FixedWidthInteger & SignedInteger & SIMDScalar>(
-        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, argmax: PackedArgmax.Writer, planes: Int,
+        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, argmax: PackedArgmax.Writer?, offset: Int = 0,
+        planes: Int,
         height h: Int, width w: Int, size: Int
     ) {
         let (oh, ow) = (h / size, w / size)
@@ -226,7 +251,7 @@ extension MaxPool2d {
                         keepLarger(&best, &bi, Int64(r1[2 * ox]), 2)
                         keepLarger(&best, &bi, Int64(r1[2 * ox + 1]), 3)
                         y[o] = T(truncatingIfNeeded: best)
-                        argmax.set(o, bi)
+                        argmax?.set(offset + o, bi)
                         o += 1
                     }
                 } else {
@@ -239,7 +264,7 @@ extension MaxPool2d {
                             }
                         }
                         y[o] = T(truncatingIfNeeded: best)
-                        argmax.set(o, bi)
+                        argmax?.set(offset + o, bi)
                         o += 1
                     }
                 }
@@ -262,28 +287,26 @@ extension MaxPool2d {
         }
     }
 
-    /// The input error as error-bit codes, from the pooled errors `e`: each goes to its arg-max (dropped, when a
-    /// ReLU lies below, where the pooled output was not positive) and the scale is the one that covers what
-    /// survives; the codes are made an image at a time when the layer below asks for them (`PooledErrorCodes`).
-    mutating func deferredCodes(_ errors: consuming [Float], context: inout StepContext) -> Batch {
-        var e = errors
-        if context.maskNonPositiveOutputs {
-            precondition(positive.count == (e.count + 63) / 64, "MaxPool2d kept no signs for a ReLU below")
-            positive.withUnsafeBufferPointer { m in
-                e.withUnsafeMutableBufferPointer {
-                    ReLU.applyMask(m.baseAddress!, to: $0.baseAddress!, count: $0.count)
-                }
-            }
-        }
-        let format = FixedPointFormat.covering(
-            maxAbs: e.withUnsafeBufferPointer { Quantizer.maxAbs($0) }, bits: context.quantization.errorBits)
-        // The full-size error's non-zero values are the pooled ones (the rest are zeros).
-        e.withUnsafeBufferPointer { context.countErrorUnderflow($0, step: format.step) }
+    /// Keeps what a training forward pass made inside the convolution below (`Conv2d.forwardCodes` with a fused
+    /// pooling layer): the arg-maxes, the output signs and the input shape.
+    mutating func adopt(_ result: FusedPoolResult) {
+        argmax = result.argmax
+        positive = result.signs
+        inputShape = result.inputShape
+    }
+
+    /// The sign bits of the last training pass's outputs on codes (set where the output was positive).
+    var outputSigns: [UInt64] { positive }
+
+    /// The input error as error codes, from the pooled errors' codes: each goes to its arg-max, and the
+    /// full-size codes are made an image at a time when the convolution below asks for them (`PooledErrorCodes`).
+    mutating func deferredCodes(_ pooled: ImageErrorCodes) -> Batch {
         let am = argmax
         argmax = PackedArgmax()
+        positive = []
         let codes = PooledErrorCodes(
-            errors: e, argmax: am, channels: inputShape[0], height: inputShape[1], width: inputShape[2], size: size,
-            format: format, rounding: context.quantization.errorRounding)
+            pooled: pooled, argmax: am, channels: inputShape[0], height: inputShape[1], width: inputShape[2],
+            size: size)
         return Batch(pooledError: codes, shape: inputShape)
     }
 }

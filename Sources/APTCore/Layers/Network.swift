@@ -33,6 +33,10 @@ public struct Network: Sendable {
     let weightedBelow: [Int?]
     /// For each layer, whether a ReLU there keeps its mask in fixed point (`reluKeepsMask`).
     let reluKeepsMask: [Bool]
+    /// For each weighted layer, the pooling layer it makes error codes for (`poolBelow`).
+    let poolBelow: [Int?]
+    /// For each layer, the pooling layer fused into it (`fusedPool`; fixed point only).
+    let fusedPools: [(pool: Int, size: Int, relu: Bool)?]
 
     /// Builds and initialises the network from `seed`.
     public init(spec: ModelSpec, mode: PrecisionMode, quantization: QuantizationSettings, seed: UInt64)
@@ -46,6 +50,8 @@ public struct Network: Sendable {
         self.inputShapes = shapes
         (weightedOrdinal, weightedBelow) = Network.weightedPositions(spec.layers)
         reluKeepsMask = spec.layers.indices.map { Network.reluKeepsMask(spec.layers, at: $0) }
+        poolBelow = spec.layers.indices.map { Network.poolBelow(spec.layers, weighted: $0) }
+        fusedPools = spec.layers.indices.map { mode.isFixedPoint ? Network.fusedPool(spec.layers, at: $0) : nil }
         let weighted = weightedOrdinal.compactMap { $0 }.count
         activationBits = [Int](repeating: quantization.activationBits, count: weighted)
         errorBits = [Int](repeating: quantization.errorBits, count: weighted)
@@ -137,8 +143,30 @@ public struct Network: Sendable {
     /// For layer `i` of a fixed-point network, a pooling layer: whether its input error goes to a weighted layer
     /// through ReLUs only (then it hands the error on as codes), and whether a ReLU lies on the way.
     func errorPath(below i: Int, context: StepContext) -> (codes: Bool, throughReLU: Bool) {
-        guard mode.isFixedPoint, context.codesBetweenLayers else { return (false, false) }
+        guard mode.isFixedPoint else { return (false, false) }
         return Network.poolErrorPath(spec.layers, below: i)
+    }
+
+    /// For weighted layer `i` of `layers`: the pooling layer its input error goes to straight (through flattens
+    /// only), when that layer hands its error on as codes (`poolErrorPath`): layer `i` then makes the pooled
+    /// codes itself, an image at a time.
+    static func poolBelow(_ layers: [LayerSpec], weighted i: Int) -> Int? {
+        guard isWeighted(layers[i]) else { return nil }
+        var j = i - 1
+        while j >= 0, case .flatten = layers[j] { j -= 1 }
+        guard j >= 0, poolErrorPath(layers, below: j).codes else { return nil }
+        return j
+    }
+
+    /// How weighted layer `i` hands its input error on when it goes to a pooling layer that hands codes on
+    /// (nil otherwise, or when layers hand floats to each other).
+    func inputErrorCodes(_ i: Int, context: StepContext) -> InputErrorCodes? {
+        guard mode.isFixedPoint, context.codesBetweenLayers, let j = poolBelow[i], let k = weightedBelow[j] else {
+            return nil
+        }
+        let signs =
+            Network.poolErrorPath(spec.layers, below: j).throughReLU ? (layers[j] as? MaxPool2d)?.outputSigns : nil
+        return InputErrorCodes(mask: signs, bits: errorBits[k], ordinal: k)
     }
 
     /// For layer `i` of `layers` in a fixed-point network: whether it is a pooling layer whose input error goes to
@@ -211,16 +239,54 @@ public struct Network: Sendable {
 
     /// Forward pass. With `context.training`, layers keep what the backward pass needs.
     public mutating func forward(_ x: Batch, context: inout StepContext) -> Batch {
+        forwardPass(x, context: &context) { _, _ in }
+    }
+
+    /// The forward pass, layer by layer; `after(i, &context)` is called once layer `i`'s pass is done. In a
+    /// fixed-point network handing codes on, a convolution with a max-pooling layer above it (through a ReLU or
+    /// not) runs the three as one (`fusedPool`), handing the pooling layer what it keeps.
+    private mutating func forwardPass(
+        _ x: consuming Batch, context: inout StepContext, after: (Int, inout StepContext) -> Void
+    ) -> Batch {
         var h = x
-        for i in layers.indices {
+        var i = 0
+        while i < layers.count {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
             setBits(forLayer: i, &context)
             context.keepReLUMask = !mode.isFixedPoint || !context.codesBetweenLayers || reluKeepsMask[i]
-            h = layers[i].forward(h, context: &context)
+            if let fused = fusedPools[i], context.codesBetweenLayers {
+                context.fusedPool = FusedPool(size: fused.size, relu: fused.relu)
+                h = layers[i].forward(consume h, context: &context)
+                context.fusedPool = nil
+                if let result = context.fusedPoolResult.take(), var pool = layers[fused.pool] as? MaxPool2d {
+                    layers[fused.pool] = Flatten()  // drop the reference so `pool` is uniquely owned
+                    pool.adopt(result)
+                    layers[fused.pool] = pool
+                }
+                for k in i...fused.pool { after(k, &context) }
+                i = fused.pool + 1
+                continue
+            }
+            // Handed over, not shared: a layer that works in place (ReLU) then owns the only reference.
+            h = layers[i].forward(consume h, context: &context)
+            after(i, &context)
+            i += 1
         }
         context.quantizeOutput = false
         return h
+    }
+
+    /// For layer `i` of `layers` in a fixed-point network: the max-pooling layer (its index and window) fused
+    /// into it when it is a convolution that hands on codes (not the last weighted layer) with that pooling layer
+    /// directly above it or above one ReLU (`relu`).
+    static func fusedPool(_ layers: [LayerSpec], at i: Int) -> (pool: Int, size: Int, relu: Bool)? {
+        guard case .conv = layers[i], layers[(i + 1)...].contains(where: isWeighted) else { return nil }
+        var j = i + 1
+        let relu = j < layers.count && layers[j] == .relu
+        if relu { j += 1 }
+        guard j < layers.count, case .maxPool(let size) = layers[j] else { return nil }
+        return (j, size, relu)
     }
 
     /// The pricing of this network's steps under `momentum` and `profile` (the same sheets the meter records).
@@ -264,18 +330,10 @@ public struct Network: Sendable {
             given
             ?? costModel(momentum: context.hyper.momentum, profile: context.meter.profile)
             .stepSheets(batch: x.count, weightBits: weightBits, activationBits: activationBits, errorBits: errorBits)
-        var h = consume x
-        for i in layers.indices {
-            context.layerIndex = i
-            context.quantizeOutput = quantizesOutput(i)
-            setBits(forLayer: i, &context)
-            context.keepReLUMask = !mode.isFixedPoint || !context.codesBetweenLayers || reluKeepsMask[i]
-            // Handed over, not shared: a layer that works in place (ReLU) then owns the only reference.
-            h = layers[i].forward(consume h, context: &context)
+        let h = forwardPass(consume x, context: &context) { i, context in
             context.meter.record(sheets[i], pass: .forward, layer: i)
             observe?(i, false)
         }
-        context.quantizeOutput = false
         let (loss, grad, correct) = SoftmaxCrossEntropy.lossAndGradient(logits: h, labels: labels)
         context.correct = correct
         var d: Batch? = grad
@@ -285,6 +343,7 @@ public struct Network: Sendable {
             context.layerIndex = i
             context.quantizeOutput = quantizesOutput(i)
             (context.quantizeInputError, context.maskNonPositiveOutputs) = errorPath(below: i, context: context)
+            context.inputErrorCodes = i > first ? inputErrorCodes(i, context: context) : nil
             setBits(forLayer: i, &context)
             d = layers[i].backward(consume dy, needsInputGradient: i > first, context: &context)
             for pass in [TrainingPass.backwardInput, .backwardWeights, .update] {
@@ -294,6 +353,7 @@ public struct Network: Sendable {
         }
         context.quantizeInputError = false
         context.maskNonPositiveOutputs = false
+        context.inputErrorCodes = nil
         for i in layers.indices { layers[i].releaseSaved() }
         return loss
     }

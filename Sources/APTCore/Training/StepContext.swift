@@ -29,6 +29,19 @@ public struct StepContext: Sendable {
     /// Whether a ReLU lies between the running pooling layer and that weighted layer, so that the errors of
     /// outputs that were not positive are dropped before the scale is chosen.
     public var maskNonPositiveOutputs = false
+    /// Randomness for stochastic rounding of error codes: a stream of its own, so that error codes made an image
+    /// at a time inside a layer's backward pass draw what they would draw when made after it.
+    public var errorRandom: RandomSource
+    /// Set by `Network` while a weighted layer runs its backward pass when its input error goes straight (through a
+    /// flatten at most) to a pooling layer that hands error codes on: the layer then makes that error's codes an
+    /// image at a time (`ImageErrorCodes`), masked by the pooling layer's signs when a ReLU lies beneath it, at
+    /// the bits of the weighted layer below, instead of its float input error.
+    var inputErrorCodes: InputErrorCodes?
+    /// Set by `Network` while a convolution runs its forward pass when the max-pooling layer above it (through a
+    /// ReLU or not) is fused into it (`Network.fusedPool`): it hands on pooled codes.
+    var fusedPool: FusedPool?
+    /// What the fused pooling layer keeps, left by the convolution for `Network` to hand over.
+    var fusedPoolResult: FusedPoolResult?
     /// Whether a ReLU keeps its mask for the backward pass (set by `Network`: not when the error will come back
     /// as a pooling layer's error codes, masked by that layer's signs).
     var keepReLUMask = true
@@ -66,6 +79,20 @@ public struct StepContext: Sendable {
         errorUnderflow[k].count(values, step: step)
     }
 
+    /// Empty counts to fill for the error codes of weighted layer `ordinal` (nil: the running layer's), or nil
+    /// when this step does not measure them.
+    func errorUnderflowCounter(ordinal: Int? = nil) -> UnderflowCounts? {
+        guard measuringCodes, let k = ordinal ?? codeOrdinals.error, k < errorUnderflow.count else { return nil }
+        return UnderflowCounts()
+    }
+
+    /// Adds `counts` (from `errorUnderflowCounter`) to weighted layer `ordinal`'s error underflow (nil: the
+    /// running layer's).
+    mutating func addErrorUnderflow(_ counts: UnderflowCounts?, ordinal: Int? = nil) {
+        guard let counts, let k = ordinal ?? codeOrdinals.error, k < errorUnderflow.count else { return }
+        errorUnderflow[k].add(counts)
+    }
+
     /// Samples of the last training step whose largest logit was their label's (training accuracy).
     public var correct = 0
 
@@ -79,7 +106,37 @@ public struct StepContext: Sendable {
         self.outputBits = quantization.activationBits
         self.hyper = hyper
         self.random = random
+        var fork = random
+        self.errorRandom = RandomSource(seed: fork.next() ^ 0x4552_524F_5253)
         self.meter = meter
         self.training = training
     }
+}
+
+/// How a weighted layer hands its input error to the pooling layer beneath it as codes (`StepContext`).
+struct InputErrorCodes: Sendable {
+    /// The pooling layer's sign bits, one per pooled output, when a ReLU lies beneath it.
+    var mask: [UInt64]?
+    /// Bits of the codes (the error bits of the weighted layer below the pooling layer).
+    var bits: Int
+    /// That weighted layer's ordinal (where the codes' underflow is counted).
+    var ordinal: Int
+}
+
+/// A max-pooling layer fused into the convolution below it (`StepContext.fusedPool`).
+struct FusedPool: Sendable {
+    /// Window size and stride.
+    var size: Int
+    /// Whether a ReLU lies between them.
+    var relu: Bool
+}
+
+/// What a fused pooling layer keeps for its backward pass.
+struct FusedPoolResult: Sendable {
+    /// Each output's arg-max.
+    var argmax: PackedArgmax
+    /// The outputs' signs (set where positive).
+    var signs: [UInt64]
+    /// The pooling layer's per-sample input shape.
+    var inputShape: [Int]
 }
