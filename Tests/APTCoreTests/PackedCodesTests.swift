@@ -95,6 +95,20 @@ struct PackedCodesTests {
             packed.withWriter { w in for (o, v) in values.enumerated() { w.set(o, Int64(v)) } }
             #expect((0..<count).map { packed[$0] } == values, "size \(size), count \(count)")
             #expect(packed.withReader { r in (0..<count).map { r[$0] } } == values)
+            // Written as words of several arg-maxes from an unaligned start, the same arg-maxes read back.
+            let offset = 3
+            var words = PackedArgmax(count: count + offset, windowSize: size)
+            words.withWriter { w in
+                var o = 0
+                while o < count {
+                    let n = min(64 / bits, count - o)
+                    var word: UInt64 = 0
+                    for k in 0..<n { word |= UInt64(values[o + k]) << UInt64(k * bits) }
+                    w.or(word, bits: n * bits, at: (offset + o) * bits)
+                    o += n
+                }
+            }
+            #expect((0..<count).map { words[offset + $0] } == values, "size \(size), count \(count), by words")
         }
     }
 }

@@ -71,10 +71,7 @@ struct ImageErrorCodes: Sendable {
         if let mask {
             precondition(mask.count * 64 >= (n + 1) * imageSize, "ImageErrorCodes: the mask is too short")
             mask.withUnsafeBufferPointer { m in
-                let first = n * imageSize
-                for i in 0..<imageSize where (m[(first + i) >> 6] >> UInt64((first + i) & 63)) & 1 == 0 {
-                    values[i] = 0
-                }
+                ReLU.applyMask(m.baseAddress!, from: n * imageSize, to: values.baseAddress!, count: imageSize)
             }
         }
         let format = FixedPointFormat.covering(maxAbs: Quantizer.maxAbs(UnsafeBufferPointer(values)), bits: bits)

@@ -236,6 +236,21 @@ extension MaxPool2d {
         height h: Int, width w: Int, size: Int
     ) {
         let (oh, ow) = (h / size, w / size)
+        // Arg-maxes are gathered into a 64-bit word and written a word at a time (1, 2, 4 and 8 divide 64).
+        let bits = argmax?.bits ?? 0
+        var word: UInt64 = 0
+        var wordBits = 0
+        var wordAt = offset * bits
+        @inline(__always) func keep(_ index: Int64) {
+            word |= UInt64(truncatingIfNeeded: index) << UInt64(wordBits)
+            wordBits += bits
+            if wordBits == 64 {
+                argmax?.or(word, bits: 64, at: wordAt)
+                wordAt += 64
+                word = 0
+                wordBits = 0
+            }
+        }
         var o = 0
         for plane in 0..<planes {
             let base = x + plane * h * w
@@ -251,7 +266,7 @@ extension MaxPool2d {
                         keepLarger(&best, &bi, Int64(r1[2 * ox]), 2)
                         keepLarger(&best, &bi, Int64(r1[2 * ox + 1]), 3)
                         y[o] = T(truncatingIfNeeded: best)
-                        argmax?.set(offset + o, bi)
+                        keep(bi)
                         o += 1
                     }
                 } else {
@@ -264,12 +279,13 @@ extension MaxPool2d {
                             }
                         }
                         y[o] = T(truncatingIfNeeded: best)
-                        argmax?.set(offset + o, bi)
+                        keep(bi)
                         o += 1
                     }
                 }
             }
         }
+        if wordBits > 0 { argmax?.or(word, bits: wordBits, at: wordAt) }
     }
 
     /// One bit per code, set where it is positive, 16 codes at a time (ReLU's mask, without applying it).

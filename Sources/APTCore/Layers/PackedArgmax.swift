@@ -64,6 +64,28 @@ struct PackedArgmax: Sendable {
             let bit = o * bits
             base![bit >> 3] |= UInt8(truncatingIfNeeded: index) << UInt8(bit & 7)
         }
+
+        /// ORs the low `count` bits of `value` (several arg-maxes, the first in the lowest bits) into the storage
+        /// from bit `position` on.
+        @inline(__always)
+        func or(_ value: UInt64, bits count: Int, at position: Int) {
+            if count == 64 && position & 7 == 0 {
+                let word = UnsafeMutableRawPointer(base! + (position >> 3))
+                word.storeBytes(of: word.loadUnaligned(as: UInt64.self) | value.littleEndian, as: UInt64.self)
+                return
+            }
+            var v = value
+            var p = position
+            var left = count
+            while left > 0 {
+                let shift = p & 7
+                let take = min(8 - shift, left)
+                base![p >> 3] |= UInt8(truncatingIfNeeded: v & ((1 << UInt64(take)) - 1)) << UInt8(shift)
+                v >>= UInt64(take)
+                p += take
+                left -= take
+            }
+        }
     }
 
     /// Reads packed arg-maxes.

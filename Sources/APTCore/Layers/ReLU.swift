@@ -108,15 +108,22 @@ extension ReLU {
         }
     }
 
-    /// Zeroes the values whose mask bit is clear.
-    static func applyMask(_ m: UnsafePointer<UInt64>, to p: UnsafeMutablePointer<Float>, count n: Int) {
+    /// Zeroes the values whose mask bit is clear, value `i` having bit `first + i` of the mask.
+    static func applyMask(
+        _ m: UnsafePointer<UInt64>, from first: Int = 0, to p: UnsafeMutablePointer<Float>, count n: Int
+    ) {
         let full = n / 16
         for chunk in 0..<full {
-            let bits = Int32(truncatingIfNeeded: (m[chunk >> 2] >> UInt64(16 * (chunk & 3))) & 0xFFFF)
+            let bit = first + chunk * 16
+            let (w, shift) = (bit >> 6, UInt64(bit & 63))
+            // The chunk's 16 bits, from one word or straddling two (the second exists: the chunk's last bit is in it).
+            var word = m[w] >> shift
+            if shift > 48 { word |= m[w + 1] << (64 - shift) }
+            let bits = Int32(truncatingIfNeeded: word & 0xFFFF)
             let keep = nonZeroMask16(SIMD16(repeating: bits) & laneBits)
             store16(float16(bits16(load16(p + chunk * 16)) & keep), p + chunk * 16)
         }
-        for i in (full * 16)..<n where (m[i >> 6] >> UInt64(i & 63)) & 1 == 0 { p[i] = 0 }
+        for i in (full * 16)..<n where (m[(first + i) >> 6] >> UInt64((first + i) & 63)) & 1 == 0 { p[i] = 0 }
     }
 
     /// `max(c, 0)` in place over `count` codes, writing one bit per code (set where it is positive) into `mask`
