@@ -5,9 +5,12 @@ import Testing
 /// process of its own), against the engine's own figures.
 @Suite("Real training memory", .serialized)
 struct MemoryTests {
-    func probe(_ model: String, _ precision: String, codeBits: String? = nil) throws -> [String: Int] {
+    func probe(_ model: String, _ precision: String, knob: String = "0.5", codeBits: String? = nil) throws
+        -> [String: Int]
+    {
         let r = try run(
-            "apt-heap-probe", [model, precision, "12"], environment: codeBits.map { ["APT_CODE_BITS": $0] } ?? [:])
+            "apt-heap-probe", [model, precision, "12", knob],
+            environment: codeBits.map { ["APT_CODE_BITS": $0] } ?? [:])
         #expect(r.status == 0, "\(r.stderr)")
         var out: [String: Int] = [:]
         for field in r.stdout.split(whereSeparator: \.isWhitespace) {
@@ -18,18 +21,22 @@ struct MemoryTests {
     }
 
     @Test(
-        "peak_train_bytes is the real heap of the steps within 10% (fp32 and APT, mlp and lenet); APT's is below fp32's"
+        "peak_train_bytes is the real heap of the steps within 10% (fp32, APT at knobs 0.5 and 0.75, mlp and lenet); "
+            + "APT's is below fp32's, and the aggressive knob's below the default's"
     )
     func aptBelowFloat() throws {
         for model in ["mlp", "lenet"] {
             let fp32 = try probe(model, "fp32")
             let apt = try probe(model, "apt")
+            let aggressive = try probe(model, "apt", knob: "0.75")
             let f = try #require(fp32["heap_peak_bytes"])
             let a = try #require(apt["heap_peak_bytes"])
+            let g = try #require(aggressive["heap_peak_bytes"])
             #expect(a < f, "\(model): APT \(a) B, fp32 \(f) B")
+            #expect(g < a, "\(model): knob 0.75 \(g) B, default \(a) B")
             if model == "mlp" { #expect(Double(a) <= 0.67 * Double(f), "mlp: APT \(a) B, fp32 \(f) B") }
             // The engine's figure is the heap the steps really hold, within 10%.
-            for (name, r) in [("fp32", fp32), ("apt", apt)] {
+            for (name, r) in [("fp32", fp32), ("apt", apt), ("apt, knob 0.75", aggressive)] {
                 let heap = Double(try #require(r["heap_peak_bytes"]))
                 let figure = Double(try #require(r["peak_train_bytes"]))
                 #expect(abs(figure - heap) <= 0.1 * heap, "\(model) \(name): peak_train_bytes \(figure), heap \(heap)")

@@ -43,13 +43,7 @@ public struct MemoryModel: Sendable {
     }
 
     /// Number of linear and conv layers.
-    public var weightedLayerCount: Int {
-        spec.layers.filter {
-            if case .linear = $0 { return true }
-            if case .conv = $0 { return true }
-            return false
-        }.count
-    }
+    public var weightedLayerCount: Int { spec.layers.filter(Network.isWeighted).count }
 
     /// What a step holds at its peak, by kind, with weighted layer `k` at `weightBits[k]`-bit weights, its input
     /// activation codes at `activationBits[k]` bits and its error codes at `errorBits[k]` (nil: the settings'
@@ -76,11 +70,7 @@ public struct MemoryModel: Sendable {
         var params = 0
         var optimizer = 0
         var k = 0
-        let weighted = spec.layers.indices.filter {
-            if case .linear = spec.layers[$0] { return true }
-            if case .conv = spec.layers[$0] { return true }
-            return false
-        }
+        let weighted = spec.layers.indices.filter { Network.isWeighted(spec.layers[$0]) }
         for i in weighted {
             let (w, bias) = parameterCounts(i)
             let wb = fixed ? weightBits[k] : 32

@@ -78,23 +78,11 @@ struct ImageErrorCodes: Sendable {
         formats[n] = format
         underflow?.count(UnsafeBufferPointer(values), step: format.step)
         let range = (n * imageSize)..<((n + 1) * imageSize)
-        switch storage {
-        case .int8(var a):
-            storage = .int8([])
-            a.withUnsafeMutableBufferPointer {
-                _ = Quantizer.quantize(
-                    UnsafeBufferPointer(values), into: UnsafeMutableBufferPointer(rebasing: $0[range]),
-                    format: format, rounding: rounding, random: &random)
-            }
-            storage = .int8(a)
-        case .int16(var a):
-            storage = .int16([])
-            a.withUnsafeMutableBufferPointer {
-                _ = Quantizer.quantize(
-                    UnsafeBufferPointer(values), into: UnsafeMutableBufferPointer(rebasing: $0[range]),
-                    format: format, rounding: rounding, random: &random)
-            }
-            storage = .int16(a)
+        func quantize<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ codes: UnsafeMutableBufferPointer<T>) {
+            _ = Quantizer.quantize(
+                UnsafeBufferPointer(values), into: UnsafeMutableBufferPointer(rebasing: codes[range]), format: format,
+                rounding: rounding, random: &random)
         }
+        storage.modifyCodes(int8: quantize, int16: quantize)
     }
 }

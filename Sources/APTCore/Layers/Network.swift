@@ -85,12 +85,8 @@ public struct Network: Sendable {
         var k = 0
         for l in layers {
             below.append(k > 0 ? k - 1 : nil)
-            switch l {
-            case .linear, .conv:
-                ordinal.append(k)
-                k += 1
-            default: ordinal.append(nil)
-            }
+            ordinal.append(isWeighted(l) ? k : nil)
+            if isWeighted(l) { k += 1 }
         }
         return (ordinal, below)
     }
@@ -303,10 +299,7 @@ public struct Network: Sendable {
 
     /// Whether `spec`'s first layer after any flatten is linear or a convolution.
     static func firstLayerTakesCodes(_ spec: ModelSpec) -> Bool {
-        switch spec.layers.first(where: { if case .flatten = $0 { return false } else { return true } }) {
-        case .linear, .conv: return true
-        default: return false
-        }
+        spec.layers.first(where: { $0 != .flatten }).map(isWeighted) ?? false
     }
 
     /// The weight bits of each weighted layer now (32 for fp32).

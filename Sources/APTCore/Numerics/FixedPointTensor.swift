@@ -28,6 +28,22 @@ public enum FixedPointStorage: Sendable, Equatable {
         case .int16(let a): return Int32(a[i])
         }
     }
+
+    /// Writes the codes in place through `int8` or `int16`, whichever matches the storage.
+    mutating func modifyCodes(
+        int8: (UnsafeMutableBufferPointer<Int8>) -> Void, int16: (UnsafeMutableBufferPointer<Int16>) -> Void
+    ) {
+        switch self {
+        case .int8(var a):
+            self = .int8([])  // drop this reference so that `a` is unique and written in place
+            a.withUnsafeMutableBufferPointer { int8($0) }
+            self = .int8(a)
+        case .int16(var a):
+            self = .int16([])
+            a.withUnsafeMutableBufferPointer { int16($0) }
+            self = .int16(a)
+        }
+    }
 }
 
 /// A tensor of fixed-point values sharing one `FixedPointFormat` (a per-tensor power-of-two scale).
@@ -136,16 +152,7 @@ public struct FixedPointTensor: Sendable, Equatable {
     mutating func modifyCodes(
         int8: (UnsafeMutableBufferPointer<Int8>) -> Void, int16: (UnsafeMutableBufferPointer<Int16>) -> Void
     ) {
-        switch storage {
-        case .int8(var a):
-            storage = .int8([])  // drop this reference so that `a` is unique and written in place
-            a.withUnsafeMutableBufferPointer { int8($0) }
-            storage = .int8(a)
-        case .int16(var a):
-            storage = .int16([])
-            a.withUnsafeMutableBufferPointer { int16($0) }
-            storage = .int16(a)
-        }
+        storage.modifyCodes(int8: int8, int16: int16)
     }
 
     /// The largest stored magnitude.
