@@ -63,6 +63,32 @@ struct CommandLineTests {
         }
     }
 
+    @Test("train: --adapt-error-bits bounds the widths the controller gives each layer's errors; a bad range is named")
+    func adaptErrorBits() throws {
+        let bad = try run("apt-node", ["train", "--adapt-error-bits", "9-6"])
+        #expect(bad.status == 64 && bad.stderr.contains("--adapt-error-bits"), "\(bad.stderr)")
+        let report = NSTemporaryDirectory() + "apt-report-\(UUID().uuidString).json"
+        let r = try run(
+            "apt-node",
+            [
+                "train", "--train-limit", "1000", "--test-limit", "200", "--epochs", "1", "--interval", "5",
+                "--adapt-error-bits", "4-6", "--report", report,
+            ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+        let history = json?["bits_history"] as? [[String: Any]] ?? []
+        let errors = history.filter { $0["kind"] as? String == "errors" }
+        #expect(errors.count == 3)
+        let widths = errors.flatMap { ($0["points"] as? [[Int]] ?? []).map { $0[1] } }
+        // The knob's 8-bit errors start clamped into the range, and every width chosen stays in it.
+        #expect(!widths.isEmpty && widths.allSatisfy { (4...6).contains($0) }, "\(widths)")
+        #expect(errors.allSatisfy { ($0["points"] as? [[Int]])?.first?[1] == 6 })
+        // Activations were not asked to adapt: they stay at the knob's 8 bits.
+        let activations = history.filter { $0["kind"] as? String == "activations" }
+        #expect(activations.allSatisfy { ($0["points"] as? [[Int]] ?? []).allSatisfy { $0[1] == 8 } })
+    }
+
     @Test("an unknown flag: one Error line with a suggestion, usage, exit 64")
     func unknownFlag() throws {
         let r = try run("apt-node", ["train", "--epoch", "3"])

@@ -20,10 +20,7 @@ struct MemoryTests {
         return out
     }
 
-    @Test(
-        "peak_train_bytes is the real heap of the steps within 10% (fp32, APT at knobs 0.5 and 0.75, mlp and lenet); "
-            + "APT's is below fp32's, and the aggressive knob's below the default's"
-    )
+    @Test("the real heap within 10% (fp32, APT at knobs 0.5 and 0.75, mlp and lenet); APT below fp32, knob 0.75 lowest")
     func aptBelowFloat() throws {
         for model in ["mlp", "lenet"] {
             let fp32 = try probe(model, "fp32")

@@ -38,6 +38,13 @@ enum TrainCommand {
             .value("error-bits", "b", "Bits of back-propagated errors. Default from the precision and knob."),
             .value("momentum-bits", "b", "Bits of the momentum buffer. Default from the precision and knob."),
             .value(
+                "adapt-activation-bits", "lo-hi",
+                "APT: the controller moves each layer's activation bits within lo-hi from their underflow (off by default)."
+            ),
+            .value(
+                "adapt-error-bits", "lo-hi",
+                "APT: the controller moves each layer's error bits within lo-hi from their underflow (off by default)."),
+            .value(
                 "update-rounding", "mode", "Rounding of weight updates: nearest or stochastic. Default from the knob."),
             .value("error-rounding", "mode", "Rounding of errors: nearest or stochastic.", default: "stochastic"),
             .value(
@@ -57,6 +64,7 @@ enum TrainCommand {
         "seed": "--seed", "controller.minBits": "--min-bits", "controller.maxBits": "--max-bits",
         "controller.interval": "--interval", "quantization.activationBits": "--activation-bits",
         "quantization.errorBits": "--error-bits", "quantization.momentumBits": "--momentum-bits",
+        "controller.activationBits": "--adapt-activation-bits", "controller.errorBits": "--adapt-error-bits",
     ]
 
     /// A configuration error as the command line says it: the field named by its flag.
@@ -212,6 +220,10 @@ enum TrainCommand {
         if let b = try args.int("activation-bits") { c.quantization.activationBits = b }
         if let b = try args.int("error-bits") { c.quantization.errorBits = b }
         if let b = try args.int("momentum-bits") { c.quantization.momentumBits = b }
+        if let r = args["adapt-activation-bits"] {
+            c.controller.activationBits = try bitRange(r, "adapt-activation-bits")
+        }
+        if let r = args["adapt-error-bits"] { c.controller.errorBits = try bitRange(r, "adapt-error-bits") }
         if let r = args["update-rounding"] { c.quantization.updateRounding = try rounding(r, "update-rounding") }
         if let r = args["error-rounding"] { c.quantization.errorRounding = try rounding(r, "error-rounding") }
         if let r = args["activation-rounding"] {
@@ -232,6 +244,15 @@ enum TrainCommand {
         }
         let format = try args.choice("format", among: ["text", "json"])
         return (c, args.string("data", default: Dataset.defaultDirectory), shard, partition, format)
+    }
+
+    /// A bit range `lo-hi` (or one width `b`) given to `--name`.
+    static func bitRange(_ text: String, _ name: String) throws(UsageError) -> ClosedRange<Int> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard (1...2).contains(parts.count), let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi else {
+            throw UsageError("--\(name) must be a bit range lo-hi such as 6-8, got '\(text)'")
+        }
+        return lo...hi
     }
 
     /// `--shard i/n` (shard `i` of `n`, 0-based), or nil when it is not given.
