@@ -1,6 +1,6 @@
 /// Max pooling with a square window and stride equal to the window, on float values or on activation codes.
-/// Keeps the arg-max per output (packed: 2 bits for a 2 × 2 window, `PackedArgmax`), and on codes one bit per
-/// output that says whether it was positive.
+/// Keeps the arg-max per output (packed: 2 bits for a 2 × 2 window, `PackedArgmax`), and in a fixed-point network
+/// one bit per output that says whether it was positive.
 ///
 /// In a fixed-point network whose error goes from here to a weighted layer below through ReLUs only, the
 /// backward pass hands the input error on as error-bit codes (`StepContext.quantizeInputError`) with a scale per

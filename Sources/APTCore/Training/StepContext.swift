@@ -20,8 +20,10 @@ public struct StepContext: Sendable {
     /// by `Network`; `quantization.activationBits` and `quantization.errorBits` are the running layer's own).
     public var outputBits: Int
     /// Whether activations and errors pass between layers as codes (a fixed-point network's weighted layers hand
-    /// on activation codes; pooling hands errors on as codes): `false` selects the float hand-over with the same
-    /// rounding, kept as the reference the code path is tested against bit for bit.
+    /// on activation codes, fused with the pooling above a convolution; the layer above a pooling layer hands it
+    /// error codes): `false` selects the float hand-over with the same rounding (pooling layers still make their
+    /// input error's codes, from the floats handed to them), kept as the reference the code path is tested against
+    /// bit for bit.
     var codesBetweenLayers = true
     /// Whether the running layer's backward pass must hand on its input error as error-bit codes (set by
     /// `Network` for a pooling layer whose error goes to a weighted layer through ReLUs only).
