@@ -60,10 +60,9 @@ enum BenchmarkCommand {
         }
         func widths(_ s: String) throws -> [Int] {
             let bad = UsageError("--precisions: '\(s)' in '\(entry)' is not a width, a range lo-hi or a list a|b")
-            let range = s.split(separator: "-", omittingEmptySubsequences: false)
-            if range.count == 2 {
-                guard let lo = Int(range[0]), let hi = Int(range[1]), lo <= hi else { throw bad }
-                return try (lo...hi).map { try checked($0) }
+            if s.contains("-") {
+                guard let range = TrainCommand.range(s) else { throw bad }
+                return try range.map { try checked($0) }
             }
             return try s.split(separator: "|").map {
                 guard let b = Int($0) else { throw bad }

@@ -248,9 +248,17 @@ enum TrainCommand {
 
     /// A bit range `lo-hi` (or one width `b`) given to `--name`.
     static func bitRange(_ text: String, _ name: String) throws(UsageError) -> ClosedRange<Int> {
+        guard let range = range(text) else {
+            throw UsageError("--\(name) must be a bit range lo-hi such as 6-8, got '\(text)'")
+        }
+        return range
+    }
+
+    /// `lo-hi` with `lo ≤ hi`, or a single number `b` as `b...b`; nil for anything else.
+    static func range(_ text: some StringProtocol) -> ClosedRange<Int>? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
         guard (1...2).contains(parts.count), let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi else {
-            throw UsageError("--\(name) must be a bit range lo-hi such as 6-8, got '\(text)'")
+            return nil
         }
         return lo...hi
     }

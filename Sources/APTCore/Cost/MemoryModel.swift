@@ -66,6 +66,8 @@ public struct MemoryModel: Sendable {
         var outBits = ab
         /// Bytes of `n` codes of `bits` bits in working (unpacked) form.
         func codes(_ n: Int, _ bits: Int) -> Int { n * (bits <= 8 ? 1 : 2) }
+        /// Bytes of a mask of `n` bits in 64-bit words (ReLU's mask, pooling's signs).
+        func maskBytes(_ n: Int) -> Int { (n + 63) / 64 * 8 }
         // Persistent: parameters and momentum.
         var params = 0
         var optimizer = 0
@@ -127,7 +129,7 @@ public struct MemoryModel: Sendable {
                 break
             case .relu:
                 // ReLU: one bit per value, kept (in fixed point, unless the pooling layer above masks the error).
-                let mask = !fixed || Network.reluKeepsMask(spec.layers, at: i) ? (b * n + 63) / 64 * 8 : 0
+                let mask = !fixed || Network.reluKeepsMask(spec.layers, at: i) ? maskBytes(b * n) : 0
                 live += mask
                 saved += mask
                 savedSizes[i] = mask
@@ -139,7 +141,7 @@ public struct MemoryModel: Sendable {
                 // The arg-max, packed (`PackedArgmax`), and in fixed point a sign bit per output, kept.
                 let argmax =
                     PackedArgmax.byteCount(count: b * out, windowSize: s)
-                    + (fixed ? (b * out + 63) / 64 * 8 : 0)
+                    + (fixed ? maskBytes(b * out) : 0)
                 note(y + argmax)
                 live += y + argmax
                 saved += argmax
@@ -198,7 +200,7 @@ public struct MemoryModel: Sendable {
                     let packed = ab < 8 ? PackedCodes.byteCount(count: b * n, bits: ab) : 0
                     if let fused, let pooledOut {
                         let argmax = PackedArgmax.byteCount(count: pooledOut, windowSize: fused.size)
-                        let signs = (pooledOut + 63) / 64 * 8
+                        let signs = maskBytes(pooledOut)
                         let imageCodes = codes(ch * oh * ow, outBits)
                         note(xq + y + imageCodes + argmax + image + cols + pairs)
                         note(xq + y + imageCodes + argmax + signs)

@@ -57,6 +57,14 @@ public struct Batch: Sendable {
         self.imageErrors = imageErrors
     }
 
+    /// The batch's values as floats, handed over: its float values, or its codes dequantised.
+    mutating func takeValues() -> [Float] {
+        if let c = codes.take() { return c.dequantized() }
+        var v: [Float] = []
+        swap(&v, &values)
+        return v
+    }
+
     /// The batch's codes as held (nil for a float batch). Error codes with a scale per image are not codes of
     /// one format: only a convolution takes them (`pooledError`), or a pooling layer (`imageErrors`).
     mutating func takeCodes() -> FixedPointTensor? {

@@ -234,10 +234,8 @@ public struct Conv2d: ParametricLayer {
             var own: ImageErrorCodes? = nil
             if pooled == nil {
                 var underflow = context.errorUnderflowCounter()
-                var floats = error.codes.take()?.dequantized() ?? []
-                if floats.isEmpty { swap(&floats, &error.values) }
                 own = ImageErrorCodes(
-                    quantizing: consume floats, imageSize: outSize,
+                    quantizing: error.takeValues(), imageSize: outSize,
                     bits: q.errorBits, mask: nil, rounding: q.errorRounding, random: &context.errorRandom,
                     underflow: &underflow)
                 context.addErrorUnderflow(underflow)

@@ -149,8 +149,7 @@ public struct MaxPool2d: Layer {
             precondition(context.quantizeInputError, "MaxPool2d: error codes handed in for a float error path")
             return deferredCodes(codes)
         }
-        var e = error.codes?.dequantized() ?? []
-        if e.isEmpty { swap(&e, &error.values) }
+        let e = error.takeValues()
         _ = consume error
         if context.quantizeInputError {
             var underflow = context.errorUnderflowCounter()

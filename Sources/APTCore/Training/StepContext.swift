@@ -75,24 +75,28 @@ public struct StepContext: Sendable {
         if let k = activationSlot { activationUnderflow[k].add(counts) }
     }
 
+    /// Where the error-code underflow of weighted layer `ordinal` (nil: the running layer's) is counted: nil
+    /// unless this step measures.
+    private func errorSlot(_ ordinal: Int?) -> Int? {
+        guard measuringCodes, let k = ordinal ?? codeOrdinals.error, k < errorUnderflow.count else { return nil }
+        return k
+    }
+
     /// Counts `values`' underflow at `step` for the running layer's error codes, when measuring.
     mutating func countErrorUnderflow(_ values: UnsafeBufferPointer<Float>, step: Float) {
-        guard measuringCodes, let k = codeOrdinals.error, k < errorUnderflow.count else { return }
-        errorUnderflow[k].count(values, step: step)
+        if let k = errorSlot(nil) { errorUnderflow[k].count(values, step: step) }
     }
 
     /// Empty counts to fill for the error codes of weighted layer `ordinal` (nil: the running layer's), or nil
     /// when this step does not measure them.
     func errorUnderflowCounter(ordinal: Int? = nil) -> UnderflowCounts? {
-        guard measuringCodes, let k = ordinal ?? codeOrdinals.error, k < errorUnderflow.count else { return nil }
-        return UnderflowCounts()
+        errorSlot(ordinal).map { _ in UnderflowCounts() }
     }
 
     /// Adds `counts` (from `errorUnderflowCounter`) to weighted layer `ordinal`'s error underflow (nil: the
     /// running layer's).
     mutating func addErrorUnderflow(_ counts: UnderflowCounts?, ordinal: Int? = nil) {
-        guard let counts, let k = ordinal ?? codeOrdinals.error, k < errorUnderflow.count else { return }
-        errorUnderflow[k].add(counts)
+        if let counts, let k = errorSlot(ordinal) { errorUnderflow[k].add(counts) }
     }
 
     /// Samples of the last training step whose largest logit was their label's (training accuracy).
