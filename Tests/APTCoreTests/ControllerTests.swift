@@ -59,6 +59,35 @@ struct ControllerTests {
             q.activationBits < TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5).activationBits)
     }
 
+    @Test("each step up of the knob prices a step for less energy and holds less memory, from the spec alone")
+    func knobStepsSaveEnergyAndMemory() throws {
+        for spec in [ModelSpec.mlp, .lenet] {
+            for profile in DeviceProfile.builtIn {
+                var last: (knob: Double, joules: Double, bytes: Int)?
+                for t in [0, 0.25, 0.5, 0.75, 1] {
+                    let c = TrainingConfiguration(model: spec, precision: .apt, tradeoff: t, profile: profile)
+                    // The widest weights the knob allows: what a node's budget check holds it to.
+                    let memory = try MemoryModel(
+                        spec: spec, mode: .apt, quantization: c.quantization, momentum: c.momentum)
+                    let bits = [Int](repeating: c.controller.maxBits, count: memory.weightedLayerCount)
+                    let joules = try CostModel(
+                        spec: spec, mode: .apt, quantization: c.quantization, momentum: c.momentum, profile: profile
+                    ).stepJoules(batch: 64, weightBits: bits)
+                    let bytes = memory.footprint(batch: 64, weightBits: bits).totalBytes
+                    if let last {
+                        #expect(
+                            joules < last.joules,
+                            "\(spec.name) \(profile.name): knob \(t) costs no less than \(last.knob)")
+                        #expect(
+                            bytes < last.bytes,
+                            "\(spec.name) \(profile.name): knob \(t) holds no less than \(last.knob)")
+                    }
+                    last = (t, joules, bytes)
+                }
+            }
+        }
+    }
+
     @Test("in a real network, tiny learning rates make every layer gain bits")
     func networkGainsBits() throws {
         var c = TrainingConfiguration(model: .mlp, precision: .apt)

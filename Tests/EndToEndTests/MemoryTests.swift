@@ -20,20 +20,28 @@ struct MemoryTests {
         return out
     }
 
-    @Test("the real heap within 10% (fp32, APT at knobs 0.5 and 0.75, mlp and lenet); APT below fp32, knob 0.75 lowest")
+    @Test(
+        "the real heap within 10% (fp32, APT at every knob step, mlp and lenet); APT below fp32, each knob step up lower"
+    )
     func aptBelowFloat() throws {
         for model in ["mlp", "lenet"] {
             let fp32 = try probe(model, "fp32")
-            let apt = try probe(model, "apt")
-            let aggressive = try probe(model, "apt", knob: "0.75")
+            let knobs = ["0", "0.25", "0.5", "0.75", "1"]
+            let apt = try knobs.map { try probe(model, "apt", knob: $0) }
             let f = try #require(fp32["heap_peak_bytes"])
-            let a = try #require(apt["heap_peak_bytes"])
-            let g = try #require(aggressive["heap_peak_bytes"])
+            let heaps = try apt.map { try #require($0["heap_peak_bytes"]) }
+            let a = heaps[2]
             #expect(a < f, "\(model): APT \(a) B, fp32 \(f) B")
-            #expect(g < a, "\(model): knob 0.75 \(g) B, default \(a) B")
             if model == "mlp" { #expect(Double(a) <= 0.67 * Double(f), "mlp: APT \(a) B, fp32 \(f) B") }
+            // Each step up of the knob holds less, in the real heap.
+            for k in 1..<knobs.count {
+                #expect(
+                    heaps[k] < heaps[k - 1],
+                    "\(model): knob \(knobs[k]) \(heaps[k]) B, knob \(knobs[k - 1]) \(heaps[k - 1]) B")
+            }
             // The engine's figure is the heap the steps really hold, within 10%.
-            for (name, r) in [("fp32", fp32), ("apt", apt), ("apt, knob 0.75", aggressive)] {
+            let named = [("fp32", fp32)] + zip(knobs, apt).map { ("apt, knob \($0)", $1) }
+            for (name, r) in named {
                 let heap = Double(try #require(r["heap_peak_bytes"]))
                 let figure = Double(try #require(r["peak_train_bytes"]))
                 #expect(abs(figure - heap) <= 0.1 * heap, "\(model) \(name): peak_train_bytes \(figure), heap \(heap)")

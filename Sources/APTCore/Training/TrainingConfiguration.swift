@@ -63,7 +63,9 @@ public struct TrainingConfiguration: Sendable {
     /// within 8 bits (Int8 storage), updates round stochastically so that sub-step updates survive on average,
     /// and momentum is 8 bits (Int8 storage) with gradients and momentum rounded stochastically (rounded to
     /// nearest, an 8-bit momentum loses its small components: 3.3 points on mlp). Activation and error bits are
-    /// 8 up to knob 0.5 and drop by one per further 0.25 (7 at 0.75, 6 at 1).
+    /// 8 at knob 0.5 and drop by one per further 0.25 (7 at 0.75, 6 at 1). Below the default the knob spends
+    /// memory and energy on the codes that carry the training signal: errors are 16-bit codes below 0.5, and
+    /// activations too below 0.25 (Int16 storage), so each step down costs memory as well as energy.
     public static func defaultQuantization(precision: PrecisionMode, tradeoff: Double) -> QuantizationSettings {
         switch precision {
         case .fixed(let b):
@@ -74,7 +76,8 @@ public struct TrainingConfiguration: Sendable {
             let io = 8 - Int((max(0, tradeoff - 0.5) * 4).rounded(.down))
             let aggressive = tradeoff >= 0.75
             return QuantizationSettings(
-                initialWeightBits: 8, activationBits: io, errorBits: io, gradientBits: 16,
+                initialWeightBits: 8, activationBits: tradeoff < 0.25 ? 16 : io, errorBits: tradeoff < 0.5 ? 16 : io,
+                gradientBits: 16,
                 momentumBits: aggressive ? 8 : 16, gradientRounding: aggressive ? .stochastic : .nearest,
                 updateRounding: aggressive ? .stochastic : .nearest)
         }
