@@ -14,6 +14,43 @@ struct PolicyEngineTests {
             profile: profile, energyBudgetJ: energy, energySpentJ: 0, memoryBudgetBytes: memory, localSamples: 6000)
     }
 
+    @Test("code-width ranges go into every APT policy, planned at their tops; the audit prices their ends")
+    func codeWidthRanges() throws {
+        var bounded = engine
+        bounded.activationBits = 6...7
+        bounded.errorBits = 4...6
+        let plain = try engine.plan(for: node(energy: 1e6), roundsLeft: 1)
+        let plan = try bounded.plan(for: node(energy: 1e6), roundsLeft: 1)
+        #expect(plain.policy.activationBits.isEmpty && plain.policy.errorBits.isEmpty)
+        #expect(plan.policy.activationBits == [Policy.BitRange](repeating: .init(min: 6, max: 7), count: 3))
+        #expect(plan.policy.errorBits == [Policy.BitRange](repeating: .init(min: 4, max: 6), count: 3))
+        // Narrower codes than the knob's 8 bits: a cheaper step, less memory.
+        #expect(plan.stepCostJ < plain.stepCostJ && plan.peakMemoryBytes < plain.peakMemoryBytes)
+        // The audit's interval: from every range's bottom to every range's top (on a device that multiplies at the
+        // codes' own widths).
+        let audit = EnergyAudit(model: .mlp)
+        let range = try audit.predicted(policy: plan.policy, profile: .generic45nm, steps: 10, samples: 640)
+        let c = TrainingConfiguration(model: .mlp, precision: .apt)
+        let cost = try CostModel(
+            spec: .mlp, mode: .apt, quantization: c.quantization, momentum: c.momentum, profile: .generic45nm)
+        let w = plan.policy.layerBits
+        let low = cost.roundJoules(
+            steps: 10, samples: 640, weightBits: w.map(\.min), activationBits: [6, 6, 6], errorBits: [4, 4, 4])
+        let high = cost.roundJoules(
+            steps: 10, samples: 640, weightBits: w.map(\.max), activationBits: [7, 7, 7], errorBits: [6, 6, 6])
+        #expect(range == low...high)
+        // A node that trained at the knob's 8-bit codes instead reports more than the policy allows.
+        let knobs = cost.roundJoules(steps: 10, samples: 640, weightBits: w.map(\.max))
+        #expect(
+            try audit.disagreement(
+                reportedJ: knobs, policy: plan.policy, profile: .generic45nm, steps: 10, samples: 640) != nil)
+        // A float32 node gets no ranges.
+        var fp32 = node(energy: 1e6)
+        fp32.precision = .fp32
+        let f = try bounded.plan(for: fp32, roundsLeft: 1)
+        #expect(f.policy.activationBits.isEmpty && f.policy.errorBits.isEmpty)
+    }
+
     @Test("in a simulated run of 40 rounds no node exceeds its energy budget, and a small budget gets cheaper policies")
     func simulatedRun() throws {
         // The price of one step at the default and at the lean knob, on this node's device.

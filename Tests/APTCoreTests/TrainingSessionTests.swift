@@ -107,6 +107,24 @@ struct TrainingSessionTests {
         #expect(maxAfter >= maxBefore * 0.5, "narrowing clipped the weights: \(maxBefore) → \(maxAfter)")
     }
 
+    @Test("a policy's code-width ranges alone turn the adaptation on within them; without them the widths stay")
+    func policyRangesAdapt() throws {
+        var c = Self.configuration(.apt)
+        c.controller.activationUnderflow = 0.0...0.001  // any underflow asks for a bit more
+        c.controller.errorUnderflow = 0.0...0.001
+        var fixed = try TrainingSession(configuration: c, data: Self.data(count: 160))
+        let start = fixed.network.activationBits + fixed.network.errorBits
+        fixed.run(steps: 60)
+        #expect(fixed.network.activationBits + fixed.network.errorBits == start, "widths moved with no range given")
+        var s = try TrainingSession(configuration: c, data: Self.data(count: 160))
+        let a = [8...8, 6...10, 8...12]
+        let e = [8...14, 8...9, 8...11]
+        try s.setCodeBitRanges(activations: a, errors: e)
+        s.run(steps: 60)
+        #expect(s.network.errorBits == e.map(\.upperBound))
+        #expect(Array(s.network.activationBits.dropFirst()) == a.dropFirst().map(\.upperBound))
+    }
+
     @Test("per-layer activation and error width ranges are honoured while the controller adapts code widths")
     func codeBitRanges() throws {
         var c = Self.configuration(.apt)

@@ -16,7 +16,8 @@ enum DocExamples {
 
     static let policy = Policy(
         layerBits: [.init(min: 8, max: 16), .init(min: 4, max: 8)], tradeoff: 0.5, localEpochs: 0, localSteps: 20,
-        batchSize: 32, learningRate: 0.05, uplinkBits: 4, uplinkDensity: 0.25, roundEnergyJ: 0.5)
+        batchSize: 32, learningRate: 0.05, uplinkBits: 4, uplinkDensity: 0.25, roundEnergyJ: 0.5,
+        errorBits: [.init(min: 6, max: 8), .init(min: 8, max: 8)])
 
     static let hello = Message.hello(
         Hello(

@@ -8,7 +8,8 @@ enum Samples {
     static let policy = Policy(
         layerBits: [.init(min: 4, max: 16), .init(min: 6, max: 12)], tradeoff: 0.6,
         localEpochs: 1, localSteps: 0, batchSize: 32, learningRate: 0.05, uplinkBits: 4,
-        uplinkDensity: 0.1, roundEnergyJ: 0.25)
+        uplinkDensity: 0.1, roundEnergyJ: 0.25, activationBits: [.init(min: 6, max: 8), .init(min: 4, max: 8)],
+        errorBits: [.init(min: 6, max: 16), .init(min: 8, max: 8)])
     static let hello = Hello(
         name: "pi-kitchen", profile: .raspberryPi4, energyBudgetJ: 12.5, memoryBudgetBytes: 64 << 20,
         localSamples: 6000, capabilities: [.apt, .topK, .errorFeedback])
@@ -95,6 +96,29 @@ struct MessageTests {
         #expect(throws: WireError.trailingBytes(field: "bye payload", count: 4)) { try Frame.decode(same) }
     }
 
+    @Test("2.2 policies carry code-width ranges; a 2.1 sender's policy has none, and extra bytes from it are refused")
+    func policyCodeRanges() throws {
+        let p = Samples.policy
+        #expect(try Frame.decode(Frame.encode(.policy(p))) == .policy(p))
+        #expect(p.codeBits(widest: true).activations == [8, 8] && p.codeBits(widest: false).errors == [6, 8])
+        // What a 2.1 coordinator sends: the same block without the two (here empty) lists at its end.
+        var old = p
+        (old.activationBits, old.errorBits) = ([], [])
+        #expect(old.codeBits(widest: true).activations == nil)
+        let block = Array(Frame.encode(.policy(old)).dropFirst(Frame.headerSize + 4))
+        #expect(block.suffix(4) == [0, 0, 0, 0])
+        var w = ByteWriter()
+        w.block(Array(block.dropLast(4)))
+        #expect(try Frame.decode(frame(type: .policy, minor: 1, payload: w.bytes)) == .policy(old))
+        // From a 2.1 sender, the 2.2 fields are bytes it cannot have written.
+        let current = Array(Frame.encode(.policy(p)).dropFirst(Frame.headerSize))
+        #expect(throws: WireError.self) { try Frame.decode(frame(type: .policy, minor: 1, payload: current)) }
+        // A 2.2 block without them is truncated.
+        #expect(throws: WireError.self) {
+            try Frame.decode(frame(type: .policy, minor: ProtocolVersion.current.minor, payload: w.bytes))
+        }
+    }
+
     @Test("values outside their domain are refused with the field named")
     func invalidValues() throws {
         // NaN energy budget in HELLO.
@@ -105,6 +129,19 @@ struct MessageTests {
         var p = Samples.policy
         p.layerBits = [.init(min: 12, max: 4)]
         #expect(throws: WireError.invalidValue(field: "policy.layerBits[0]", reason: "12...4 is not within 2...16")) {
+            try Frame.decode(Frame.encode(.policy(p)))
+        }
+        // Code-width ranges: one per weighted layer or none, each within 2...16.
+        p = Samples.policy
+        p.errorBits = [.init(min: 8, max: 8)]
+        #expect(
+            throws: WireError.invalidValue(
+                field: "policy.errorBits", reason: "1 ranges for 2 weighted layers (give none or one per layer)")
+        ) { try Frame.decode(Frame.encode(.policy(p))) }
+        p = Samples.policy
+        p.activationBits[1] = .init(min: 1, max: 8)
+        #expect(throws: WireError.invalidValue(field: "policy.activationBits[1]", reason: "1...8 is not within 2...16"))
+        {
             try Frame.decode(Frame.encode(.policy(p)))
         }
         // NaN loss in the ledger.

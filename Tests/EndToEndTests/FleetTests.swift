@@ -246,6 +246,44 @@ struct FleetTests {
         #expect(try ledger.rounds().last?.accuracy == nil)  // no --eval-data: no global accuracy
     }
 
+    @Test("the coordinator's activation and error ranges bound the nodes' code widths; their reports pass the audit")
+    func codeWidthRanges() throws {
+        let dir = NSTemporaryDirectory() + "apt-fleet-codes-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Pinned (one width each), so that the memory each node holds is known without the controller's choices.
+        let (server, endpoint, log) = try serve(
+            dir,
+            ["--rounds", "2", "--min-nodes", "2", "--steps", "5", "--activation-bits", "7-7", "--error-bits", "6"])
+        try #require(endpoint.hasPrefix("tcp://127.0.0.1:"), "no endpoint announced: \(log())")
+        let nodes = try (0..<2).map { i in
+            try start(
+                "apt-node",
+                [
+                    "run", "--coordinator", endpoint, "--name", "pi-\(i)", "--state-dir", "\(dir)/state-\(i)",
+                    "--energy-budget", "10", "--shard", "\(i)/2", "--train-limit", "640",
+                ], log: "\(dir)/node-\(i).log")
+        }
+        #expect(wait(server, seconds: 60) && server.terminationStatus == 0, "\(log())")
+        for n in nodes { #expect(wait(n, seconds: 10) && n.terminationStatus == 0) }
+        let ledger = try LedgerStore(path: dir + "/ledger.sqlite", readOnly: true)
+        let rows = try ledger.database.rows("SELECT status, peak_memory_bytes FROM participations")
+        // Every energy report was believed: the audit priced the rounds at the policy's code widths.
+        #expect(rows.count == 4 && rows.allSatisfy { $0["status"].string == "ok" }, "\(rows)\n\(log())")
+        // 7-bit activations and 6-bit errors, packed, hold less than the knob's 8-bit codes at the narrowest
+        // weights the knob allows: the nodes trained at the policy's widths.
+        let c = TrainingConfiguration(model: .mlp, precision: .apt)
+        let memory = try MemoryModel(spec: .mlp, mode: .apt, quantization: c.quantization, momentum: c.momentum)
+        let knobs = memory.footprint(batch: 64, uniformWeightBits: c.controller.minBits).totalBytes
+        let bounded = memory.footprint(
+            batch: 64, weightBits: [16, 16, 16], activationBits: [7, 7, 7], errorBits: [6, 6, 6]
+        ).totalBytes
+        for row in rows {
+            let peak = try #require(row["peak_memory_bytes"].int)
+            #expect(peak <= bounded && peak < knobs, "peak \(peak) B; at 7/6-bit codes ≤ \(bounded), at 8/8 \(knobs)")
+        }
+    }
+
     @Test("apt-node simulate speaks for 30 nodes: every one takes part in every round, audited and recorded")
     func simulatedFleet() throws {
         let dir = NSTemporaryDirectory() + "apt-fleet-sim-\(UUID().uuidString)"

@@ -33,6 +33,12 @@ enum ServeCommand {
             .value(
                 "uplink-density", "f", "Fraction of each delta's values a node sends (top-k), (0, 1].", default: "1"),
             .value(
+                "activation-bits", "lo-hi",
+                "Bound every APT node's activation codes to lo-hi bits per layer; its controller adapts them within."),
+            .value(
+                "error-bits", "lo-hi",
+                "Bound every APT node's error codes to lo-hi bits per layer; its controller adapts them within."),
+            .value(
                 "aggregator", "rule", "fedavg, fedadam, median or trimmed-mean:BETA (0 ≤ BETA < 0.5).",
                 default: "fedavg"),
             .value("clip-norm", "x", "Scale any delta with an L2 norm above x down to x before aggregating."),
@@ -142,6 +148,8 @@ enum ServeCommand {
             guard configuration.uplinkDensity > 0, configuration.uplinkDensity <= 1 else {
                 throw UsageError("--uplink-density must be in (0, 1], got \(configuration.uplinkDensity)")
             }
+            configuration.activationBits = try args.bitRange("activation-bits")
+            configuration.errorBits = try args.bitRange("error-bits")
             let waitFor = try args.int("wait-for", default: 0)
             guard waitFor >= 0 else { throw UsageError("--wait-for must be at least 0, got \(waitFor)") }
             configuration.rounds.startNodes = waitFor

@@ -61,7 +61,7 @@ enum BenchmarkCommand {
         func widths(_ s: String) throws -> [Int] {
             let bad = UsageError("--precisions: '\(s)' in '\(entry)' is not a width, a range lo-hi or a list a|b")
             if s.contains("-") {
-                guard let range = TrainCommand.range(s) else { throw bad }
+                guard let range = ParsedArguments.range(s) else { throw bad }
                 return try range.map { try checked($0) }
             }
             return try s.split(separator: "|").map {

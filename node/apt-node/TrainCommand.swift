@@ -220,10 +220,8 @@ enum TrainCommand {
         if let b = try args.int("activation-bits") { c.quantization.activationBits = b }
         if let b = try args.int("error-bits") { c.quantization.errorBits = b }
         if let b = try args.int("momentum-bits") { c.quantization.momentumBits = b }
-        if let r = args["adapt-activation-bits"] {
-            c.controller.activationBits = try bitRange(r, "adapt-activation-bits")
-        }
-        if let r = args["adapt-error-bits"] { c.controller.errorBits = try bitRange(r, "adapt-error-bits") }
+        if let r = try args.bitRange("adapt-activation-bits") { c.controller.activationBits = r }
+        if let r = try args.bitRange("adapt-error-bits") { c.controller.errorBits = r }
         if let r = args["update-rounding"] { c.quantization.updateRounding = try rounding(r, "update-rounding") }
         if let r = args["error-rounding"] { c.quantization.errorRounding = try rounding(r, "error-rounding") }
         if let r = args["activation-rounding"] {
@@ -244,23 +242,6 @@ enum TrainCommand {
         }
         let format = try args.choice("format", among: ["text", "json"])
         return (c, args.string("data", default: Dataset.defaultDirectory), shard, partition, format)
-    }
-
-    /// A bit range `lo-hi` (or one width `b`) given to `--name`.
-    static func bitRange(_ text: String, _ name: String) throws(UsageError) -> ClosedRange<Int> {
-        guard let range = range(text) else {
-            throw UsageError("--\(name) must be a bit range lo-hi such as 6-8, got '\(text)'")
-        }
-        return range
-    }
-
-    /// `lo-hi` with `lo ≤ hi`, or a single number `b` as `b...b`; nil for anything else.
-    static func range(_ text: some StringProtocol) -> ClosedRange<Int>? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-        guard (1...2).contains(parts.count), let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi else {
-            return nil
-        }
-        return lo...hi
     }
 
     /// `--shard i/n` (shard `i` of `n`, 0-based), or nil when it is not given.

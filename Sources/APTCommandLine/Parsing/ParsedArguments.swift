@@ -65,6 +65,24 @@ public struct ParsedArguments: Sendable {
         try double(name) ?? defaultValue
     }
 
+    /// The value of `name` as a bit range `lo-hi` (or one width `b`, meaning `b...b`) within 2...16, if given.
+    public func bitRange(_ name: String) throws(UsageError) -> ClosedRange<Int>? {
+        guard let v = values[name] else { return nil }
+        guard let r = Self.range(v), r.lowerBound >= 2, r.upperBound <= 16 else {
+            throw UsageError(located("--\(name) must be a bit range lo-hi within 2...16 such as 6-8, got '\(v)'", name))
+        }
+        return r
+    }
+
+    /// `lo-hi` with `lo ≤ hi`, or a single number `b` as `b...b`; nil for anything else.
+    public static func range(_ text: some StringProtocol) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard (1...2).contains(parts.count), let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi else {
+            return nil
+        }
+        return lo...hi
+    }
+
     /// The value of `name`, which must be one of `choices` (the first is the default).
     public func choice(_ name: String, among choices: [String]) throws(UsageError) -> String {
         precondition(!choices.isEmpty, "choice(\(name)) needs at least one allowed value")

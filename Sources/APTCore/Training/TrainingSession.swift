@@ -194,16 +194,15 @@ public struct TrainingSession: Sendable {
         let n = network.activationBits.count
         var activations = network.activationBits
         var errors = network.errorBits
-        if let range = s.activationBits {
+        // A policy's ranges, else the settings' range for every layer; neither: the widths stay.
+        if let ranges = codeBitRanges?.activations ?? s.activationBits.map({ .init(repeating: $0, count: n) }) {
             activations = controller.decideCodeBits(
-                kind: 0, bits: activations, underflow: context.activationUnderflow,
-                ranges: codeBitRanges?.activations ?? [ClosedRange<Int>](repeating: range, count: n),
+                kind: 0, bits: activations, underflow: context.activationUnderflow, ranges: ranges,
                 thresholds: s.activationUnderflow)
         }
-        if let range = s.errorBits {
+        if let ranges = codeBitRanges?.errors ?? s.errorBits.map({ .init(repeating: $0, count: n) }) {
             errors = controller.decideCodeBits(
-                kind: 1, bits: errors, underflow: context.errorUnderflow,
-                ranges: codeBitRanges?.errors ?? [ClosedRange<Int>](repeating: range, count: n),
+                kind: 1, bits: errors, underflow: context.errorUnderflow, ranges: ranges,
                 thresholds: s.errorUnderflow)
         }
         let codeChanges = (try? applyCodeBits(activations: activations, errors: errors)) ?? 0
@@ -256,10 +255,10 @@ public struct TrainingSession: Sendable {
     static let measuredSteps = 5
 
     /// Whether the steps before a decision measure code underflow: when the controller adapts code widths
-    /// (or `APT_CODE_TRACE` asks for the figures).
+    /// (its settings or a policy's ranges ask it to), or `APT_CODE_TRACE` asks for the figures.
     private var measuresCodes: Bool {
         configuration.controller.activationBits != nil || configuration.controller.errorBits != nil
-            || TrainingSession.traceCodes
+            || codeBitRanges != nil || TrainingSession.traceCodes
     }
 
     /// One history per weighted layer and tensor kind (weights, then activations, then errors), each starting
@@ -362,7 +361,8 @@ public struct TrainingSession: Sendable {
 
     /// Limits each weighted layer's activation and error widths to `activations[k]` and `errors[k]` (one per
     /// weighted layer, within 2...16), as a coordinator's policy does: a width outside its range moves into it
-    /// at once, and the controller, when it adapts code widths, stays within them. Ignored in fp32.
+    /// at once, and from then on the controller adapts each width within its range from its underflow (a range
+    /// of one width pins it). Ignored in fp32.
     public mutating func setCodeBitRanges(
         activations: [ClosedRange<Int>], errors: [ClosedRange<Int>]
     ) throws(ConfigurationError) {

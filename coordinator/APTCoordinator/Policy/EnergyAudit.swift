@@ -4,8 +4,8 @@ import APTProtocol
 /// Checks the energy a node reports for a round against what its policy and its work predict. A step's energy in
 /// the engine's cost model is affine in its batch (`a + b·n`, a test holds it to that), so a round of `s` steps
 /// over `n` samples costs exactly `s·a + n·b` at given bits, however the steps were split. The bits move within
-/// the policy's per-layer range during the round, so the prediction is the interval between the range's narrowest
-/// and widest ends. A report outside it by more than `tolerance`, or above the round's allowance, is a node the
+/// the policy's per-layer ranges during the round (weights, and activation and error codes when the policy bounds
+/// them), so the prediction is the interval between the ranges' narrowest and widest ends. A report outside it by more than `tolerance`, or above the round's allowance, is a node the
 /// coordinator cannot trust with the budget it claims.
 public struct EnergyAudit: Sendable {
     /// Relative slack around the predicted interval (float rounding of the node's meter is far below it).
@@ -23,8 +23,11 @@ public struct EnergyAudit: Sendable {
         let c = TrainingConfiguration(model: model, precision: precision, tradeoff: policy.tradeoff)
         let cost = try CostModel(
             spec: model, mode: precision, quantization: c.quantization, momentum: c.momentum, profile: profile)
-        let ends = [policy.layerBits.map(\.min), policy.layerBits.map(\.max)].map { bits in
-            cost.roundJoules(steps: steps, samples: samples, weightBits: bits)
+        let ends = [false, true].map { widest in
+            let codes = policy.codeBits(widest: widest)
+            return cost.roundJoules(
+                steps: steps, samples: samples, weightBits: policy.layerBits.map { widest ? $0.max : $0.min },
+                activationBits: codes.activations, errorBits: codes.errors)
         }
         return (ends.min() ?? 0)...(ends.max() ?? 0)
     }

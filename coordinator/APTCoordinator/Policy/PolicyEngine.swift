@@ -95,12 +95,18 @@ public struct PolicyEngine: Sendable {
     public var uplinkBits: Int
     /// Fraction of delta values sent.
     public var uplinkDensity: Double
+    /// The activation-code widths every APT node's controller adapts within (nil: the knob's widths, not
+    /// adapted). Memory and energy are planned at the range's top.
+    public var activationBits: ClosedRange<Int>?
+    /// The error-code widths every APT node's controller adapts within, as `activationBits`.
+    public var errorBits: ClosedRange<Int>?
 
     /// An engine for `model` with these defaults.
     public init(
         model: ModelSpec, stepsPerRound: Int = 50, batchSize: Int = 64, tradeoff: Double = 0.5,
         leanTradeoff: Double = 0.75,
-        learningRate: Double = 0.05, momentum: Float = 0.9, uplinkBits: Int = 8, uplinkDensity: Double = 1
+        learningRate: Double = 0.05, momentum: Float = 0.9, uplinkBits: Int = 8, uplinkDensity: Double = 1,
+        activationBits: ClosedRange<Int>? = nil, errorBits: ClosedRange<Int>? = nil
     ) {
         self.model = model
         self.stepsPerRound = stepsPerRound
@@ -111,6 +117,8 @@ public struct PolicyEngine: Sendable {
         self.momentum = momentum
         self.uplinkBits = uplinkBits
         self.uplinkDensity = uplinkDensity
+        self.activationBits = activationBits
+        self.errorBits = errorBits
     }
 
     /// The policy for `node`'s next round, with `roundsLeft` rounds (this one included) still to come.
@@ -134,12 +142,24 @@ public struct PolicyEngine: Sendable {
                 let costs = try CostModel(
                     spec: model, mode: mode, quantization: c.quantization, momentum: momentum, profile: node.profile)
                 let layers = memory.weightedLayerCount
+                // The code widths' ranges (APT only), planned at their tops.
+                let codeRanges = [activationBits, errorBits].map { r in
+                    fp32
+                        ? []
+                        : r.map {
+                            [Policy.BitRange](repeating: .init(min: $0.lowerBound, max: $0.upperBound), count: layers)
+                        } ?? []
+                }
+                let widest = codeRanges.map { $0.isEmpty ? nil : $0.map(\.max) }
                 // 1. Memory: the largest batch, at the widest bits, that fits.
                 var chosen: (bits: Int, batch: Int, bytes: Int)? = nil
                 var batch = max(1, min(batchSize, node.localSamples))
                 search: while batch >= 1 {
                     for bits in fp32 ? [16] : Set([c.controller.maxBits, 8]).sorted(by: >) {
-                        let bytes = memory.footprint(batch: batch, uniformWeightBits: bits).totalBytes
+                        let bytes = memory.footprint(
+                            batch: batch, weightBits: [Int](repeating: bits, count: layers),
+                            activationBits: widest[0], errorBits: widest[1]
+                        ).totalBytes
                         memoryNeeded = min(memoryNeeded, bytes)
                         if bytes <= node.memoryBudgetBytes {
                             chosen = (bits, batch, bytes)
@@ -150,7 +170,9 @@ public struct PolicyEngine: Sendable {
                 }
                 guard let fit = chosen else { continue }
                 // 2. Energy: steps that fit the allowance at the widest bits.
-                let step = costs.stepJoules(batch: fit.batch, weightBits: [Int](repeating: fit.bits, count: layers))
+                let step = costs.stepJoules(
+                    batch: fit.batch, weightBits: [Int](repeating: fit.bits, count: layers),
+                    activationBits: widest[0], errorBits: widest[1])
                 cheapest = min(cheapest, step)
                 let steps = min(mostSteps, Int((allowance / step).rounded(.down)))
                 guard steps >= 1 else { continue }
@@ -162,7 +184,8 @@ public struct PolicyEngine: Sendable {
                     uplinkBits: fp32 ? QuantizedTensor.float32Bits : uplinkBits, uplinkDensity: uplinkDensity,
                     // Half a step of headroom over the steps' price, so that rounding never costs the last step; it
                     // cannot buy another one, and never exceeds what the node has left.
-                    roundEnergyJ: min(node.energyLeftJ, (Double(steps) + 0.5) * step))
+                    roundEnergyJ: min(node.energyLeftJ, (Double(steps) + 0.5) * step), activationBits: codeRanges[0],
+                    errorBits: codeRanges[1])
                 return PlannedPolicy(
                     policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
                     reason: (fp32

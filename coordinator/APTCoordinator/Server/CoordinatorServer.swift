@@ -37,6 +37,10 @@ public final class CoordinatorServer {
         public var uplinkBits = 8
         /// Fraction of a delta's values sent (top-k); 1 sends them all.
         public var uplinkDensity = 1.0
+        /// The activation-code widths every APT node's controller adapts within (nil: each node's knob's widths).
+        public var activationBits: ClosedRange<Int>?
+        /// The error-code widths every APT node's controller adapts within (nil: each node's knob's widths).
+        public var errorBits: ClosedRange<Int>?
         /// Where to kill this process with SIGKILL, for crash tests (`APT_COORD_CRASH_AT`; nil: nowhere).
         public var crashPoint: CrashPoint?
 
@@ -108,7 +112,8 @@ public final class CoordinatorServer {
         audit = EnergyAudit(model: c.model)
         tensorSizes = try c.model.parameterCounts()
         policies = PolicyEngine(
-            model: c.model, stepsPerRound: c.stepsPerRound, uplinkBits: c.uplinkBits, uplinkDensity: c.uplinkDensity)
+            model: c.model, stepsPerRound: c.stepsPerRound, uplinkBits: c.uplinkBits, uplinkDensity: c.uplinkDensity,
+            activationBits: c.activationBits, errorBits: c.errorBits)
         aggregator = RoundAggregator(rule: c.aggregation, tensorSizes: tensorSizes, clipNorm: c.clipNorm)
         optimizer = ServerOptimizer(rule: c.aggregation, learningRate: c.serverLearningRate)
         if let (round, bytes) = try ledger.latestCheckpoint() {

@@ -150,7 +150,7 @@ public final class FleetNode {
                 } else {
                     // Its bit ranges bound the controller from now on; the rest takes effect with the next TASK.
                     if var s = session.take() {
-                        try? s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
+                        try? Self.bound(&s, by: p)
                         session = s
                     }
                     log(LogRecord("policy", "new policy: " + Self.describe(p)))
@@ -238,7 +238,10 @@ public final class FleetNode {
             guard p.layerBits.count == memory.weightedLayerCount else {
                 return "the policy has \(p.layerBits.count) bit ranges for \(memory.weightedLayerCount) weighted layers"
             }
-            let need = memory.footprint(batch: min(p.batchSize, data.count), weightBits: p.layerBits.map(\.max))
+            let widest = p.codeBits(widest: true)
+            let need = memory.footprint(
+                batch: min(p.batchSize, data.count), weightBits: p.layerBits.map(\.max),
+                activationBits: widest.activations, errorBits: widest.errors)
             guard need.totalBytes <= configuration.memoryBudgetBytes else {
                 return
                     "batch \(p.batchSize) at up to \(p.layerBits.map { String($0.max) }.joined(separator: "/")) bits "
@@ -290,7 +293,7 @@ public final class FleetNode {
                 // A float32 node takes the model as reals, whatever form it came in.
                 try s.loadParameters(t.tensors.map { $0.dequantized() })
             }
-            try s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
+            try Self.bound(&s, by: p)
         } catch {
             session = nil
             try? connection.send(.error(code: .rejected, text: "round \(t.round): \(error)"))
@@ -401,8 +404,26 @@ public final class FleetNode {
     static func joules(_ j: Double) -> String { String(format: "%.4g J", j) }
 
     static func describe(_ p: Policy) -> String {
-        "bits \(p.layerBits.map { "\($0.min)-\($0.max)" }.joined(separator: "/")), knob \(p.tradeoff), "
+        let ranges = { (r: [Policy.BitRange]) in r.map { "\($0.min)-\($0.max)" }.joined(separator: "/") }
+        return "bits \(ranges(p.layerBits)), knob \(p.tradeoff), "
+            + (p.activationBits.isEmpty ? "" : "activation bits \(ranges(p.activationBits)), ")
+            + (p.errorBits.isEmpty ? "" : "error bits \(ranges(p.errorBits)), ")
             + "batch \(p.batchSize), steps \(p.localSteps), uplink \(p.uplinkBits) bits, "
             + "allowance \(joules(p.roundEnergyJ))"
+    }
+
+    /// Bounds `s`'s controller by `p`'s ranges: weight bits always; activation and error widths when the policy
+    /// gives them (the controller then adapts them within, a kind it leaves out staying at the knob's width),
+    /// and back at the knob's widths when a later policy gives none.
+    static func bound(_ s: inout TrainingSession, by p: Policy) throws(ConfigurationError) {
+        try s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
+        guard !p.activationBits.isEmpty || !p.errorBits.isEmpty || s.codeBitRanges != nil else { return }
+        let q = s.configuration.quantization
+        let n = s.network.activationBits.count
+        let ranges = { (given: [Policy.BitRange], knob: Int) -> [ClosedRange<Int>] in
+            given.isEmpty ? .init(repeating: knob...knob, count: n) : given.map { $0.min...$0.max }
+        }
+        try s.setCodeBitRanges(
+            activations: ranges(p.activationBits, q.activationBits), errors: ranges(p.errorBits, q.errorBits))
     }
 }

@@ -266,10 +266,15 @@ public final class FleetSimulator {
         let batch = min(p.batchSize, configuration.localSamples)
         let steps =
             p.localSteps > 0 ? p.localSteps : p.localEpochs * ((configuration.localSamples + batch - 1) / batch)
-        let energy = cost.roundJoules(steps: steps, samples: steps * batch, weightBits: bits)
+        let codes = p.codeBits(widest: true)
+        let energy = cost.roundJoules(
+            steps: steps, samples: steps * batch, weightBits: bits, activationBits: codes.activations,
+            errorBits: codes.errors)
+        let peak = memory.footprint(
+            batch: batch, weightBits: bits, activationBits: codes.activations, errorBits: codes.errors)
         let e = LedgerEntry(
             energyJ: min(energy, p.roundEnergyJ > 0 ? p.roundEnergyJ : energy),
-            peakMemoryBytes: UInt64(memory.footprint(batch: batch, weightBits: bits).totalBytes),
+            peakMemoryBytes: UInt64(peak.totalBytes),
             bits: bits.map { UInt8($0) }, loss: 0.5, accuracy: 0.8, durationS: 0)
         let priced = (entry: e, steps: steps, samples: steps * batch)
         entries[p] = priced

@@ -19,8 +19,14 @@ public struct Policy: Hashable, Sendable, Codable {
     public var uplinkDensity: Double
     /// Energy the node may spend in the round, J (0: no per-round allowance).
     public var roundEnergyJ: Double
+    /// Per weighted layer: the fewest and most bits of the activation codes the layer receives, within which the
+    /// node's controller adapts them; empty: the knob's widths, not adapted (since protocol 2.2).
+    public var activationBits: [BitRange]
+    /// Per weighted layer: the fewest and most bits of the error codes the layer receives, as `activationBits`
+    /// (since protocol 2.2).
+    public var errorBits: [BitRange]
 
-    /// A weight-bit range.
+    /// A bit range (weights, activation or error codes).
     public struct BitRange: Hashable, Sendable, Codable {
         /// Fewest bits.
         public var min: Int
@@ -36,7 +42,8 @@ public struct Policy: Hashable, Sendable, Codable {
     /// Creates a policy.
     public init(
         layerBits: [BitRange], tradeoff: Double = 0.5, localEpochs: Int = 1, localSteps: Int = 0, batchSize: Int = 64,
-        learningRate: Double = 0.05, uplinkBits: Int = 8, uplinkDensity: Double = 1, roundEnergyJ: Double = 0
+        learningRate: Double = 0.05, uplinkBits: Int = 8, uplinkDensity: Double = 1, roundEnergyJ: Double = 0,
+        activationBits: [BitRange] = [], errorBits: [BitRange] = []
     ) {
         self.layerBits = layerBits
         self.tradeoff = tradeoff
@@ -47,6 +54,17 @@ public struct Policy: Hashable, Sendable, Codable {
         self.uplinkBits = uplinkBits
         self.uplinkDensity = uplinkDensity
         self.roundEnergyJ = roundEnergyJ
+        self.activationBits = activationBits
+        self.errorBits = errorBits
+    }
+
+    /// The widest (`widest`) or narrowest code widths the policy lets each weighted layer use, activations then
+    /// errors; nil for a kind the policy leaves to the node's knob.
+    public func codeBits(widest: Bool) -> (activations: [Int]?, errors: [Int]?) {
+        let pick: (BitRange) -> Int = { widest ? $0.max : $0.min }
+        return (
+            activationBits.isEmpty ? nil : activationBits.map(pick), errorBits.isEmpty ? nil : errorBits.map(pick)
+        )
     }
 
     /// How many values of a `count`-element tensor the uplink sends: `max(1, ⌊uplinkDensity · count⌋)` in
@@ -58,10 +76,18 @@ public struct Policy: Hashable, Sendable, Codable {
 
     /// Checks every field, naming the first that is wrong.
     public func validate() throws(WireError) {
-        for (i, b) in layerBits.enumerated()
-        where !(2...16).contains(b.min) || !(2...16).contains(b.max) || b.min > b.max {
+        for (name, ranges) in [("layerBits", layerBits), ("activationBits", activationBits), ("errorBits", errorBits)] {
+            for (i, b) in ranges.enumerated()
+            where !(2...16).contains(b.min) || !(2...16).contains(b.max) || b.min > b.max {
+                throw WireError.invalidValue(
+                    field: "policy.\(name)[\(i)]", reason: "\(b.min)...\(b.max) is not within 2...16")
+            }
+        }
+        for (name, ranges) in [("activationBits", activationBits), ("errorBits", errorBits)]
+        where !ranges.isEmpty && ranges.count != layerBits.count {
             throw WireError.invalidValue(
-                field: "policy.layerBits[\(i)]", reason: "\(b.min)...\(b.max) is not within 2...16")
+                field: "policy.\(name)",
+                reason: "\(ranges.count) ranges for \(layerBits.count) weighted layers (give none or one per layer)")
         }
         guard tradeoff.isFinite, (0...1).contains(tradeoff) else {
             throw WireError.invalidValue(field: "policy.tradeoff", reason: "\(tradeoff) is outside [0, 1]")
@@ -104,24 +130,43 @@ public struct Policy: Hashable, Sendable, Codable {
         b.u8(UInt8(clamping: uplinkBits))
         b.f64(uplinkDensity)
         b.f64(roundEnergyJ)
+        // 2.2: code-width ranges, appended.
+        for ranges in [activationBits, errorBits] { Policy.encode(ranges, into: &b) }
         w.block(b.bytes)
+    }
+
+    static func encode(_ ranges: [BitRange], into b: inout ByteWriter) {
+        b.u16(UInt16(clamping: ranges.count))
+        for r in ranges.prefix(Int(UInt16.max)) {
+            b.u8(UInt8(clamping: r.min))
+            b.u8(UInt8(clamping: r.max))
+        }
+    }
+
+    static func decodeRanges(_ field: String, from p: inout ByteReader) throws(WireError) -> [BitRange] {
+        let n = Int(try p.u16("\(field).count"))
+        var out: [BitRange] = []
+        out.reserveCapacity(min(n, p.remaining / 2))
+        for _ in 0..<n {
+            let lo = Int(try p.u8("\(field).min"))
+            let hi = Int(try p.u8("\(field).max"))
+            out.append(BitRange(min: lo, max: hi))
+        }
+        return out
     }
 
     static func decode(from r: inout ByteReader, senderMinor: UInt8) throws(WireError) -> Policy {
         var p = try r.block("policy", limit: 1 << 20)
-        let n = Int(try p.u16("policy.layerBits.count"))
-        var bits: [BitRange] = []
-        bits.reserveCapacity(min(n, p.remaining / 2))
-        for _ in 0..<n {
-            let lo = Int(try p.u8("policy.layerBits.min"))
-            let hi = Int(try p.u8("policy.layerBits.max"))
-            bits.append(BitRange(min: lo, max: hi))
-        }
-        let policy = Policy(
+        let bits = try decodeRanges("policy.layerBits", from: &p)
+        var policy = Policy(
             layerBits: bits, tradeoff: try p.f64("policy.tradeoff"), localEpochs: Int(try p.u32("policy.localEpochs")),
             localSteps: Int(try p.u32("policy.localSteps")), batchSize: Int(try p.u32("policy.batchSize")),
             learningRate: try p.f64("policy.learningRate"), uplinkBits: Int(try p.u8("policy.uplinkBits")),
             uplinkDensity: try p.f64("policy.uplinkDensity"), roundEnergyJ: try p.f64("policy.roundEnergyJ"))
+        if senderMinor >= 2 {
+            policy.activationBits = try decodeRanges("policy.activationBits", from: &p)
+            policy.errorBits = try decodeRanges("policy.errorBits", from: &p)
+        }
         try p.finish("policy", senderMinor: senderMinor)
         try policy.validate()
         return policy

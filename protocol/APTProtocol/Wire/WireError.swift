@@ -50,6 +50,6 @@ public struct ProtocolVersion: Hashable, Sendable, Codable, CustomStringConverti
         self.minor = minor
     }
     /// The version this build speaks.
-    public static let current = ProtocolVersion(major: 2, minor: 1)
+    public static let current = ProtocolVersion(major: 2, minor: 2)
     public var description: String { "\(major).\(minor)" }
 }
