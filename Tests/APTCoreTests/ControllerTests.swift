@@ -48,12 +48,18 @@ struct ControllerTests {
         #expect(trim?.1 == .unusedRange)
     }
 
-    @Test("the knob moves the thresholds: higher knob, lower thresholds")
+    @Test("the knob moves the thresholds: higher knob, lower thresholds; from 0.75 it adapts code widths")
     func knob() {
         let lo = ControllerSettings.forTradeoff(0.25)
         let mid = ControllerSettings.forTradeoff(0.5)
         let hi = ControllerSettings.forTradeoff(0.75)
         #expect(lo.lowerThreshold > mid.lowerThreshold && mid.lowerThreshold > hi.lowerThreshold)
+        #expect(mid.activationBits == nil && mid.errorBits == nil)
+        for t in [0.75, 1] {
+            let c = TrainingConfiguration(model: .mlp, precision: .apt, tradeoff: t)
+            let w = c.quantization.activationBits
+            #expect(c.activationBitRange == (w - 1)...(w + 1) && c.errorBitRange == c.activationBitRange)
+        }
         let q = TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 1)
         #expect(
             q.activationBits < TrainingConfiguration.defaultQuantization(precision: .apt, tradeoff: 0.5).activationBits)
@@ -66,14 +72,23 @@ struct ControllerTests {
                 var last: (knob: Double, joules: Double, bytes: Int)?
                 for t in [0, 0.25, 0.5, 0.75, 1] {
                     let c = TrainingConfiguration(model: spec, precision: .apt, tradeoff: t, profile: profile)
-                    // The widest weights the knob allows: what a node's budget check holds it to.
+                    // The widest weights and codes the knob allows: what a node's budget check holds it to.
                     let memory = try MemoryModel(
                         spec: spec, mode: .apt, quantization: c.quantization, momentum: c.momentum)
-                    let bits = [Int](repeating: c.controller.maxBits, count: memory.weightedLayerCount)
+                    let n = memory.weightedLayerCount
+                    let bits = [Int](repeating: c.controller.maxBits, count: n)
+                    let (a, e) = (
+                        [Int](repeating: c.activationBitRange.upperBound, count: n),
+                        [Int](repeating: c.errorBitRange.upperBound, count: n)
+                    )
                     let joules = try CostModel(
                         spec: spec, mode: .apt, quantization: c.quantization, momentum: c.momentum, profile: profile
-                    ).stepJoules(batch: 64, weightBits: bits)
-                    let bytes = memory.footprint(batch: 64, weightBits: bits).totalBytes
+                    ).stepJoules(batch: 64, weightBits: bits, activationBits: a, errorBits: e)
+                    let bytes = try Trainer.plannedMemory(configuration: c, batch: 64).totalBytes
+                    #expect(
+                        bytes
+                            == memory.footprint(batch: 64, weightBits: bits, activationBits: a, errorBits: e).totalBytes
+                    )
                     if let last {
                         #expect(
                             joules < last.joules,

@@ -100,11 +100,14 @@ struct MessageTests {
     func policyCodeRanges() throws {
         let p = Samples.policy
         #expect(try Frame.decode(Frame.encode(.policy(p))) == .policy(p))
-        #expect(p.codeBits(widest: true).activations == [8, 8] && p.codeBits(widest: false).errors == [6, 8])
+        let knob = (activations: 7...7, errors: 5...9)
+        #expect(p.codeBits(widest: true, otherwise: knob).activations == [8, 8])
+        #expect(p.codeBits(widest: false, otherwise: knob).errors == [6, 8])
         // What a 2.1 coordinator sends: the same block without the two (here empty) lists at its end.
         var old = p
         (old.activationBits, old.errorBits) = ([], [])
-        #expect(old.codeBits(widest: true).activations == nil)
+        #expect(old.codeBits(widest: true, otherwise: knob) == ([7, 7], [9, 9]))
+        #expect(old.codeBits(widest: false, otherwise: knob) == ([7, 7], [5, 5]))
         let block = Array(Frame.encode(.policy(old)).dropFirst(Frame.headerSize + 4))
         #expect(block.suffix(4) == [0, 0, 0, 0])
         var w = ByteWriter()

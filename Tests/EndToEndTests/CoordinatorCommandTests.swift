@@ -58,6 +58,14 @@ struct CoordinatorCommandTests {
         let f = try run("apt-coord", ["keygen", "--outt", "x"])
         #expect(f.status == 64)
         #expect(firstLine(f.stderr) == "Error: Unknown option '--outt'. Did you mean '--out'?")
+        // A code-width range must be lo-hi within 2...16; the flag is named and nothing is created.
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (flag, value) in [("--error-bits", "8-6"), ("--activation-bits", "1-8"), ("--error-bits", "six")] {
+            let b = try run("apt-coord", ["serve", "--ledger", dir + "/ledger.sqlite", flag, value])
+            #expect(b.status == 64 && b.stderr.contains(flag) && b.stderr.contains(value), "\(b.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/ledger.sqlite"))
     }
 
     /// A fresh directory, removed by the caller.

@@ -34,16 +34,21 @@ enum TrainCommand {
             .value("min-bits", "b", "APT: fewest weight bits (default 10, 4 from knob 0.75)."),
             .value("max-bits", "b", "APT: most weight bits (default 16, 8 from knob 0.75)."),
             .value("interval", "k", "APT: iterations between precision decisions.", default: "50"),
-            .value("activation-bits", "b", "Bits of activations (fixed point). Default from the precision and knob."),
-            .value("error-bits", "b", "Bits of back-propagated errors. Default from the precision and knob."),
+            .value(
+                "activation-bits", "b",
+                "Bits of activations (fixed point), held there (not adapted). Default from the precision and knob."),
+            .value(
+                "error-bits", "b",
+                "Bits of back-propagated errors, held there (not adapted). Default from the precision and knob."),
             .value("momentum-bits", "b", "Bits of the momentum buffer. Default from the precision and knob."),
             .value(
                 "adapt-activation-bits", "lo-hi",
-                "APT: the controller moves each layer's activation bits within lo-hi from their underflow (off by default)."
+                "APT: the controller moves each layer's activation bits within lo-hi from their underflow (default: from knob 0.75, a bit either side of the knob's width; below it, off)."
             ),
             .value(
                 "adapt-error-bits", "lo-hi",
-                "APT: the controller moves each layer's error bits within lo-hi from their underflow (off by default)."),
+                "APT: the controller moves each layer's error bits within lo-hi from their underflow (default: as --adapt-activation-bits)."
+            ),
             .value(
                 "update-rounding", "mode", "Rounding of weight updates: nearest or stochastic. Default from the knob."),
             .value("error-rounding", "mode", "Rounding of errors: nearest or stochastic.", default: "stochastic"),
@@ -217,8 +222,15 @@ enum TrainCommand {
         // Without --min-bits the knob's floor follows a lower --max-bits down (e.g. --max-bits 8 at knob 0.5).
         c.controller.minBits = try args.int("min-bits") ?? min(c.controller.minBits, c.controller.maxBits)
         c.controller.interval = try args.int("interval") ?? c.controller.interval
-        if let b = try args.int("activation-bits") { c.quantization.activationBits = b }
-        if let b = try args.int("error-bits") { c.quantization.errorBits = b }
+        // A width given by hand is held there, unless a range to adapt in is given too.
+        if let b = try args.int("activation-bits") {
+            c.quantization.activationBits = b
+            c.controller.activationBits = nil
+        }
+        if let b = try args.int("error-bits") {
+            c.quantization.errorBits = b
+            c.controller.errorBits = nil
+        }
         if let b = try args.int("momentum-bits") { c.quantization.momentumBits = b }
         if let r = try args.bitRange("adapt-activation-bits") { c.controller.activationBits = r }
         if let r = try args.bitRange("adapt-error-bits") { c.controller.errorBits = r }

@@ -53,12 +53,16 @@ public struct ControllerSettings: Hashable, Sendable, Codable {
     /// early updates otherwise talk the controller down to 5–8 bits in the first epoch, which cost `lenet`
     /// 0.5 points on average for under 1% of the energy. From `t = 0.75` weights are capped at 8 bits (Int8
     /// storage) and may go down to 4 (see `TrainingConfiguration.defaultQuantization` for the rest of that
-    /// regime). Higher `t` saves more energy and memory; lower keeps more accuracy.
+    /// regime). From `t = 0.75` the controller also adapts each layer's activation and error widths from their
+    /// underflow, within a bit either side of the knob's width (6…8 at 0.75, 5…7 at 1). Higher `t` saves more
+    /// energy and memory; lower keeps more accuracy.
     public static func forTradeoff(_ t: Double) -> ControllerSettings {
         let lower = _pow(2, 3 - 4 * t)
+        let codes = t >= 0.75 ? TrainingConfiguration.aggressiveCodeBits(t) : nil
         return ControllerSettings(
             lowerThreshold: lower, upperThreshold: 8 * lower, minBits: t >= 0.75 ? 4 : 10,
-            maxBits: t >= 0.75 ? 8 : 16)
+            maxBits: t >= 0.75 ? 8 : 16, activationBits: codes.map { ($0 - 1)...($0 + 1) },
+            errorBits: codes.map { ($0 - 1)...($0 + 1) })
     }
 
     /// Checks the settings.

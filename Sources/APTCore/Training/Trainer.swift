@@ -26,7 +26,8 @@ public struct Trainer: Sendable {
             quantization: configuration.quantization, seed: configuration.seed)
     }
 
-    /// The peak training memory a run may reach, from the spec alone: APT plans for its widest weight format.
+    /// The peak training memory a run may reach, from the spec alone: APT plans for its widest weight format and,
+    /// where the controller adapts them, its widest activation and error codes.
     public static func plannedMemory(configuration c: TrainingConfiguration, batch: Int) throws -> MemoryFootprint {
         let model = try MemoryModel(
             spec: c.model, mode: c.precision, quantization: c.quantization, momentum: c.momentum)
@@ -36,7 +37,11 @@ public struct Trainer: Sendable {
         case .fixed(let b): bits = b
         case .fp32: bits = 32
         }
-        return model.footprint(batch: batch, uniformWeightBits: bits)
+        let n = model.weightedLayerCount
+        return model.footprint(
+            batch: batch, weightBits: [Int](repeating: bits, count: n),
+            activationBits: [Int](repeating: c.activationBitRange.upperBound, count: n),
+            errorBits: [Int](repeating: c.errorBitRange.upperBound, count: n))
     }
 
     static func checkMemory(configuration c: TrainingConfiguration, budget: Int) throws {

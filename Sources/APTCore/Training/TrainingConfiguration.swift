@@ -63,7 +63,8 @@ public struct TrainingConfiguration: Sendable {
     /// within 8 bits (Int8 storage), updates round stochastically so that sub-step updates survive on average,
     /// and momentum is 8 bits (Int8 storage) with gradients and momentum rounded stochastically (rounded to
     /// nearest, an 8-bit momentum loses its small components: 3.3 points on mlp). Activation and error bits are
-    /// 8 at knob 0.5 and drop by one per further 0.25 (7 at 0.75, 6 at 1). Below the default the knob spends
+    /// 8 at knob 0.5 and drop by one per further 0.25 (7 at 0.75, 6 at 1; from 0.75 they are where the
+    /// controller starts, `ControllerSettings.forTradeoff`). Below the default the knob spends
     /// memory and energy on the codes that carry the training signal: errors are 16-bit codes below 0.5, and
     /// activations too below 0.25 (Int16 storage), so each step down costs memory as well as energy.
     public static func defaultQuantization(precision: PrecisionMode, tradeoff: Double) -> QuantizationSettings {
@@ -73,7 +74,7 @@ public struct TrainingConfiguration: Sendable {
                 initialWeightBits: b, activationBits: b, errorBits: b, gradientBits: b,
                 momentumBits: b)
         case .fp32, .apt:
-            let io = 8 - Int((max(0, tradeoff - 0.5) * 4).rounded(.down))
+            let io = aggressiveCodeBits(tradeoff)
             let aggressive = tradeoff >= 0.75
             return QuantizationSettings(
                 initialWeightBits: 8, activationBits: tradeoff < 0.25 ? 16 : io, errorBits: tradeoff < 0.5 ? 16 : io,
@@ -81,6 +82,21 @@ public struct TrainingConfiguration: Sendable {
                 momentumBits: aggressive ? 8 : 16, gradientRounding: aggressive ? .stochastic : .nearest,
                 updateRounding: aggressive ? .stochastic : .nearest)
         }
+    }
+
+    /// The activation and error width at knob `t` from 0.5 up: 8, one bit fewer per 0.25 above 0.5.
+    static func aggressiveCodeBits(_ t: Double) -> Int { 8 - Int((max(0, t - 0.5) * 4).rounded(.down)) }
+
+    /// The activation-code widths the run may use: the controller's range where it adapts them (APT), else the
+    /// quantisation settings' one width.
+    public var activationBitRange: ClosedRange<Int> {
+        (precision == .apt ? controller.activationBits : nil) ?? quantization
+            .activationBits...quantization.activationBits
+    }
+
+    /// The error-code widths the run may use, as `activationBitRange`.
+    public var errorBitRange: ClosedRange<Int> {
+        (precision == .apt ? controller.errorBits : nil) ?? quantization.errorBits...quantization.errorBits
     }
 
     /// Checks every field, naming the first that is wrong.

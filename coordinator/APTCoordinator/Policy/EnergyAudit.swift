@@ -24,7 +24,7 @@ public struct EnergyAudit: Sendable {
         let cost = try CostModel(
             spec: model, mode: precision, quantization: c.quantization, momentum: c.momentum, profile: profile)
         let ends = [false, true].map { widest in
-            let codes = policy.codeBits(widest: widest)
+            let codes = policy.codeBits(widest: widest, otherwise: (c.activationBitRange, c.errorBitRange))
             return cost.roundJoules(
                 steps: steps, samples: samples, weightBits: policy.layerBits.map { widest ? $0.max : $0.min },
                 activationBits: codes.activations, errorBits: codes.errors)

@@ -142,14 +142,17 @@ public struct PolicyEngine: Sendable {
                 let costs = try CostModel(
                     spec: model, mode: mode, quantization: c.quantization, momentum: momentum, profile: node.profile)
                 let layers = memory.weightedLayerCount
-                // The code widths' ranges (APT only), planned at their tops.
-                let codeRanges = [activationBits, errorBits].map { r in
-                    fp32
-                        ? []
-                        : r.map {
-                            [Policy.BitRange](repeating: .init(min: $0.lowerBound, max: $0.upperBound), count: layers)
-                        } ?? []
-                }
+                // The code widths' ranges (APT only: the engine's, else the knob's where it adapts them), written
+                // into the policy and planned at their tops.
+                let codeRanges = [(activationBits, c.controller.activationBits), (errorBits, c.controller.errorBits)]
+                    .map { own, knob in
+                        fp32
+                            ? []
+                            : (own ?? knob).map {
+                                [Policy.BitRange](
+                                    repeating: .init(min: $0.lowerBound, max: $0.upperBound), count: layers)
+                            } ?? []
+                    }
                 let widest = codeRanges.map { $0.isEmpty ? nil : $0.map(\.max) }
                 // 1. Memory: the largest batch, at the widest bits, that fits.
                 var chosen: (bits: Int, batch: Int, bytes: Int)? = nil

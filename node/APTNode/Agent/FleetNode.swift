@@ -238,7 +238,7 @@ public final class FleetNode {
             guard p.layerBits.count == memory.weightedLayerCount else {
                 return "the policy has \(p.layerBits.count) bit ranges for \(memory.weightedLayerCount) weighted layers"
             }
-            let widest = p.codeBits(widest: true)
+            let widest = p.codeBits(widest: true, otherwise: (c.activationBitRange, c.errorBitRange))
             let need = memory.footprint(
                 batch: min(p.batchSize, data.count), weightBits: p.layerBits.map(\.max),
                 activationBits: widest.activations, errorBits: widest.errors)
@@ -413,17 +413,17 @@ public final class FleetNode {
     }
 
     /// Bounds `s`'s controller by `p`'s ranges: weight bits always; activation and error widths when the policy
-    /// gives them (the controller then adapts them within, a kind it leaves out staying at the knob's width),
-    /// and back at the knob's widths when a later policy gives none.
+    /// gives them (the controller then adapts them within, a kind it leaves out keeping the knob's range), and
+    /// back to the knob's ranges when a later policy gives none.
     static func bound(_ s: inout TrainingSession, by p: Policy) throws(ConfigurationError) {
         try s.setWeightBitRanges(p.layerBits.map { $0.min...$0.max })
         guard !p.activationBits.isEmpty || !p.errorBits.isEmpty || s.codeBitRanges != nil else { return }
-        let q = s.configuration.quantization
+        let c = s.configuration
         let n = s.network.activationBits.count
-        let ranges = { (given: [Policy.BitRange], knob: Int) -> [ClosedRange<Int>] in
-            given.isEmpty ? .init(repeating: knob...knob, count: n) : given.map { $0.min...$0.max }
+        let ranges = { (given: [Policy.BitRange], knob: ClosedRange<Int>) -> [ClosedRange<Int>] in
+            given.isEmpty ? .init(repeating: knob, count: n) : given.map { $0.min...$0.max }
         }
         try s.setCodeBitRanges(
-            activations: ranges(p.activationBits, q.activationBits), errors: ranges(p.errorBits, q.errorBits))
+            activations: ranges(p.activationBits, c.activationBitRange), errors: ranges(p.errorBits, c.errorBitRange))
     }
 }

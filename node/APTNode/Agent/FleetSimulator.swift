@@ -266,7 +266,7 @@ public final class FleetSimulator {
         let batch = min(p.batchSize, configuration.localSamples)
         let steps =
             p.localSteps > 0 ? p.localSteps : p.localEpochs * ((configuration.localSamples + batch - 1) / batch)
-        let codes = p.codeBits(widest: true)
+        let codes = p.codeBits(widest: true, otherwise: (c.activationBitRange, c.errorBitRange))
         let energy = cost.roundJoules(
             steps: steps, samples: steps * batch, weightBits: bits, activationBits: codes.activations,
             errorBits: codes.errors)

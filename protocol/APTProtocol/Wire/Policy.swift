@@ -59,12 +59,17 @@ public struct Policy: Hashable, Sendable, Codable {
     }
 
     /// The widest (`widest`) or narrowest code widths the policy lets each weighted layer use, activations then
-    /// errors; nil for a kind the policy leaves to the node's knob.
-    public func codeBits(widest: Bool) -> (activations: [Int]?, errors: [Int]?) {
-        let pick: (BitRange) -> Int = { widest ? $0.max : $0.min }
-        return (
-            activationBits.isEmpty ? nil : activationBits.map(pick), errorBits.isEmpty ? nil : errorBits.map(pick)
-        )
+    /// errors; a kind the policy leaves empty takes `otherwise`'s range for every layer (the node's knob's).
+    public func codeBits(
+        widest: Bool, otherwise: (activations: ClosedRange<Int>, errors: ClosedRange<Int>)
+    ) -> (activations: [Int], errors: [Int]) {
+        let n = layerBits.count
+        func ends(_ given: [BitRange], _ knob: ClosedRange<Int>) -> [Int] {
+            given.isEmpty
+                ? [Int](repeating: widest ? knob.upperBound : knob.lowerBound, count: n)
+                : given.map { widest ? $0.max : $0.min }
+        }
+        return (ends(activationBits, otherwise.activations), ends(errorBits, otherwise.errors))
     }
 
     /// How many values of a `count`-element tensor the uplink sends: `max(1, ⌊uplinkDensity · count⌋)` in
