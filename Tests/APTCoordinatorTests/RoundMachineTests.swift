@@ -27,6 +27,33 @@ struct RoundMachineTests {
         #expect(m.nextDeadline == 1020)
     }
 
+    @Test("a node withdrawn before its work leaves the selection: not missing, and the round closes without it")
+    func withdrawn() {
+        // The first round waits for three nodes, so that all three are selected.
+        var three = RoundMachine.Configuration(rounds: 3, minNodes: 2, fraction: 1, timeoutMs: 1000)
+        three.startNodes = 3
+        var m = RoundMachine(configuration: three)
+        _ = m.nodeJoined("a", at: 0)
+        _ = m.nodeJoined("b", at: 0)
+        #expect(
+            m.nodeJoined("c", at: 0) == [.sendTasks(round: 1, attempt: 0, nodes: ["a", "b", "c"], timeoutMs: 1000)])
+        #expect(m.withdraw("c", at: 1) == [])
+        _ = m.update(from: "a", round: 1, attempt: 0, partial: false, at: 2)
+        let done = m.update(from: "b", round: 1, attempt: 0, partial: false, at: 3)
+        #expect(done.contains(.completeRound(round: 1, attempt: 0, answered: ["a", "b"], missing: [])))
+        // It is no longer eligible either: round 2 goes to a and b.
+        #expect(done.contains(.sendTasks(round: 2, attempt: 0, nodes: ["a", "b"], timeoutMs: 1000)))
+        // A node that drops out is still recorded as missing.
+        var n = RoundMachine(configuration: three)
+        _ = n.nodeJoined("a", at: 0)
+        _ = n.nodeJoined("b", at: 0)
+        _ = n.nodeJoined("c", at: 0)
+        _ = n.nodeLeft("c", at: 1)
+        _ = n.update(from: "a", round: 1, attempt: 0, partial: false, at: 2)
+        let closed = n.update(from: "b", round: 1, attempt: 0, partial: false, at: 3)
+        #expect(closed.contains(.completeRound(round: 1, attempt: 0, answered: ["a", "b"], missing: ["c"])))
+    }
+
     @Test("late, duplicate, unselected and future updates are refused with their reason")
     func refusals() {
         var m = machine(rounds: 5, minNodes: 1)

@@ -125,6 +125,19 @@ public struct RoundMachine: Sendable {
         return closeIfAllIn(now: now)
     }
 
+    /// `node` leaves the fleet before it was given the collecting round's work (the coordinator retired it while
+    /// planning its policy): it leaves the round's selection instead of counting as dropped from it.
+    public mutating func withdraw(_ node: Node, at now: UInt64) -> [Action] {
+        eligible.remove(node)
+        guard case .collecting(let r, let a, let deadline, var selected, let answered) = state,
+            selected.contains(node), !answered.contains(node)
+        else { return [] }
+        selected.remove(node)
+        dropped.remove(node)
+        state = .collecting(round: r, attempt: a, deadline: deadline, selected: selected, answered: answered)
+        return closeIfAllIn(now: now)
+    }
+
     /// An UPDATE for `round`/`attempt` arrived from `node`.
     public mutating func update(from node: Node, round: Int, attempt: Int, partial: Bool, at now: UInt64) -> [Action] {
         switch state {

@@ -352,7 +352,9 @@ public final class CoordinatorServer {
         }
     }
 
-    /// Tells a node it leaves the fleet and why, records it as retired, and takes it out of the rounds.
+    /// Tells a node it leaves the fleet and why, records it as retired, and takes it out of the rounds. It is
+    /// retired before it gets a round's TASK (between rounds, or when its TASK is planned), so it leaves that
+    /// round's selection rather than being recorded as dropped from it.
     func retire(_ id: String, _ refusal: PolicyRefusal) throws {
         guard let p = peers[id] else { return }
         let reason: ByeReason
@@ -361,7 +363,7 @@ public final class CoordinatorServer {
         try ledger.setState(identity: id, state: "retired")
         peers[id] = nil
         log(LogRecord("retired", "node \(p.hello.name) retired: \(refusal)", [("node", .string(p.hello.name))]))
-        try perform(machine.nodeLeft(id, at: MonotonicClock.milliseconds()))
+        try perform(machine.withdraw(id, at: MonotonicClock.milliseconds()))
     }
 
     func budget(_ id: String) throws -> NodeBudget? {
