@@ -122,6 +122,22 @@ struct MessageTests {
         }
     }
 
+    @Test("the decoder reports the first failure in the documented order: header bytes, then a Policy's table order")
+    func checkOrder() throws {
+        // A short frame is truncated at the first field it cuts, whatever its bytes say (here a bad magic).
+        let short: [UInt8] = [0x58, 0x58, 0x58, 0x58, 2, 2, 5, 0, 1, 0]
+        #expect(throws: WireError.truncated(field: "header.length", offset: 8, needed: 4, available: 2)) {
+            try Frame.decode(short)
+        }
+        // A Policy's values are checked in its table's order: the knob before the 2.2 ranges.
+        var p = Samples.policy
+        p.tradeoff = 2
+        p.activationBits[0] = .init(min: 1, max: 3)
+        #expect(throws: WireError.invalidValue(field: "policy.tradeoff", reason: "2.0 is outside [0, 1]")) {
+            try Frame.decode(Frame.encode(.policy(p)))
+        }
+    }
+
     @Test("values outside their domain are refused with the field named")
     func invalidValues() throws {
         // NaN energy budget in HELLO.

@@ -91,6 +91,15 @@ public enum Frame {
     /// Reads and checks the header: magic, major version, type, declared length against the frame and the
     /// limit, and the payload's checksum.
     public static func header(_ frame: [UInt8], limits: DecodeLimits = .standard) throws(WireError) -> Header {
+        if frame.count < headerSize {
+            // Every header byte is there before any is judged: a short frame is truncated, naming the first field
+            // it cuts.
+            var t = ByteReader(frame)
+            _ = try t.raw(4, "header.magic")
+            for field in ["header.major", "header.minor", "header.type", "header.flags"] { _ = try t.u8(field) }
+            _ = try t.u32("header.length")
+            _ = try t.u32("header.checksum")
+        }
         var r = ByteReader(frame)
         let m = try r.raw(4, "header.magic")
         guard m == magic else { throw WireError.badMagic(m) }

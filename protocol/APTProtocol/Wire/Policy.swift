@@ -20,7 +20,8 @@ public struct Policy: Hashable, Sendable, Codable {
     /// Energy the node may spend in the round, J (0: no per-round allowance).
     public var roundEnergyJ: Double
     /// Per weighted layer: the fewest and most bits of the activation codes the layer receives, within which the
-    /// node's controller adapts them; empty: the knob's widths, not adapted (since protocol 2.2).
+    /// node's controller adapts them; empty: what the node's knob gives (from knob 0.75 its own ranges, below it
+    /// one width, not adapted) (since protocol 2.2).
     public var activationBits: [BitRange]
     /// Per weighted layer: the fewest and most bits of the error codes the layer receives, as `activationBits`
     /// (since protocol 2.2).
@@ -81,19 +82,7 @@ public struct Policy: Hashable, Sendable, Codable {
 
     /// Checks every field, naming the first that is wrong.
     public func validate() throws(WireError) {
-        for (name, ranges) in [("layerBits", layerBits), ("activationBits", activationBits), ("errorBits", errorBits)] {
-            for (i, b) in ranges.enumerated()
-            where !(2...16).contains(b.min) || !(2...16).contains(b.max) || b.min > b.max {
-                throw WireError.invalidValue(
-                    field: "policy.\(name)[\(i)]", reason: "\(b.min)...\(b.max) is not within 2...16")
-            }
-        }
-        for (name, ranges) in [("activationBits", activationBits), ("errorBits", errorBits)]
-        where !ranges.isEmpty && ranges.count != layerBits.count {
-            throw WireError.invalidValue(
-                field: "policy.\(name)",
-                reason: "\(ranges.count) ranges for \(layerBits.count) weighted layers (give none or one per layer)")
-        }
+        try Policy.validate(layerBits, "layerBits")
         guard tradeoff.isFinite, (0...1).contains(tradeoff) else {
             throw WireError.invalidValue(field: "policy.tradeoff", reason: "\(tradeoff) is outside [0, 1]")
         }
@@ -117,6 +106,24 @@ public struct Policy: Hashable, Sendable, Codable {
         guard roundEnergyJ.isFinite, roundEnergyJ >= 0 else {
             throw WireError.invalidValue(
                 field: "policy.roundEnergyJ", reason: "\(roundEnergyJ) is negative or not finite")
+        }
+        for (name, ranges) in [("activationBits", activationBits), ("errorBits", errorBits)] {
+            guard ranges.isEmpty || ranges.count == layerBits.count else {
+                throw WireError.invalidValue(
+                    field: "policy.\(name)",
+                    reason: "\(ranges.count) ranges for \(layerBits.count) weighted layers (give none or one per layer)"
+                )
+            }
+            try Policy.validate(ranges, name)
+        }
+    }
+
+    /// Checks that every range is within 2...16 with its fewest bits at most its most.
+    static func validate(_ ranges: [BitRange], _ name: String) throws(WireError) {
+        for (i, b) in ranges.enumerated() where !(2...16).contains(b.min) || !(2...16).contains(b.max) || b.min > b.max
+        {
+            throw WireError.invalidValue(
+                field: "policy.\(name)[\(i)]", reason: "\(b.min)...\(b.max) is not within 2...16")
         }
     }
 
