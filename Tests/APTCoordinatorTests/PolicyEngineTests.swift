@@ -22,6 +22,9 @@ struct PolicyEngineTests {
         let plain = try engine.plan(for: node(energy: 1e6), roundsLeft: 1)
         let plan = try bounded.plan(for: node(energy: 1e6), roundsLeft: 1)
         #expect(plain.policy.activationBits.isEmpty && plain.policy.errorBits.isEmpty)
+        #expect(
+            !plain.reason.contains("activations") && plan.reason.contains("activations 6–7 bits, errors 4–6 bits, knob")
+        )
         #expect(plan.policy.activationBits == [Policy.BitRange](repeating: .init(min: 6, max: 7), count: 3))
         #expect(plan.policy.errorBits == [Policy.BitRange](repeating: .init(min: 4, max: 6), count: 3))
         // Narrower codes than the knob's 8 bits: a cheaper step, less memory.

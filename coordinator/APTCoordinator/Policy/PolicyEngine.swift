@@ -193,7 +193,9 @@ public struct PolicyEngine: Sendable {
                     policy: policy, stepCostJ: step, peakMemoryBytes: fit.bytes,
                     reason: (fp32
                         ? "\(steps) steps of batch \(fit.batch) in float32: "
-                        : "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights, knob \(knob): ")
+                        : "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights"
+                            + Self.describe(codeRanges[0].first, "activations")
+                            + Self.describe(codeRanges[1].first, "errors") + ", knob \(knob): ")
                         + "\(joules(Double(steps) * step)) of the round's \(joules(allowance)) allowance "
                         + "(\(joules(node.energyLeftJ)) left over "
                         + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")
@@ -203,6 +205,14 @@ public struct PolicyEngine: Sendable {
             throw PolicyRefusal.memory(needed: memoryNeeded, budget: node.memoryBudgetBytes)
         }
         throw PolicyRefusal.energy(stepCostJ: cheapest, leftJ: node.energyLeftJ)
+    }
+}
+
+extension PolicyEngine {
+    /// `, activations 6–8 bits` for a code-width range in a policy's reason; empty without one.
+    static func describe(_ range: Policy.BitRange?, _ kind: String) -> String {
+        guard let range else { return "" }
+        return ", \(kind) " + (range.min == range.max ? "\(range.min)" : "\(range.min)–\(range.max)") + " bits"
     }
 }
 
