@@ -4,9 +4,10 @@ import APTProtocol
 /// Checks the energy a node reports for a round against what its policy and its work predict. A step's energy in
 /// the engine's cost model is affine in its batch (`a + b·n`, a test holds it to that), so a round of `s` steps
 /// over `n` samples costs exactly `s·a + n·b` at given bits, however the steps were split. The bits move within
-/// the policy's per-layer ranges during the round (weights, and activation and error codes when the policy bounds
-/// them), so the prediction is the interval between the ranges' narrowest and widest ends. A report outside it by more than `tolerance`, or above the round's allowance, is a node the
-/// coordinator cannot trust with the budget it claims.
+/// the policy's per-layer ranges during the round (weights, and activation and error codes: the policy's ranges, else
+/// the knob's), so the prediction is the interval between the ranges' narrowest and widest ends. A report outside it
+/// by more than `tolerance`, or above the round's allowance, is a node the coordinator cannot trust with the budget
+/// it claims.
 public struct EnergyAudit: Sendable {
     /// Relative slack around the predicted interval (float rounding of the node's meter is far below it).
     public static let tolerance = 0.02

@@ -95,8 +95,9 @@ public struct PolicyEngine: Sendable {
     public var uplinkBits: Int
     /// Fraction of delta values sent.
     public var uplinkDensity: Double
-    /// The activation-code widths every APT node's controller adapts within (nil: the knob's widths, not
-    /// adapted). Memory and energy are planned at the range's top.
+    /// The activation-code widths every APT node's controller adapts within (nil: what the knob gives, its own
+    /// ranges from knob 0.75, else one width). Either range goes into the policy; memory and energy are planned at
+    /// its top.
     public var activationBits: ClosedRange<Int>?
     /// The error-code widths every APT node's controller adapts within, as `activationBits`.
     public var errorBits: ClosedRange<Int>?

@@ -37,9 +37,9 @@ public final class CoordinatorServer {
         public var uplinkBits = 8
         /// Fraction of a delta's values sent (top-k); 1 sends them all.
         public var uplinkDensity = 1.0
-        /// The activation-code widths every APT node's controller adapts within (nil: each node's knob's widths).
+        /// The activation-code widths every APT node's controller adapts within (nil: what each policy's knob gives).
         public var activationBits: ClosedRange<Int>?
-        /// The error-code widths every APT node's controller adapts within (nil: each node's knob's widths).
+        /// The error-code widths every APT node's controller adapts within (nil: what each policy's knob gives).
         public var errorBits: ClosedRange<Int>?
         /// Where to kill this process with SIGKILL, for crash tests (`APT_COORD_CRASH_AT`; nil: nowhere).
         public var crashPoint: CrashPoint?
