@@ -34,10 +34,12 @@ enum ServeCommand {
                 "uplink-density", "f", "Fraction of each delta's values a node sends (top-k), (0, 1].", default: "1"),
             .value(
                 "activation-bits", "lo-hi",
-                "Bound every APT node's activation codes to lo-hi bits per layer; its controller adapts them within."),
+                "Bound every APT node's activation codes to lo-hi bits per layer (or one width b); its controller adapts them within."
+            ),
             .value(
                 "error-bits", "lo-hi",
-                "Bound every APT node's error codes to lo-hi bits per layer; its controller adapts them within."),
+                "Bound every APT node's error codes to lo-hi bits per layer (or one width b); its controller adapts them within."
+            ),
             .value(
                 "aggregator", "rule", "fedavg, fedadam, median or trimmed-mean:BETA (0 ≤ BETA < 0.5).",
                 default: "fedavg"),
