@@ -495,9 +495,11 @@ public final class CoordinatorServer {
                     participations: participations, checkpoint: Self.encodeModel(global),
                     beforeCommit: { crash(at: .committing, round: round) })
                 crash(at: .committed, round: round)
+                // The round's line first: what the next round's planning does (a POLICY pushed, a node retired)
+                // follows it in the log.
+                log(roundRecord(round: round, accuracy: accuracy, loss: loss))
                 if round < configuration.rounds.rounds { try pushChangedPolicies(nextRound: round + 1) }
                 writeMetrics()
-                log(roundRecord(round: round, accuracy: accuracy, loss: loss))
             case .failRound(let round, let attempt, let answered, let needed):
                 try ledger.recordRound(
                     RoundRecord(
