@@ -145,16 +145,14 @@ public struct PolicyEngine: Sendable {
                 let layers = memory.weightedLayerCount
                 // The code widths' ranges (APT only: the engine's, else the knob's where it adapts them), written
                 // into the policy and planned at their tops.
-                let codeRanges = [(activationBits, c.controller.activationBits), (errorBits, c.controller.errorBits)]
-                    .map { own, knob in
-                        fp32
-                            ? []
-                            : (own ?? knob).map {
-                                [Policy.BitRange](
-                                    repeating: .init(min: $0.lowerBound, max: $0.upperBound), count: layers)
-                            } ?? []
-                    }
-                let widest = codeRanges.map { $0.isEmpty ? nil : $0.map(\.max) }
+                let codes =
+                    fp32
+                    ? [nil, nil] : [activationBits ?? c.controller.activationBits, errorBits ?? c.controller.errorBits]
+                let widest = codes.map { r in r.map { [Int](repeating: $0.upperBound, count: layers) } }
+                let codeRanges = codes.map { r in
+                    r.map { [Policy.BitRange](repeating: .init(min: $0.lowerBound, max: $0.upperBound), count: layers) }
+                        ?? []
+                }
                 // 1. Memory: the largest batch, at the widest bits, that fits.
                 var chosen: (bits: Int, batch: Int, bytes: Int)? = nil
                 var batch = max(1, min(batchSize, node.localSamples))
@@ -195,8 +193,8 @@ public struct PolicyEngine: Sendable {
                     reason: (fp32
                         ? "\(steps) steps of batch \(fit.batch) in float32: "
                         : "\(steps) steps of batch \(fit.batch) at ≤ \(fit.bits)-bit weights"
-                            + Self.describe(codeRanges[0].first, "activations")
-                            + Self.describe(codeRanges[1].first, "errors") + ", knob \(knob): ")
+                            + Self.describe(codes[0], "activations") + Self.describe(codes[1], "errors")
+                            + ", knob \(knob): ")
                         + "\(joules(Double(steps) * step)) of the round's \(joules(allowance)) allowance "
                         + "(\(joules(node.energyLeftJ)) left over "
                         + "\(roundsLeft) rounds); \(fit.bytes) of \(node.memoryBudgetBytes) bytes")
@@ -211,9 +209,10 @@ public struct PolicyEngine: Sendable {
 
 extension PolicyEngine {
     /// `, activations 6–8 bits` for a code-width range in a policy's reason; empty without one.
-    static func describe(_ range: Policy.BitRange?, _ kind: String) -> String {
+    static func describe(_ range: ClosedRange<Int>?, _ kind: String) -> String {
         guard let range else { return "" }
-        return ", \(kind) " + (range.min == range.max ? "\(range.min)" : "\(range.min)–\(range.max)") + " bits"
+        let bits = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)–\(range.upperBound)"
+        return ", \(kind) \(bits) bits"
     }
 }
 

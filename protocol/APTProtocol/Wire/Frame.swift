@@ -91,27 +91,20 @@ public enum Frame {
     /// Reads and checks the header: magic, major version, type, declared length against the frame and the
     /// limit, and the payload's checksum.
     public static func header(_ frame: [UInt8], limits: DecodeLimits = .standard) throws(WireError) -> Header {
-        if frame.count < headerSize {
-            // Every header byte is there before any is judged: a short frame is truncated, naming the first field
-            // it cuts.
-            var t = ByteReader(frame)
-            _ = try t.raw(4, "header.magic")
-            for field in ["header.major", "header.minor", "header.type", "header.flags"] { _ = try t.u8(field) }
-            _ = try t.u32("header.length")
-            _ = try t.u32("header.checksum")
-        }
+        // Every header byte is read before any is judged: a short frame is truncated, naming the first field it
+        // cuts.
         var r = ByteReader(frame)
         let m = try r.raw(4, "header.magic")
-        guard m == magic else { throw WireError.badMagic(m) }
         let major = try r.u8("header.major")
         let minor = try r.u8("header.minor")
-        guard major == ProtocolVersion.current.major else {
-            throw WireError.unsupportedVersion(major: major, minor: minor)
-        }
         let typeCode = try r.u8("header.type")
         let flags = try r.u8("header.flags")
         let length = Int(try r.u32("header.length"))
         let checksum = try r.u32("header.checksum")
+        guard m == magic else { throw WireError.badMagic(m) }
+        guard major == ProtocolVersion.current.major else {
+            throw WireError.unsupportedVersion(major: major, minor: minor)
+        }
         guard length <= limits.maxPayloadBytes else {
             throw WireError.tooLarge(field: "header.length", declared: length, limit: limits.maxPayloadBytes)
         }
